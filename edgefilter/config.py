@@ -436,9 +436,10 @@ def resolve_path(cfg: Config, value: str) -> Path:
     candidate = Path(cfg.base_dir) / p
     if candidate.exists():
         return candidate
-    packaged = Path(__file__).resolve().parent.parent / p
-    if packaged.exists():
-        return packaged
+    # A source checkout (editable install) keeps models/ beside the package; a wheel puts them in share/.
+    for root in (Path(__file__).resolve().parent.parent, Path(sys.prefix) / "share" / "edgefilter"):
+        if (root / p).exists():
+            return root / p
     return candidate
 
 

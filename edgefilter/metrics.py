@@ -109,3 +109,22 @@ class Metrics:
         """Current value of a sample (tests and the bench); 0.0 when it does not exist."""
         v = self.registry.get_sample_value(name, labels or None)
         return 0.0 if v is None else v
+
+
+def reference_markdown() -> str:
+    """The metrics list as a Markdown table (kept in the README; a test checks it is current)."""
+    m = Metrics()
+    rows = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
+    collectors = [v for v in vars(m).values() if hasattr(v, "describe")]  # in definition order
+    for collector in collectors:
+        labelnames = getattr(collector, "_labelnames", ())
+        for family in collector.describe():
+            name = family.name + ("_total" if family.type == "counter" else "")
+            name = name + "_info" if family.type == "info" else name
+            labels = ", ".join(labelnames) or "-"
+            rows.append(f"| `{name}` | {family.type} | {labels} | {family.documentation} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(reference_markdown())

@@ -1,0 +1,500 @@
+"""Wires the stages together and runs them: the daemon behind ``edgefilter run``.
+
+Threads and queues (one way, every queue bounded)::
+
+    Capture (one thread per source: read, gates, pre-gate, preprocess)
+        -> embed queue -> embed thread (micro-batches across sources, one ONNX session)
+        -> filter queue -> filter thread (novelty decisions in order, drift observations, state saves)
+        -> Publisher thread (JPEG encoding, ZeroMQ)            drift thread -> Publisher
+
+Live sources drop frames when the embed queue is full (counted as ``backpressure``);
+files and image directories wait, so a file is read as fast as the pipeline takes it.
+An end marker flows through the queues when every finite source is exhausted or on
+shutdown, so each stage finishes what it holds before the next one stops.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from prometheus_client import CollectorRegistry, start_http_server
+
+from . import __version__
+from .capture import Capture
+from .clock import SYSTEM_CLOCK, Clock
+from .config import Config, load_config, resolve_path
+from .drift import DriftMonitor
+from .errors import ConfigError, EdgefilterError, PublishError
+from .frame import Frame
+from .gates import ChangeGate, QualityGate, grey_thumbnail
+from .metrics import Metrics
+from .model import Embedder
+from .notify import Notifier
+from .novelty import NoveltyFilter
+from .preprocess import preprocess
+from .publisher import Publisher
+from .reference import load_reference
+
+log = logging.getLogger("edgefilter.daemon")
+
+_END = object()  # flows through the queues after the last frame
+
+
+@dataclasses.dataclass
+class _SourceGates:
+    quality: QualityGate
+    change: ChangeGate
+
+
+class Daemon:
+    """One running edgefilter. ``run()`` blocks until the sources end or ``stop()`` is called."""
+
+    def __init__(self, cfg: Config, *, config_path: str | None = None, registry: CollectorRegistry | None = None,
+                 clock: Clock = SYSTEM_CLOCK, notifier: Notifier | None = None,
+                 embedder_factory: Callable[..., Embedder] | None = None,
+                 capture_factory: Callable[..., Capture] = Capture):
+        self.cfg = cfg
+        self.config_path = config_path
+        self.clock = clock
+        self.metrics = Metrics(registry)
+        self.notifier = notifier if notifier is not None else Notifier()
+        self._embedder_factory = embedder_factory or Embedder.from_config
+        self._capture_factory = capture_factory
+        self.names = [s.name for s in cfg.sources]
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._embed_q: queue.Queue = queue.Queue(maxsize=cfg.embed.queue_size)
+        self._filter_q: queue.Queue = queue.Queue(maxsize=4)  # batches; the filter is far faster than the model
+        self._gates = {s.name: _SourceGates(QualityGate(cfg.gates), ChangeGate(cfg.gates)) for s in cfg.sources}
+        self._last_embedding: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._threads: list[threading.Thread] = []
+        self._captures: list[Capture] = []
+        self._processed = 0
+        self._kept = 0
+        self._last_progress = clock.monotonic()
+        self._last_save = clock.monotonic()
+        self._metrics_server: Any = None
+        self.publisher: Publisher | None = None
+        self.embedder: Embedder | None = None
+        self.novelty: NoveltyFilter | None = None
+        self.drift: DriftMonitor | None = None
+        self.state_dir = self._state_dir(cfg)
+        self.exit_code = 0
+        for name in self.names:
+            self.metrics.init_source(name)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(self) -> int:
+        """Start everything, block until done, shut down cleanly. Returns the exit status."""
+        self._install_signals()
+        try:
+            self._start()
+            self._main_loop()
+        finally:
+            self._shutdown()
+        return self.exit_code
+
+    def stop(self) -> None:
+        """Ask the daemon to finish (what SIGTERM does)."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Ask the daemon to re-read its config (what SIGHUP does)."""
+        self._reload.set()
+
+    def _start(self) -> None:
+        cfg = self.cfg
+        self.metrics.build_info.info({"version": __version__})
+        # Bind first, so subscribers already waiting receive the very first kept frame.
+        self.publisher = Publisher(cfg.publish, self.metrics, model_id="", clock=self.clock, base_dir=cfg.base_dir)
+        self.publisher.start()
+        log.info("publishing on %s", self.publisher.bound_endpoint)
+        if cfg.metrics.bind:
+            host, _, port = cfg.metrics.bind.rpartition(":")
+            host = host.strip("[]")
+            try:
+                self._metrics_server = start_http_server(int(port), addr=host, registry=self.metrics.registry)
+            except OSError as exc:
+                raise PublishError(f"metrics.bind {cfg.metrics.bind}: cannot listen: {exc}") from None
+            log.info("metrics on http://%s/metrics", cfg.metrics.bind)
+        cache_dir = str(self.state_dir / "trt-cache") if self.state_dir else None
+        self.embedder = self._embedder_factory(cfg, cache_dir=cache_dir)
+        self.publisher.model_id = self.embedder.model_id
+        self.metrics.build_info.info({"version": __version__, "model": self.embedder.model_id,
+                                      "provider": self.embedder.provider})
+        self.novelty = NoveltyFilter(cfg.filter, self.embedder.dim, self.names, clock=self.clock,
+                                     region_count=self.embedder.region_count if cfg.filter.regional else 0)
+        if cfg.filter.regional and not self.embedder.has_regions:
+            raise ConfigError(f"filter.regional is on but the model {self.embedder.model_id} has no region output; "
+                              "use models/efficientnet_lite0_regions.onnx")
+        if self.state_dir is not None:
+            self._restore_state()
+        if cfg.drift.enabled:
+            reference = None
+            if cfg.drift.reference:
+                reference = load_reference(resolve_path(cfg, cfg.drift.reference), self.embedder.model_id)
+            self.drift = DriftMonitor(cfg.drift, self.names, self.embedder.model_id, self.embedder.dim,
+                                      reference, clock=self.clock)
+        for target, name in ((self._embed_loop, "embed"), (self._filter_loop, "filter"), (self._drift_loop, "drift")):
+            t = threading.Thread(target=self._guard(target), name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        for src in cfg.sources:
+            cap = self._capture_factory(src, self._sink, self.metrics, clock=self.clock, base_dir=cfg.base_dir)
+            cap.start()
+            self._captures.append(cap)
+        self.metrics.ready.set(1)
+        self.notifier.ready(status=f"{len(self._captures)} sources, model on {self.embedder.provider}")
+        log.info("ready: %d source(s), model %s on %s", len(self._captures), self.embedder.model_id,
+                 self.embedder.provider)
+
+    def _main_loop(self) -> None:
+        interval = self.notifier.watchdog_interval() or 1.0
+        progress = _Progress(self) if _show_progress(self.cfg) else None
+        next_pet = 0.0
+        while not self._stop.wait(0.2):
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+            if self._captures and all(c.finished for c in self._captures):
+                log.info("all sources finished; draining")
+                break
+            if any(not t.is_alive() for t in self._threads):
+                log.error("a pipeline thread died; shutting down")
+                self.exit_code = 1
+                break
+            now = self.clock.monotonic()
+            if now >= next_pet:
+                next_pet = now + interval
+                if self._healthy(now, interval):
+                    self.notifier.watchdog()
+            if progress:
+                progress.update()
+        if progress:
+            progress.close()
+
+    def _healthy(self, now: float, interval: float) -> bool:
+        """Progress, for the service watchdog: no stage holds work it has not touched for too long."""
+        waiting = self._embed_q.qsize() + self._filter_q.qsize()
+        stuck = waiting > 0 and now - self._last_progress > max(2 * interval, 5.0)
+        return not stuck and all(t.is_alive() for t in self._threads)
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        self._stop.set()  # capture sinks stop waiting; the drift thread ends
+        deadline = self.clock.monotonic() + self.cfg.shutdown_timeout_s
+        for cap in self._captures:
+            cap.stop()
+        for cap in self._captures:
+            cap.join(timeout=max(0.1, deadline - self.clock.monotonic()))
+        if self._threads:
+            self._put_end(deadline)
+            for t in self._threads:
+                t.join(timeout=max(0.1, deadline - self.clock.monotonic()))
+            leftover = self._discard_queued()
+            if leftover:
+                log.warning("shutdown deadline reached: %d frames dropped unprocessed", leftover)
+        if self.novelty is not None and self.state_dir is not None:
+            self._save_state()
+        if self.publisher is not None:
+            self.publisher.stop(max(0.5, deadline - self.clock.monotonic()))
+        if self._metrics_server is not None:
+            server = self._metrics_server[0] if isinstance(self._metrics_server, tuple) else self._metrics_server
+            try:
+                server.shutdown()
+                server.server_close()
+            except Exception:  # pragma: no cover - best effort at exit
+                pass
+        self.metrics.ready.set(0)
+        log.info("stopped: %d frames processed, %d kept", self._processed, self._kept)
+
+    def _put_end(self, deadline: float) -> None:
+        while True:
+            try:
+                self._embed_q.put(_END, timeout=0.1)
+                return
+            except queue.Full:
+                if self.clock.monotonic() > deadline:
+                    self._discard_queued()
+
+    def _discard_queued(self) -> int:
+        n = 0
+        for q in (self._embed_q, self._filter_q):
+            while True:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                frames = item if isinstance(item, list) else [item]
+                for f in frames:
+                    if isinstance(f, Frame):
+                        self.metrics.drop(f.source, "shutdown")
+                        n += 1
+        return n
+
+    # ------------------------------------------------------------------ capture side
+
+    def _sink(self, frame: Frame, live: bool) -> bool:
+        """Called by a capture thread for every frame: gates, preprocessing, hand-off to the model."""
+        name = frame.source
+        self.metrics.frames_captured.labels(source=name).inc()
+        gates = self._gates[name]
+        thumb = grey_thumbnail(frame.image) if frame.image is not None and frame.image.size else None
+        reason = gates.quality.check(frame.image, thumb)
+        if reason is not None:
+            self.metrics.drop(name, reason)
+            return not self._stop.is_set()
+        if gates.change.should_skip(thumb):
+            frame.gated = True
+            self.metrics.frames_gated.labels(source=name).inc()
+        else:
+            assert self.embedder is not None
+            frame.tensor = preprocess(frame.image, self.embedder.input_size, self.embedder.colour)
+        if live:
+            try:
+                self._embed_q.put_nowait(frame)
+            except queue.Full:
+                self.metrics.drop(name, "backpressure")
+            return not self._stop.is_set()
+        while not self._stop.is_set():
+            try:
+                self._embed_q.put(frame, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        self.metrics.drop(name, "shutdown")
+        return False
+
+    # ------------------------------------------------------------------ embed stage
+
+    def _gather(self) -> tuple[list[Frame], bool]:
+        """A micro-batch: the first waiting frame, then more until max_batch or max_wait_ms."""
+        first = self._embed_q.get()
+        if first is _END:
+            return [], True
+        batch = [first]
+        max_batch = self.cfg.embed.max_batch
+        deadline = self.clock.monotonic() + self.cfg.embed.max_wait_ms / 1000.0
+        while len(batch) < max_batch:
+            remaining = deadline - self.clock.monotonic()
+            try:
+                item = self._embed_q.get(timeout=remaining) if remaining > 0 else self._embed_q.get_nowait()
+            except queue.Empty:
+                break
+            if item is _END:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _embed_loop(self) -> None:
+        assert self.embedder is not None
+        while True:
+            batch, ended = self._gather()
+            if batch:
+                self._embed_batch(batch)
+                self._filter_q.put(batch)
+            self.metrics.queue_depth.labels(stage="embed").set(self._embed_q.qsize())
+            if ended:
+                self._filter_q.put(_END)
+                return
+
+    def _embed_batch(self, batch: list[Frame]) -> None:
+        assert self.embedder is not None
+        todo = [f for f in batch if not f.gated]
+        if todo:
+            t0 = self.clock.monotonic()
+            result = self.embedder.embed(np.stack([f.tensor for f in todo]))
+            self.metrics.embed_seconds.observe(self.clock.monotonic() - t0)
+            self.metrics.embed_batch_size.observe(len(todo))
+            for i, f in enumerate(todo):
+                f.embedding = result.vectors[i]
+                f.regions = result.regions[i] if result.regions is not None else None
+                f.tensor = None
+                self.metrics.frames_embedded.labels(source=f.source).inc()
+        # Frames the pre-gate skipped reuse their source's last embedding, in stream order.
+        for f in batch:
+            if f.gated:
+                f.embedding, f.regions = self._last_embedding[f.source]
+            else:
+                self._last_embedding[f.source] = (f.embedding, f.regions)
+
+    # ------------------------------------------------------------------ filter stage
+
+    def _filter_loop(self) -> None:
+        assert self.novelty is not None and self.publisher is not None
+        while True:
+            batch = self._filter_q.get()
+            if batch is _END:
+                return
+            self._filter_batch(batch)
+
+    def _filter_batch(self, batch: list[Frame]) -> None:
+        assert self.novelty is not None and self.publisher is not None
+        decisions = self.novelty.decide([(f.source, f.ts, f.embedding, f.regions) for f in batch])
+        for f, d in zip(batch, decisions):
+            if d.distance is not None:
+                self.metrics.nn_distance.labels(source=f.source).observe(d.distance)
+            if self.drift is not None:
+                self.drift.observe(f.source, f.embedding, d.keep)
+            if d.keep:
+                self._kept += 1
+                self.metrics.frames_kept.labels(source=f.source).inc()
+                self.metrics.frames_kept_by_reason.labels(source=f.source, reason=d.reason).inc()
+                self.publisher.publish_frame(f, d.distance, d.reason, d.threshold)
+            else:
+                f.image = None  # free the pixels now; only kept frames are encoded
+        self._processed += len(batch)
+        for name in {f.source for f in batch}:
+            self.metrics.index_size.labels(source=name).set(self.novelty.index_size(name))
+            self.metrics.threshold.labels(source=name).set(self.novelty.threshold(name))
+        now = self.clock.monotonic()
+        self._last_progress = now
+        self.metrics.last_progress.set(self.clock.time())
+        if self.state_dir is not None and now - self._last_save >= self.cfg.state.save_interval_s:
+            self._save_state()
+
+    # ------------------------------------------------------------------ drift stage
+
+    def _drift_loop(self) -> None:
+        if self.drift is None:
+            self._stop.wait()
+            return
+        assert self.publisher is not None
+        while not self._stop.wait(min(1.0, self.cfg.drift.interval_s / 4)):
+            for report in self.drift.poll():
+                header = report.header()
+                self.publisher.publish_drift(header)
+                self._drift_gauges(header)
+
+    def _drift_gauges(self, h: dict) -> None:
+        m, s = self.metrics, h["source"]
+        for gauge, key in ((m.drift_p_value, "p_value"), (m.drift_mmd2, "mmd2"), (m.drift_ks_min_p, "ks_min_p"),
+                           (m.drift_centroid_shift, "centroid_shift"), (m.drift_nn_distance, "nn_distance"),
+                           (m.drift_keep_rate, "keep_rate")):
+            if h.get(key) is not None:
+                gauge.labels(source=s).set(float(h[key]))
+        m.drift_flag.labels(source=s).set(1.0 if h.get("drift") else 0.0)
+        m.drift_updates.labels(source=s).inc()
+
+    # ------------------------------------------------------------------ state and reload
+
+    @staticmethod
+    def _state_dir(cfg: Config) -> Path | None:
+        if cfg.state.dir:
+            return resolve_path(cfg, cfg.state.dir)
+        env = os.environ.get("STATE_DIRECTORY")
+        return Path(env.split(":")[0]) if env else None
+
+    def _restore_state(self) -> None:
+        assert self.novelty is not None and self.embedder is not None and self.state_dir is not None
+        try:
+            if self.novelty.load(self.state_dir, self.embedder.model_id):
+                sizes = ", ".join(f"{n}={self.novelty.index_size(n)}" for n in self.names)
+                log.info("restored rolling index from %s (%s)", self.state_dir, sizes)
+        except EdgefilterError as exc:
+            log.error("cannot restore state, starting empty: %s", exc)
+
+    def _save_state(self) -> None:
+        assert self.novelty is not None and self.embedder is not None and self.state_dir is not None
+        self._last_save = self.clock.monotonic()
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.novelty.save(self.state_dir, self.embedder.model_id)
+            self.metrics.state_saves.inc()
+        except (OSError, EdgefilterError) as exc:
+            log.error("cannot save state to %s: %s", self.state_dir, exc)
+
+    def reload(self) -> bool:
+        """Re-read the config file; apply filter, gates, drift, embed and publish settings. Keep on error."""
+        if not self.config_path:
+            log.warning("reload requested but the daemon was not started from a file")
+            return False
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config_path)
+            if [s.name for s in new.sources] != self.names or new.sources != self.cfg.sources:
+                log.warning("reload: source changes need a restart; they are not applied")
+            if new.model != self.cfg.model:
+                log.warning("reload: model changes need a restart; they are not applied")
+            if new.publish.bind != self.cfg.publish.bind or new.publish.curve != self.cfg.publish.curve:
+                log.warning("reload: publish.bind and publish.curve changes need a restart; not applied")
+            assert self.novelty is not None and self.publisher is not None
+            self.novelty.reconfigure(new.filter)
+            self.publisher.reconfigure(dataclasses.replace(new.publish, bind=self.cfg.publish.bind,
+                                                           curve=self.cfg.publish.curve))
+            for g in self._gates.values():
+                g.quality.reconfigure(new.gates)
+                g.change.reconfigure(new.gates)
+            if self.drift is not None:
+                self.drift.reconfigure(new.drift)
+            self.cfg = dataclasses.replace(self.cfg, filter=new.filter, gates=new.gates, drift=new.drift,
+                                           embed=dataclasses.replace(new.embed, queue_size=self.cfg.embed.queue_size),
+                                           publish=dataclasses.replace(new.publish, bind=self.cfg.publish.bind,
+                                                                       curve=self.cfg.publish.curve),
+                                           log_level=new.log_level, shutdown_timeout_s=new.shutdown_timeout_s)
+            logging.getLogger("edgefilter").setLevel(new.log_level.upper())
+        except (EdgefilterError, ValueError) as exc:
+            self.metrics.reloads.labels(result="error").inc()
+            log.error("reload failed, keeping the running config:\n%s", exc)
+            self.notifier.ready(status="reload failed; running config kept")
+            return False
+        self.metrics.reloads.labels(result="ok").inc()
+        log.info("reloaded config from %s", self.config_path)
+        self.notifier.ready(status="reloaded")
+        return True
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+
+    def _guard(self, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except Exception:
+                log.exception("pipeline stage %s failed", threading.current_thread().name)
+                self.exit_code = 1
+                self._stop.set()
+        return run
+
+
+def _show_progress(cfg: Config) -> bool:
+    """A progress line only for a person at a terminal, never under a service manager."""
+    under_service = "INVOCATION_ID" in os.environ or "NOTIFY_SOCKET" in os.environ
+    return sys.stderr.isatty() and not under_service and not any(s.realtime for s in cfg.sources)
+
+
+class _Progress:
+    def __init__(self, daemon: Daemon):
+        self.daemon = daemon
+        self.t0 = daemon.clock.monotonic()
+        self.last = 0.0
+
+    def update(self) -> None:
+        now = self.daemon.clock.monotonic()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        d = self.daemon
+        rate = d._processed / max(1e-9, now - self.t0)
+        sys.stderr.write(f"\r{d._processed} frames processed, {d._kept} kept, {rate:.0f} frames/s ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        self.update()
+        sys.stderr.write("\n")

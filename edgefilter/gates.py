@@ -1,0 +1,109 @@
+"""Cheap per-frame checks that run in the capture thread, before the model.
+
+:class:`QualityGate` drops frames no one wants (too dark, too bright, blurred,
+frozen, corrupt), each counted under its reason. :class:`ChangeGate` is the
+pre-gate: a frame whose brightness-normalised grey thumbnail is certainly the same
+as the last *embedded* frame's skips the model and reuses that embedding, with a
+bound on how many frames in a row may skip.
+
+Both keep per-source state and are used from that source's capture thread only.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .config import GatesConfig
+
+THUMB_SIZE = (64, 36)  # (w, h): small enough to cost ~0.1 ms, large enough to see a hand enter
+
+
+def grey_thumbnail(image: np.ndarray) -> np.ndarray:
+    """A float32 grey thumbnail of ``THUMB_SIZE`` (area-averaged, which also averages sensor noise away)."""
+    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def normalise_brightness(thumb: np.ndarray) -> np.ndarray:
+    """Remove global gain and offset, so auto-exposure steps and flicker do not count as change."""
+    mean = float(thumb.mean())
+    std = float(thumb.std())
+    return (thumb - mean) * (48.0 / max(std, 4.0))  # 48: a typical std, keeps the scale in grey levels
+
+
+class QualityGate:
+    """Drops unusable frames; ``check`` returns the drop reason or None."""
+
+    def __init__(self, cfg: GatesConfig):
+        self.cfg = cfg
+        self._previous: np.ndarray | None = None
+
+    def check(self, image: np.ndarray | None, thumb: np.ndarray | None = None) -> str | None:
+        cfg = self.cfg
+        if (image is None or not isinstance(image, np.ndarray) or image.dtype != np.uint8
+                or image.ndim not in (2, 3) or image.shape[0] < 8 or image.shape[1] < 8
+                or (image.ndim == 3 and image.shape[2] not in (1, 3, 4))):
+            return "corrupt"
+        if not cfg.enabled:
+            return None
+        if cfg.frozen:
+            previous, self._previous = self._previous, image
+            if previous is not None and previous.shape == image.shape and np.array_equal(previous, image):
+                return "frozen"
+        if thumb is None:
+            thumb = grey_thumbnail(image)
+        level = float(thumb.mean())
+        if level < cfg.dark:
+            return "dark"
+        if level > cfg.bright:
+            return "bright"
+        if cfg.blur > 0:
+            sharpness = float(cv2.Laplacian(thumb_for_blur(image), cv2.CV_32F).var())
+            if sharpness < cfg.blur:
+                return "blurred"
+        return None
+
+    def reconfigure(self, cfg: GatesConfig) -> None:
+        self.cfg = cfg
+
+
+def thumb_for_blur(image: np.ndarray) -> np.ndarray:
+    """Grey image at 320 px wide: blur is judged at a fixed scale, whatever the camera resolution."""
+    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    h, w = grey.shape[:2]
+    if w > 320:
+        grey = cv2.resize(grey, (320, max(1, round(h * 320 / w))), interpolation=cv2.INTER_AREA)
+    return grey
+
+
+class ChangeGate:
+    """Pre-gate: skip the model for frames certainly unchanged since the last embedded one."""
+
+    def __init__(self, cfg: GatesConfig):
+        self.cfg = cfg
+        self._reference: np.ndarray | None = None  # normalised thumbnail of the last embedded frame
+        self._skipped = 0
+
+    @property
+    def active(self) -> bool:
+        return self.cfg.skip_unchanged > 0
+
+    def difference(self, thumb: np.ndarray) -> float | None:
+        if self._reference is None:
+            return None
+        return float(np.abs(normalise_brightness(thumb) - self._reference).mean())
+
+    def should_skip(self, thumb: np.ndarray) -> bool:
+        """True when this frame may reuse the last embedding; otherwise it becomes the new reference."""
+        if not self.active:
+            return False
+        diff = self.difference(thumb)
+        if diff is not None and diff < self.cfg.skip_unchanged and self._skipped < self.cfg.max_skip:
+            self._skipped += 1
+            return True
+        self._reference = normalise_brightness(thumb)
+        self._skipped = 0
+        return False
+
+    def reconfigure(self, cfg: GatesConfig) -> None:
+        self.cfg = cfg

@@ -1,0 +1,585 @@
+"""The novelty filter: keep a frame when it is far (cosine) from every frame kept recently.
+
+Kept embeddings live in a :class:`RollingIndex` per scope (one per source, or one shared by all
+sources) bounded by the window's size and age. Only kept frames ever enter an index, so the index
+stays small and its cost is paid per keep, not per frame.
+
+A micro-batch may interleave sources. Frames are decided in order, exactly as if they came one by
+one: the index is searched once for the whole batch, candidates that were evicted meanwhile are
+skipped, and frames kept earlier in the same batch are compared with numpy.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from usearch.index import Index
+
+from .clock import SYSTEM_CLOCK, Clock
+from .config import FilterConfig, WindowConfig
+from .state import load_state, save_state
+
+log = logging.getLogger(__name__)
+
+# Candidates asked from usearch per query. Their distances are recomputed exactly from our float32
+# copy, so the f16 graph only has to rank the true nearest neighbour among the first few.
+CANDIDATES = 4
+# f16 storage: measured here (1280-d, 2 cores) about twice as fast to add and search as f32, half the
+# memory; precision does not matter because distances are recomputed in float32.
+INDEX_DTYPE = "f16"
+
+# Budget controller. The keep rate is an exponentially weighted average with this time constant
+# (seconds of frame time); the threshold moves by a factor e per ADAPT_TAU_S seconds while the rate
+# is e times off target, so it settles in about ten minutes and does not chase single events.
+RATE_TAU_S = 120.0
+ADAPT_TAU_S = 600.0
+RATE_WARMUP_S = 30.0  # no adaptation before this much frame time has been seen
+
+STATE_NAME = "novelty"
+STATE_VERSION = 1
+GLOBAL_SCOPE = "*"
+
+
+@dataclass(frozen=True)
+class Decision:
+    keep: bool
+    distance: float | None   # cosine distance to the nearest kept neighbour that decided; None: first frame
+    reason: str | None       # "first" | "novel" | "heartbeat"; None when not kept
+    threshold: float         # the threshold in force for this decision
+    region: int | None = None  # the region that made the frame novel, when it was a region
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.where(n > 0, n, 1.0)
+
+
+class RollingIndex:
+    """Kept vectors in a usearch graph (cosine), bounded by count and by age.
+
+    Keys are insertion numbers, so "oldest first" is "smallest key first". A float32 copy of every
+    vector is kept beside the graph: it gives exact distances, in-batch comparisons and the saved state.
+    """
+
+    def __init__(self, dim: int, window: WindowConfig, dtype: str = INDEX_DTYPE):
+        self.dim = dim
+        self.window = window
+        self._dtype = dtype
+        self._index = Index(ndim=dim, metric="cos", dtype=dtype)
+        self._vectors = np.zeros((0, dim), np.float32)  # slot storage; grows by doubling
+        self._ts = np.zeros(0, np.float64)
+        self._origin = np.zeros(0, np.int32)
+        self._live = np.zeros(0, bool)
+        self._slot: dict[int, int] = {}
+        self._free: list[int] = []
+        self._order: collections.deque[int] = collections.deque()  # keys in insertion order (lazy)
+        self.next_key = 0
+        self.newest_ts = -math.inf
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def __contains__(self, key: int) -> bool:
+        return int(key) in self._slot
+
+    # -- reading
+    def search(self, vectors: np.ndarray, count: int = CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest kept vectors of each query: (distances, keys), both (n, k), nearest first.
+
+        Distances are exact float32 cosine distances; missing entries are inf with key -1.
+        """
+        q = _unit(np.atleast_2d(vectors))
+        n = q.shape[0]
+        k = min(count, len(self))
+        if k == 0 or n == 0:
+            return np.full((n, 0), np.inf, np.float32), np.full((n, 0), -1, np.int64)
+        m = self._index.search(q, k, threads=1)
+        if hasattr(m, "counts"):  # BatchMatches: fixed width, sentinels past each row's count
+            keys = np.asarray(m.keys, dtype=np.int64).reshape(n, k)
+            valid = np.arange(k)[None, :] < np.asarray(m.counts).reshape(n, 1)
+            keys = np.where(valid, keys, -1)
+        else:  # one query comes back as Matches with only the valid entries
+            found = np.asarray(m.keys, dtype=np.int64)[:k]
+            keys = np.full((1, k), -1, np.int64)
+            keys[0, :len(found)] = found
+        slots = np.array([self._slot.get(int(x), -1) for x in keys.ravel()], np.int64).reshape(n, k)
+        ok = slots >= 0
+        cand = self._vectors[np.where(ok, slots, 0)]                 # (n, k, dim)
+        dist = 1.0 - np.einsum("nkd,nd->nk", cand, q)
+        dist = np.where(ok, dist, np.inf).astype(np.float32)
+        order = np.argsort(dist, axis=1, kind="stable")
+        return np.take_along_axis(dist, order, 1), np.take_along_axis(np.where(ok, keys, -1), order, 1)
+
+    def distances_to(self, keys: Sequence[int], vector: np.ndarray) -> np.ndarray:
+        """Exact cosine distances from one vector to the given live keys."""
+        slots = [self._slot[int(k)] for k in keys]
+        return 1.0 - self._vectors[slots] @ _unit(vector)
+
+    def ts_of(self, key: int) -> float:
+        return float(self._ts[self._slot[int(key)]])
+
+    # -- writing
+    def add(self, vector: np.ndarray, ts: float, origin: int = 0) -> int:
+        """Insert a kept vector; evicts by size (oldest first) and by age. Returns its key."""
+        v = _unit(vector).reshape(self.dim)
+        key = self.next_key
+        self.next_key += 1
+        slot = self._take_slot()
+        self._vectors[slot] = v
+        self._ts[slot] = ts
+        self._origin[slot] = origin
+        self._live[slot] = True
+        self._slot[key] = slot
+        self._order.append(key)
+        self._index.add(key, v, threads=1)
+        self.evict(ts)
+        return key
+
+    def evict(self, now_ts: float | None = None) -> int:
+        """Drop entries beyond window.size (oldest first) and older than window.seconds before the newest ts."""
+        if now_ts is not None and now_ts > self.newest_ts:
+            self.newest_ts = now_ts
+        gone: list[int] = []
+        while len(self._slot) - len(gone) > self.window.size:
+            key = self._order.popleft()
+            if key in self._slot:
+                gone.append(key)
+        self._drop(gone)
+        gone = []
+        cutoff = self.newest_ts - self.window.seconds
+        if len(self._slot) and self._ts[self._live].min(initial=math.inf) < cutoff:
+            old = np.flatnonzero(self._live & (self._ts < cutoff))
+            by_slot = {s: k for k, s in self._slot.items()}
+            gone = [by_slot[int(s)] for s in old]
+            self._drop(gone)
+        return len(gone)
+
+    def set_window(self, window: WindowConfig) -> None:
+        self.window = window
+        self.evict()
+
+    def _take_slot(self) -> int:
+        if self._free:
+            return self._free.pop()
+        n = len(self._live)
+        grow = max(16, n)
+        self._vectors = np.concatenate([self._vectors, np.zeros((grow, self.dim), np.float32)])
+        self._ts = np.concatenate([self._ts, np.zeros(grow)])
+        self._origin = np.concatenate([self._origin, np.zeros(grow, np.int32)])
+        self._live = np.concatenate([self._live, np.zeros(grow, bool)])
+        self._free.extend(range(n + grow - 1, n - 1, -1))
+        return self._free.pop()
+
+    def _drop(self, keys: list[int]) -> None:
+        if not keys:
+            return
+        for k in keys:
+            slot = self._slot.pop(k)
+            self._live[slot] = False
+            self._free.append(slot)
+        self._index.remove(np.asarray(keys, dtype=np.uint64))
+        if len(self._order) > 2 * len(self._slot) + 64:  # age evictions leave stale keys behind
+            self._order = collections.deque(k for k in self._order if k in self._slot)
+
+    # -- persistence (our own arrays, not usearch's file)
+    def state(self) -> dict[str, np.ndarray]:
+        keys = np.array(sorted(self._slot), dtype=np.int64)
+        slots = np.array([self._slot[int(k)] for k in keys], dtype=np.int64)
+        return {"vectors": self._vectors[slots].copy(), "ts": self._ts[slots].copy(),
+                "keys": keys, "origin": self._origin[slots].copy(),
+                "meta": np.array([self.next_key, self.newest_ts], np.float64)}
+
+    @classmethod
+    def from_state(cls, dim: int, window: WindowConfig, state: dict[str, np.ndarray],
+                   dtype: str = INDEX_DTYPE) -> "RollingIndex":
+        vectors = np.asarray(state["vectors"], np.float32)
+        keys = np.asarray(state["keys"], np.int64)
+        ts = np.asarray(state["ts"], np.float64)
+        origin = np.asarray(state.get("origin", np.zeros(len(keys), np.int32)), np.int32)
+        if vectors.ndim != 2 or vectors.shape[1] != dim or not len(keys) == len(ts) == len(vectors) == len(origin):
+            raise ValueError(f"index state does not fit dim {dim}: vectors {vectors.shape}, "
+                             f"{len(keys)} keys, {len(ts)} ts")
+        order = np.argsort(keys, kind="stable")
+        idx = cls(dim, window, dtype)
+        idx._bulk_load(vectors[order], ts[order], keys[order], origin[order])
+        meta = np.asarray(state.get("meta", np.array([0, -math.inf])), np.float64)
+        idx.next_key = max(idx.next_key, int(meta[0]))
+        idx.newest_ts = max(idx.newest_ts, float(meta[1]))
+        idx.evict()
+        return idx
+
+    @classmethod
+    def merged(cls, dim: int, window: WindowConfig, parts: Iterable[dict[str, np.ndarray]],
+               dtype: str = INDEX_DTYPE) -> "RollingIndex":
+        """One index from several states, re-keyed by time (used when the scope changes)."""
+        parts = [p for p in parts if len(p["keys"])]
+        idx = cls(dim, window, dtype)
+        if parts:
+            vec = np.concatenate([p["vectors"] for p in parts])
+            ts = np.concatenate([p["ts"] for p in parts])
+            org = np.concatenate([p["origin"] for p in parts])
+            order = np.argsort(ts, kind="stable")
+            idx._bulk_load(vec[order], ts[order], np.arange(len(ts), dtype=np.int64), org[order])
+            idx.newest_ts = max([float(p["meta"][1]) for p in parts] + [float(ts.max())])
+            idx.evict()
+        return idx
+
+    def _bulk_load(self, vectors: np.ndarray, ts: np.ndarray, keys: np.ndarray, origin: np.ndarray) -> None:
+        n = len(keys)
+        if n == 0:
+            return
+        vectors = _unit(vectors)
+        self._vectors, self._ts, self._origin = vectors.copy(), ts.copy(), origin.copy()
+        self._live = np.ones(n, bool)
+        self._slot = {int(k): i for i, k in enumerate(keys)}
+        self._order = collections.deque(int(k) for k in keys)
+        self._index.add(keys.astype(np.uint64), vectors, threads=0)  # all cores: this is a restart
+        self.next_key = int(keys.max()) + 1
+        self.newest_ts = float(ts.max())
+
+
+class _Probe:
+    """One batched search of an index, then exact per-frame answers as the batch is decided in order."""
+
+    def __init__(self, index: RollingIndex, queries: np.ndarray):
+        self.index = index
+        self.mark = index.next_key  # keys from here on were kept within this batch
+        self.dist, self.keys = index.search(queries) if len(queries) else (None, None)
+        self.batch_keys: list[int] = []
+
+    def nearest(self, row: int, query: np.ndarray) -> float | None:
+        """Distance to the nearest live kept vector, or None when the index is empty."""
+        idx = self.index
+        if not len(idx):
+            return None
+        best = math.inf
+        found = False
+        for d, k in zip(self.dist[row], self.keys[row]):
+            if k >= 0 and k in idx:  # skip what was evicted since the search
+                best, found = float(d), True
+                break
+        older_live = len(idx) - sum(1 for k in self.batch_keys if k in idx)
+        if not found and older_live > 0:
+            # every candidate was evicted meanwhile: ask again (rare; only after in-batch evictions)
+            d, _ = idx.search(query[None, :])
+            return float(d[0, 0])
+        live_batch = [k for k in self.batch_keys if k in idx]
+        if live_batch:
+            best = min(best, float(idx.distances_to(live_batch, query).min()))
+        return best
+
+    def added(self, key: int) -> None:
+        self.batch_keys.append(key)
+
+
+@dataclass
+class _Scope:
+    index: RollingIndex
+    regions: list[RollingIndex]
+
+
+@dataclass
+class _Budget:
+    """Exponentially weighted keep rate of one source (keeps per second of frame time)."""
+
+    count: float = 0.0
+    weight: float = 0.0
+    last_ts: float | None = None
+
+    def update(self, ts: float, kept: bool) -> float | None:
+        """Account one frame; return the seconds elapsed since the last one (None on the first)."""
+        if self.last_ts is None:
+            self.last_ts = ts
+            self.count += float(kept)
+            return None
+        dt = max(0.0, ts - self.last_ts)
+        self.last_ts = max(self.last_ts, ts)
+        decay = math.exp(-dt / RATE_TAU_S)
+        self.count = self.count * decay + float(kept)
+        self.weight = self.weight * decay + dt
+        return dt
+
+    def rate_per_minute(self) -> float | None:
+        return 60.0 * self.count / self.weight if self.weight > 0 else None
+
+
+@dataclass
+class _SourceState:
+    threshold: float
+    last_keep_ts: float | None = None
+    first_ts: float | None = None
+    last_distance: float | None = None
+    budget: _Budget = dataclasses.field(default_factory=_Budget)
+
+
+class NoveltyFilter:
+    """Decide which frames to keep; see the module docstring."""
+
+    def __init__(self, cfg: FilterConfig, dim: int, sources: Sequence[str], clock: Clock = SYSTEM_CLOCK,
+                 region_count: int = 0):
+        if dim < 1:
+            raise ValueError(f"embedding dimension must be positive, got {dim}")
+        if not sources:
+            raise ValueError("the novelty filter needs at least one source")
+        self.cfg = cfg
+        self.dim = dim
+        self.sources = list(sources)
+        self.clock = clock
+        self.region_count = region_count
+        self._source_no = {s: i for i, s in enumerate(self.sources)}
+        self._src = {s: _SourceState(cfg.threshold) for s in self.sources}
+        self._scopes: dict[str, _Scope] = {}
+        for name in self._scope_names(cfg.scope):
+            self._scopes[name] = self._new_scope(cfg)
+
+    # -- public
+    def decide(self, items: Sequence[tuple[str, float, np.ndarray, np.ndarray | None]]) -> list[Decision]:
+        """Decide a micro-batch of (source, ts, vector, regions) in order."""
+        cfg = self.cfg
+        for source, _, vector, regions in items:
+            if source not in self._src:
+                raise ValueError(f"unknown source {source!r} (configured: {', '.join(self.sources)})")
+            if np.shape(vector) != (self.dim,):
+                raise ValueError(f"embedding of {source!r} has shape {np.shape(vector)}, expected ({self.dim},)")
+        regional = cfg.regional and self.region_count > 0
+        probes: dict[str, _Probe] = {}
+        region_probes: dict[tuple[str, int], _Probe] = {}
+        rows: list[int] = []
+        region_rows: list[int] = []
+        by_scope: dict[str, list[int]] = collections.defaultdict(list)
+        by_scope_regions: dict[str, list[int]] = collections.defaultdict(list)
+        for i, (source, _, _, regions) in enumerate(items):
+            scope = self._scope_of(source)
+            rows.append(len(by_scope[scope]))
+            by_scope[scope].append(i)
+            has_regions = regional and regions is not None
+            if has_regions and np.shape(regions) != (self.region_count, self.dim):
+                raise ValueError(f"regions of {source!r} have shape {np.shape(regions)}, "
+                                 f"expected ({self.region_count}, {self.dim})")
+            region_rows.append(len(by_scope_regions[scope]) if has_regions else -1)
+            if has_regions:
+                by_scope_regions[scope].append(i)
+        for scope, members in by_scope.items():
+            q = np.stack([np.asarray(items[i][2], np.float32) for i in members])
+            probes[scope] = _Probe(self._scopes[scope].index, q)
+        for scope, members in by_scope_regions.items():
+            for r, ridx in enumerate(self._scopes[scope].regions):
+                q = np.stack([np.asarray(items[i][3][r], np.float32) for i in members])
+                region_probes[(scope, r)] = _Probe(ridx, q)
+
+        out: list[Decision] = []
+        for i, (source, ts, vector, regions) in enumerate(items):
+            ts = float(ts)
+            st = self._src[source]
+            scope_name = self._scope_of(source)
+            scope = self._scopes[scope_name]
+            if st.first_ts is None:
+                st.first_ts = ts
+            scope.index.evict(ts)
+            vec = _unit(vector)
+            dist = probes[scope_name].nearest(rows[i], vec)
+            threshold = st.threshold
+            keep, reason, region, decided_by = False, None, None, dist
+            if dist is None:
+                keep, reason = True, "first"
+            elif dist > threshold:
+                keep, reason = True, "novel"
+            elif region_rows[i] >= 0:
+                worst = None
+                for r, ridx in enumerate(scope.regions):
+                    ridx.evict(ts)
+                    rd = region_probes[(scope_name, r)].nearest(region_rows[i], _unit(regions[r]))
+                    if rd is not None and rd > cfg.region_threshold and (worst is None or rd > worst[1]):
+                        worst = (r, rd)
+                if worst is not None:
+                    keep, reason, region, decided_by = True, "novel", worst[0], worst[1]
+                    threshold = cfg.region_threshold
+            if not keep and cfg.max_interval_s is not None:
+                since = st.last_keep_ts if st.last_keep_ts is not None else st.first_ts
+                if ts - since >= cfg.max_interval_s:
+                    keep, reason = True, "heartbeat"
+            if keep:
+                key = scope.index.add(vec, ts, self._source_no[source])
+                probes[scope_name].added(key)
+                if regional and regions is not None:
+                    for r, ridx in enumerate(scope.regions):
+                        rkey = ridx.add(regions[r], ts, self._source_no[source])
+                        probe = region_probes.get((scope_name, r))
+                        if probe is not None:
+                            probe.added(rkey)
+                st.last_keep_ts = ts
+            st.last_distance = dist
+            self._adapt(st, ts, keep)
+            out.append(Decision(keep=keep, distance=decided_by, reason=reason, threshold=threshold, region=region))
+        return out
+
+    def index_size(self, source: str) -> int:
+        return len(self._scopes[self._scope_of(source)].index)
+
+    def threshold(self, source: str) -> float:
+        return self._src[source].threshold
+
+    def last_distance(self, source: str) -> float | None:
+        return self._src[source].last_distance
+
+    def keep_rate(self, source: str) -> float | None:
+        """The budget controller's keeps per minute for a source (None before any frame time)."""
+        return self._src[source].budget.rate_per_minute()
+
+    def reconfigure(self, cfg: FilterConfig) -> None:
+        """Apply a reloaded filter section without losing what was kept.
+
+        A scope change rebuilds: per-source indexes are merged by time into one, or the shared one is
+        split by the source that kept each frame.
+        """
+        old = self.cfg
+        if cfg.threshold_min > cfg.threshold_max:
+            raise ValueError(f"filter.threshold_min {cfg.threshold_min} exceeds threshold_max {cfg.threshold_max}")
+        if cfg.scope != old.scope:
+            self._rescope(cfg)
+        for sc in self._scopes.values():
+            sc.index.set_window(cfg.window)
+            for r in sc.regions:
+                r.set_window(cfg.window)
+        if cfg.regional and self.region_count > 0:
+            for sc in self._scopes.values():
+                if not sc.regions:
+                    sc.regions = [RollingIndex(self.dim, cfg.window) for _ in range(self.region_count)]
+        else:
+            for sc in self._scopes.values():
+                sc.regions = []
+        for st in self._src.values():
+            if cfg.budget_per_minute is None or old.budget_per_minute is None:
+                st.threshold = cfg.threshold
+                st.budget = _Budget()
+            else:  # keep what the controller learnt, inside the new bounds
+                st.threshold = min(max(st.threshold, cfg.threshold_min), cfg.threshold_max)
+        self.cfg = cfg
+
+    # -- persistence
+    def save(self, directory: str | Path, model_id: str) -> Path:
+        payload: dict[str, Any] = {}
+        scopes = list(self._scopes)
+        for n, name in enumerate(scopes):
+            sc = self._scopes[name]
+            for key, arr in sc.index.state().items():
+                payload[f"scope{n}.{key}"] = arr
+            for r, ridx in enumerate(sc.regions):
+                for key, arr in ridx.state().items():
+                    payload[f"scope{n}.region{r}.{key}"] = arr
+        payload["filter"] = {
+            "version": STATE_VERSION, "dim": self.dim, "scope": self.cfg.scope, "scopes": scopes,
+            "region_count": len(next(iter(self._scopes.values())).regions),
+            "sources": {s: {"threshold": st.threshold, "last_keep_ts": st.last_keep_ts, "first_ts": st.first_ts,
+                            "budget": [st.budget.count, st.budget.weight, st.budget.last_ts],
+                            "budget_on": self.cfg.budget_per_minute is not None}
+                        for s, st in self._src.items()},
+        }
+        return save_state(directory, STATE_NAME, payload, model_id)
+
+    def load(self, directory: str | Path, model_id: str) -> bool:
+        """Restore saved indexes and controller state; False (and unchanged) when there is none usable.
+
+        A corrupt file raises :class:`~edgefilter.errors.StateError` (it is renamed aside by load_state).
+        """
+        payload = load_state(directory, STATE_NAME, model_id)
+        if payload is None:
+            return False
+        meta = payload.get("filter")
+        if not isinstance(meta, dict) or meta.get("version") != STATE_VERSION:
+            log.warning("novelty state in %s has an unknown layout; starting empty", directory)
+            return False
+        if meta["dim"] != self.dim or meta["scope"] != self.cfg.scope:
+            log.warning("novelty state in %s was made with dim %s scope %s, now dim %s scope %s; starting empty",
+                        directory, meta["dim"], meta["scope"], self.dim, self.cfg.scope)
+            return False
+        window = self.cfg.window
+        scopes: dict[str, _Scope] = {}
+        for n, name in enumerate(meta["scopes"]):
+            if name not in self._scopes:
+                continue  # a source that is no longer configured
+            part = {k.split(".", 1)[1]: v for k, v in payload.items() if k.startswith(f"scope{n}.")
+                    and not k.startswith(f"scope{n}.region")}
+            index = RollingIndex.from_state(self.dim, window, part)
+            regions: list[RollingIndex] = []
+            if self.cfg.regional and self.region_count > 0:
+                for r in range(self.region_count):
+                    pre = f"scope{n}.region{r}."
+                    rpart = {k[len(pre):]: v for k, v in payload.items() if k.startswith(pre)}
+                    regions.append(RollingIndex.from_state(self.dim, window, rpart) if rpart
+                                   else RollingIndex(self.dim, window))
+            scopes[name] = _Scope(index, regions)
+        for name, sc in scopes.items():
+            self._scopes[name] = sc
+        budget_on = self.cfg.budget_per_minute is not None
+        for s, saved in meta["sources"].items():
+            st = self._src.get(s)
+            if st is None:
+                continue
+            st.last_keep_ts = saved["last_keep_ts"]
+            st.first_ts = saved["first_ts"]
+            if budget_on and saved.get("budget_on"):
+                st.threshold = min(max(float(saved["threshold"]), self.cfg.threshold_min), self.cfg.threshold_max)
+                count, weight, last_ts = saved["budget"]
+                st.budget = _Budget(float(count), float(weight), last_ts)
+        return True
+
+    # -- internals
+    def _scope_names(self, scope: str) -> list[str]:
+        return [GLOBAL_SCOPE] if scope == "global" else list(self.sources)
+
+    def _scope_of(self, source: str) -> str:
+        return GLOBAL_SCOPE if self.cfg.scope == "global" else source
+
+    def _new_scope(self, cfg: FilterConfig) -> _Scope:
+        regions = ([RollingIndex(self.dim, cfg.window) for _ in range(self.region_count)]
+                   if cfg.regional and self.region_count > 0 else [])
+        return _Scope(RollingIndex(self.dim, cfg.window), regions)
+
+    def _rescope(self, cfg: FilterConfig) -> None:
+        def rebuild(parts_of: dict[str, list[dict]], n_regions: int) -> dict[str, _Scope]:
+            out = {}
+            for name, parts in parts_of.items():
+                index = RollingIndex.merged(self.dim, cfg.window, [p[0] for p in parts])
+                regions = [RollingIndex.merged(self.dim, cfg.window, [p[1][r] for p in parts if len(p[1]) > r])
+                           for r in range(n_regions)]
+                out[name] = _Scope(index, regions)
+            return out
+
+        def split(state: dict[str, np.ndarray], origin_no: int) -> dict[str, np.ndarray]:
+            keep = state["origin"] == origin_no
+            return {k: (v[keep] if k != "meta" else v) for k, v in state.items()}
+
+        n_regions = len(next(iter(self._scopes.values())).regions)
+        parts_of: dict[str, list] = collections.defaultdict(list)
+        for sc in self._scopes.values():
+            main = sc.index.state()
+            regions = [r.state() for r in sc.regions]
+            for name in self._scope_names(cfg.scope):
+                if cfg.scope == "global":
+                    parts_of[name].append((main, regions))
+                else:
+                    no = self._source_no[name]
+                    parts_of[name].append((split(main, no), [split(r, no) for r in regions]))
+        self._scopes = rebuild(parts_of, n_regions)
+        log.info("novelty filter scope changed from %s to %s; indexes rebuilt (%s)", self.cfg.scope, cfg.scope,
+                 ", ".join(f"{n}: {len(s.index)}" for n, s in self._scopes.items()))
+
+    def _adapt(self, st: _SourceState, ts: float, kept: bool) -> None:
+        """Budget: a multiplicative (log-space integral) controller on the keep rate."""
+        budget = self.cfg.budget_per_minute
+        dt = st.budget.update(ts, kept)
+        if budget is None or dt is None or dt == 0.0 or st.budget.weight < RATE_WARMUP_S:
+            return
+        rate = st.budget.rate_per_minute() or 0.0
+        # keeping too often raises the threshold; too rarely lowers it (novelty still has to decide)
+        err = max(-2.0, min(2.0, math.log((rate + 0.01 * budget) / budget)))
+        t = st.threshold * math.exp(err * dt / ADAPT_TAU_S)
+        st.threshold = min(max(t, self.cfg.threshold_min), self.cfg.threshold_max)

@@ -1,0 +1,67 @@
+"""Frame preprocessing for the embedding model, done off the inference thread.
+
+A camera frame (OpenCV's BGR, or grey, or BGRA) becomes the model's input: a
+uint8 image of the card's size and colour order. Normalisation ((x-127)/128 for
+the default model) lives inside the ONNX graph, so what crosses the queue to the
+inference thread is a small uint8 array, four times lighter than float32.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+# cvtColor codes per (input channels, wanted colour order)
+_CONVERSIONS = {
+    (1, "RGB"): cv2.COLOR_GRAY2RGB,
+    (1, "BGR"): cv2.COLOR_GRAY2BGR,
+    (3, "RGB"): cv2.COLOR_BGR2RGB,
+    (3, "BGR"): None,
+    (4, "RGB"): cv2.COLOR_BGRA2RGB,
+    (4, "BGR"): cv2.COLOR_BGRA2BGR,
+}
+
+
+def preprocess(image_bgr: np.ndarray, size: tuple[int, int] = (224, 224), colour: str = "RGB") -> np.ndarray:
+    """Resize and reorder one frame for the model.
+
+    ``image_bgr``: uint8, (h, w) grey, (h, w, 1) grey, (h, w, 3) BGR or (h, w, 4) BGRA.
+    ``size``: (width, height) of the model input. ``colour``: "RGB" or "BGR".
+    Returns a C-contiguous uint8 array of shape (height, width, 3).
+    """
+    img = np.asarray(image_bgr)
+    if img.dtype != np.uint8:
+        raise ValueError(f"preprocess: expected a uint8 image, got {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    channels = 1 if img.ndim == 2 else img.shape[2] if img.ndim == 3 else 0
+    key = (channels, colour.upper())
+    if key not in _CONVERSIONS or img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f"preprocess: unsupported image shape {img.shape} or colour {colour!r}")
+    w, h = int(size[0]), int(size[1])
+    # Resize before converting colour: fewer pixels to convert. INTER_AREA averages when
+    # shrinking (no aliasing on a 1080p frame); INTER_LINEAR when enlarging.
+    if img.shape[1] != w or img.shape[0] != h:
+        shrinking = img.shape[1] >= w and img.shape[0] >= h
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    code = _CONVERSIONS[key]
+    if code is not None:
+        img = cv2.cvtColor(img, code)
+    return np.ascontiguousarray(img)
+
+
+def stack(tensors: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack preprocessed frames into one (N, h, w, 3) batch with a single copy."""
+    if len(tensors) == 0:
+        raise ValueError("stack: no frames")
+    first = tensors[0]
+    if len(tensors) == 1:
+        # A view, not a copy: the inference call reads it once and lets it go.
+        return np.ascontiguousarray(first)[None]
+    out = np.empty((len(tensors),) + first.shape, dtype=first.dtype)
+    for i, t in enumerate(tensors):
+        if t.shape != first.shape:
+            raise ValueError(f"stack: frame {i} has shape {t.shape}, expected {first.shape}")
+        out[i] = t
+    return out

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgefilter.config import GatesConfig
+from edgefilter.gates import ChangeGate, QualityGate, grey_thumbnail
+
+
+def scene(seed: int = 0, level: float = 1.0, h: int = 180, w: int = 320) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = cv2.resize(rng.integers(40, 200, (18, 32, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    cv2.rectangle(img, (50, 40), (120, 150), (30, 160, 220), -1)
+    return np.clip(img.astype(np.float32) * level, 0, 255).astype(np.uint8)
+
+
+def noisy(img: np.ndarray, seed: int, sigma: float = 6.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(img + rng.normal(0, sigma, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_dark_bright_and_usable_frames():
+    gate = QualityGate(GatesConfig(frozen=False))
+    assert gate.check(np.full((100, 100, 3), 3, np.uint8)) == "dark"
+    assert gate.check(np.full((100, 100, 3), 252, np.uint8)) == "bright"
+    assert gate.check(scene()) is None
+
+
+@pytest.mark.parametrize("bad", [None, np.zeros((4, 4, 3), np.uint8), np.zeros((50, 50, 3), np.float32),
+                                 np.zeros((50, 50, 5), np.uint8)])
+def test_corrupt_frames(bad):
+    assert QualityGate(GatesConfig()).check(bad) == "corrupt"
+
+
+def test_frozen_means_identical_to_the_previous_frame():
+    gate = QualityGate(GatesConfig())
+    img = scene()
+    assert gate.check(img) is None
+    assert gate.check(img.copy()) == "frozen"
+    assert gate.check(noisy(img, 1)) is None  # sensor noise: a live camera, not a frozen one
+
+
+def test_blur_gate_only_when_configured():
+    sharp = scene()
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 6)
+    assert QualityGate(GatesConfig(frozen=False)).check(blurred) is None
+    gate = QualityGate(GatesConfig(frozen=False, blur=20.0))
+    assert gate.check(sharp) is None
+    assert gate.check(blurred) == "blurred"
+
+
+def test_disabled_gates_only_catch_corrupt_frames():
+    gate = QualityGate(GatesConfig(enabled=False))
+    assert gate.check(np.zeros((100, 100, 3), np.uint8)) is None
+    assert gate.check(None) == "corrupt"
+
+
+def test_change_gate_skips_noise_and_exposure_flicker_but_not_a_new_object():
+    gate = ChangeGate(GatesConfig(skip_unchanged=6.0, max_skip=1000))
+    base = scene()
+    assert gate.should_skip(grey_thumbnail(base)) is False  # first frame is always embedded
+    for i in range(20):
+        flicker = scene(level=1.0 + 0.15 * np.sin(i))  # auto-exposure steps and flicker
+        assert gate.should_skip(grey_thumbnail(noisy(flicker, i))) is True
+    changed = base.copy()
+    cv2.circle(changed, (250, 90), 30, (240, 240, 240), -1)  # a new object
+    assert gate.should_skip(grey_thumbnail(changed)) is False
+
+
+def test_change_gate_bounds_consecutive_skips():
+    gate = ChangeGate(GatesConfig(skip_unchanged=6.0, max_skip=3))
+    thumb = grey_thumbnail(scene())
+    decisions = [gate.should_skip(thumb) for _ in range(9)]
+    assert decisions == [False, True, True, True, False, True, True, True, False]
+
+
+def test_change_gate_off_by_default():
+    gate = ChangeGate(GatesConfig())
+    thumb = grey_thumbnail(scene())
+    assert not gate.active
+    assert [gate.should_skip(thumb) for _ in range(3)] == [False, False, False]
