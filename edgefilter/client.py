@@ -21,6 +21,10 @@ stream needs the server's public key (a 40-character Z85 key or its certificate 
 and this client's secret certificate (``client_cert``) whose public part the server
 lists in ``publish.curve.authorized_keys_dir``.
 
+A server that refuses the key (or a CURVE/plaintext mismatch) fails the handshake:
+ZeroMQ does not retry it, so the client logs an error once and counts it in
+``handshake_failures``; create a new Subscriber after the key has been allowed.
+
 Malformed messages are counted (``malformed``) and logged, never raised; every
 received part is bounded by ``max_message_size`` and nothing is ever unpickled.
 """
@@ -38,6 +42,7 @@ from pathlib import Path
 
 import zmq
 import zmq.auth
+from zmq.utils.monitor import recv_monitor_message
 
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import EXIT_OK, EXIT_USAGE, EdgefilterError, MessageError, PublishError
@@ -49,6 +54,8 @@ DEFAULT_TOPICS = ("frame/", "drift/")
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEFAULT_RCVHWM = 1000
 _WAIT_SLICE_S = 0.2  # longest blocking wait, so stop events and Ctrl-C are honoured promptly
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
 @dataclass
@@ -101,6 +108,8 @@ class Subscriber:
         self.connect = connect
         self.gaps: dict[str, int] = {}
         self.malformed = 0
+        self.handshake_failures = 0
+        self._monitor: zmq.Socket | None = None
         self._last_seq: dict[str, int] = {}
         self._clock = clock
         self._on_gap = on_gap or self._log_gap
@@ -114,7 +123,10 @@ class Subscriber:
             if "[" in connect:
                 self._socket.setsockopt(zmq.IPV6, 1)
             if server_public_key is not None:
-                self._socket.curve_serverkey = _z85_key(server_public_key, "server public key")
+                try:
+                    self._socket.curve_serverkey = _z85_key(server_public_key, "server public key")
+                except zmq.ZMQError:
+                    raise PublishError(f"server public key {server_public_key!r} is not a valid Z85 key") from None
                 if client_cert is None:
                     public, secret = zmq.curve_keypair()  # an unknown key: only for servers that allow any
                 else:
@@ -125,8 +137,12 @@ class Subscriber:
                     if secret is None:
                         raise PublishError(f"client certificate {client_cert} holds no secret-key "
                                            f"(use the .key_secret file)")
-                self._socket.curve_publickey = public
-                self._socket.curve_secretkey = secret
+                try:
+                    self._socket.curve_publickey = public
+                    self._socket.curve_secretkey = secret
+                except zmq.ZMQError:
+                    raise PublishError(f"client certificate {client_cert}: keys are not valid Z85") from None
+            self._monitor = self._socket.get_monitor_socket(_HANDSHAKE_FAILED)
             for topic in topics:
                 self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))
             try:
@@ -148,6 +164,7 @@ class Subscriber:
             wait = _WAIT_SLICE_S if deadline is None else min(_WAIT_SLICE_S, deadline - self._clock.monotonic())
             if wait < 0:
                 return None
+            self._check_handshakes()
             if self._socket.poll(int(wait * 1000), zmq.POLLIN):
                 parts = self._socket.recv_multipart(zmq.NOBLOCK)
                 try:
@@ -161,6 +178,17 @@ class Subscriber:
                 return msg
             if deadline is not None and self._clock.monotonic() >= deadline:
                 return None
+
+    def _check_handshakes(self) -> None:
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            if event["event"] & _HANDSHAKE_FAILED:
+                self.handshake_failures += 1
+                if self.handshake_failures == 1:
+                    log.error("%s refused the connection (handshake failed: %s): check --server-key and that "
+                              "the server lists this client's public key; nothing will be received",
+                              self.connect, "authentication" if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                              else "protocol")
 
     def __iter__(self) -> Iterator[FrameMessage | DriftMessage]:
         while True:
@@ -246,6 +274,11 @@ class Subscriber:
     # ------------------------------------------------------------------ lifetime
 
     def close(self) -> None:
+        monitor = getattr(self, "_monitor", None)
+        if monitor is not None:
+            self._socket.disable_monitor()
+            monitor.close(0)
+            self._monitor = None
         sock = getattr(self, "_socket", None)
         if sock is not None:
             sock.close(0)

@@ -349,9 +349,10 @@ def _cross_checks(cfg: Config, root: yaml.Node | None, chk: _Checker) -> None:
         item = seqnode.value[i] if isinstance(seqnode, yaml.SequenceNode) and i < len(seqnode.value) else None
         if not src.name:
             chk.problem(f"sources[{i}].name", item, "is required")
-        elif len(src.name) > 64 or not set(src.name) <= _NAME_CHARS:
+        elif len(src.name) > 64 or not set(src.name) <= _NAME_CHARS or src.name.startswith("."):
+            # Names become topics, label values and directory names: no spaces, no '..', no hidden files.
             chk.problem(f"sources[{i}].name", _child(item, "name"),
-                        f"must be 1-64 characters of A-Z a-z 0-9 _ . -, got {src.name!r}")
+                        f"must be 1-64 characters of A-Z a-z 0-9 _ . - not starting with '.', got {src.name!r}")
         elif src.name in names:
             chk.problem(f"sources[{i}].name", _child(item, "name"),
                         f"duplicate source name {src.name!r} (also sources[{names[src.name]}])")

@@ -39,6 +39,7 @@ from typing import Any
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import PublishConfig
@@ -66,7 +67,7 @@ def is_local_endpoint(endpoint: str) -> bool:
     if ";" in host:  # "source;dest" form names a local interface to connect from: not a bind host
         return False
     if host.startswith("["):
-        return host.split("]", 1)[0] == "[::1"
+        return host.startswith("[::1]:")
     host = host.rsplit(":", 1)[0]
     if host == "localhost":
         return True
@@ -93,7 +94,8 @@ class Publisher:
             raise ValueError("queue_size must be >= 1")
         self._cfg = cfg
         self._metrics = metrics
-        self._model_id = model_id
+        # Public: the daemon binds before the model is loaded and sets the id once it knows it.
+        self.model_id = model_id
         self._own_context = context is None
         self._context = context
         self._clock = clock
@@ -184,10 +186,17 @@ class Publisher:
         """Queue a kept frame; JPEG encoding and sending happen on the publisher thread."""
         self._enqueue("frame", _FrameItem(frame, distance, reason, threshold))
 
-    def publish_drift(self, header: dict) -> None:
-        """Queue drift statistics. Checked here (cheap), so a bad header raises MessageError at its maker."""
-        encode_drift(header)
+    def publish_drift(self, header: dict) -> bool:
+        """Queue drift statistics; False when the header is not valid v1 (logged as an error and
+        counted as a dropped drift message: one bad statistic must not stop the drift thread)."""
+        try:
+            encode_drift(header)  # cheap, and names the bad key where the header was made
+        except MessageError as e:
+            log.error("drift message not published: %s", e)
+            self._metrics.publish_dropped.labels(kind="drift").inc()
+            return False
         self._enqueue("drift", dict(header))
+        return True
 
     def _enqueue(self, kind: str, item: Any) -> None:
         with self._cond:
@@ -384,8 +393,8 @@ class Publisher:
         if kind == "frame":
             try:
                 parts = self._encode_frame(item)
-            except (MessageError, ValueError) as e:  # never lose the thread to one bad frame
-                log.error("frame from %s not published: %s", item.frame.source, e)
+            except Exception as e:  # cv2.error, a frame without pixels...: never lose the thread to one frame
+                log.error("frame from %s not published: %s: %s", item.frame.source, type(e).__name__, e)
                 self._metrics.publish_dropped.labels(kind="frame").inc()
                 return
         else:
@@ -432,7 +441,7 @@ class Publisher:
             "v": 1, "source": frame.source, "seq": item.seq, "frame_index": int(frame.index), "ts": float(frame.ts),
             "distance": None if distance is None else float(distance), "reason": item.reason,
             "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0]), "encoding": "jpeg",
-            "model": self._model_id, "embedding_dim": None if embedding is None else int(embedding.size),
+            "model": self.model_id, "embedding_dim": None if embedding is None else int(embedding.size),
             "threshold": None if threshold is None else float(threshold),
         }
         return encode_frame(header, jpeg.tobytes(), embedding)
@@ -442,6 +451,6 @@ def _check_z85(key: bytes) -> None:
     if len(key) != 40:
         raise ValueError(f"a CURVE key is 40 Z85 characters, found {len(key)}")
     try:
-        zmq.utils.z85.decode(key)
-    except Exception:
+        z85.decode(key)
+    except (ValueError, KeyError, TypeError):
         raise ValueError("the CURVE key is not valid Z85") from None
