@@ -1,0 +1,340 @@
+"""Novelty filter: exact decisions against a brute-force reference, windows, scopes, heartbeat,
+budget, regions, reconfiguration and restart from saved state."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from edgefilter.clock import FakeClock
+from edgefilter.config import FilterConfig, WindowConfig
+from edgefilter.novelty import Decision, NoveltyFilter, RollingIndex
+
+DIM = 32
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float64)
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def rand_unit(rng: np.random.Generator, n: int | None = None, dim: int = DIM) -> np.ndarray:
+    return unit(rng.standard_normal((dim,) if n is None else (n, dim)))
+
+
+def near(rng: np.random.Generator, v: np.ndarray, sigma: float) -> np.ndarray:
+    return unit(v + sigma * rng.standard_normal(v.shape) / np.sqrt(v.shape[-1]))
+
+
+def run(f: NoveltyFilter, items: list, batch: int = 8) -> list[Decision]:
+    out: list[Decision] = []
+    for i in range(0, len(items), batch):
+        out.extend(f.decide(items[i:i + batch]))
+    return out
+
+
+class GreedyReference:
+    """The filter's rules, one frame at a time, by brute force in float64."""
+
+    def __init__(self, threshold: float, window: WindowConfig, scope: str):
+        self.t, self.window, self.scope = threshold, window, scope
+        self.kept: dict[str, list[tuple[np.ndarray, float]]] = {}
+        self.newest: dict[str, float] = {}
+
+    def _evict(self, name: str) -> None:
+        kept = self.kept[name]
+        while len(kept) > self.window.size:
+            kept.pop(0)
+        cutoff = self.newest[name] - self.window.seconds
+        self.kept[name] = [(v, ts) for v, ts in kept if ts >= cutoff]
+
+    def decide(self, source: str, ts: float, v: np.ndarray) -> tuple[bool, float | None]:
+        name = "*" if self.scope == "global" else source
+        self.kept.setdefault(name, [])
+        self.newest[name] = max(self.newest.get(name, -np.inf), ts)
+        self._evict(name)
+        kept = self.kept[name]
+        if not kept:
+            d = None
+        else:
+            d = float(np.min(1.0 - np.stack([k for k, _ in kept]).astype(np.float64) @ v.astype(np.float64)))
+        keep = d is None or d > self.t
+        if keep:
+            kept.append((v, ts))
+            self._evict(name)
+        return keep, d
+
+
+def clustered_stream(seed: int, n: int, sources: list[str], fps: float = 2.0) -> list:
+    """Frames around a few scene centres with varying noise, so NN distances straddle the threshold."""
+    rng = np.random.default_rng(seed)
+    centres = rand_unit(rng, 6)
+    items = []
+    for i in range(n):
+        c = centres[rng.integers(len(centres))]
+        items.append((sources[i % len(sources)], i / fps, near(rng, c, rng.uniform(0.1, 0.9)), None))
+    return items
+
+
+@pytest.mark.parametrize("scope", ["source", "global"])
+@pytest.mark.parametrize("window", [WindowConfig(size=10000, seconds=1e9), WindowConfig(size=12, seconds=40.0)])
+def test_decisions_and_distances_match_greedy_reference(scope, window):
+    sources = ["a", "b", "c"]
+    items = clustered_stream(7, 600, sources)
+    cfg = FilterConfig(threshold=0.15, window=window, scope=scope)
+    f = NoveltyFilter(cfg, DIM, sources)
+    ref = GreedyReference(0.15, window, scope)
+    got = run(f, items, batch=8)
+    kept = 0
+    for (source, ts, v, _), dec in zip(items, got):
+        keep, d = ref.decide(source, ts, v)
+        assert dec.keep == keep, (source, ts, dec, d)
+        if d is None:
+            assert dec.distance is None and dec.reason == "first"
+        else:
+            assert dec.distance == pytest.approx(d, abs=1e-5)
+            assert dec.reason == ("novel" if keep else None)
+        assert dec.threshold == 0.15
+        kept += keep
+    assert 30 < kept < 570  # the stream exercises both outcomes
+    assert all(f.index_size(s) <= window.size for s in sources)
+
+
+def test_in_batch_ordering_two_identical_new_frames():
+    rng = np.random.default_rng(1)
+    f = NoveltyFilter(FilterConfig(), DIM, ["a"])
+    base, new = rand_unit(rng), rand_unit(rng)
+    f.decide([("a", 0.0, base, None)])
+    got = f.decide([("a", 1.0, new, None), ("a", 1.5, new, None), ("a", 2.0, base, None)])
+    assert [d.keep for d in got] == [True, False, False]
+    assert got[1].distance == pytest.approx(0.0, abs=1e-6)
+    assert f.index_size("a") == 2
+
+
+def test_scope_source_vs_global():
+    rng = np.random.default_rng(2)
+    v = rand_unit(rng)
+    per_source = NoveltyFilter(FilterConfig(scope="source"), DIM, ["a", "b"])
+    shared = NoveltyFilter(FilterConfig(scope="global"), DIM, ["a", "b"])
+    batch = [("a", 0.0, v, None), ("b", 0.1, near(rng, v, 0.05), None)]
+    assert [d.keep for d in per_source.decide(batch)] == [True, True]
+    got = shared.decide(batch)
+    assert [d.keep for d in got] == [True, False]
+    assert got[1].distance is not None and got[1].distance < 0.15
+    assert shared.index_size("a") == shared.index_size("b") == 1
+    assert per_source.index_size("a") == per_source.index_size("b") == 1
+
+
+def test_window_evicts_by_size_oldest_first():
+    rng = np.random.default_rng(3)
+    f = NoveltyFilter(FilterConfig(window=WindowConfig(size=3, seconds=1e9)), DIM, ["a"])
+    vs = rand_unit(rng, 5)
+    got = f.decide([("a", float(i), v, None) for i, v in enumerate(vs)])
+    assert all(d.keep for d in got)
+    assert f.index_size("a") == 3
+    # the two oldest left, so they are novel again; the newest three are not
+    again = f.decide([("a", 10.0, vs[4], None), ("a", 11.0, vs[0], None)])
+    assert [d.keep for d in again] == [False, True]
+
+
+def test_window_evicts_by_seconds_relative_to_newest_ts():
+    clock = FakeClock()
+    rng = np.random.default_rng(4)
+    v, w = rand_unit(rng), rand_unit(rng)
+    f = NoveltyFilter(FilterConfig(window=WindowConfig(size=100, seconds=60.0)), DIM, ["a"], clock=clock)
+    t0 = clock.time()
+    assert f.decide([("a", t0, v, None)])[0].keep
+    assert not f.decide([("a", t0 + 59.0, v, None)])[0].keep
+    assert f.decide([("a", t0 + 30.0, w, None)])[0].keep
+    got = f.decide([("a", t0 + 61.0, v, None)])[0]  # v (kept at t0) has aged out; w has not
+    assert got.keep and got.reason == "novel" and f.index_size("a") == 2
+
+
+def test_rolling_index_size_seconds_and_reuse():
+    rng = np.random.default_rng(5)
+    idx = RollingIndex(DIM, WindowConfig(size=50, seconds=100.0))
+    vs = rand_unit(rng, 400)
+    for i, v in enumerate(vs):
+        idx.add(v, float(i))
+        assert len(idx) == min(i + 1, 50)
+    d, k = idx.search(vs[-5:])
+    assert np.allclose(d[:, 0], 0.0, atol=1e-6) and list(k[:, 0]) == [395, 396, 397, 398, 399]
+    d, k = idx.search(vs[:1])  # evicted: its nearest is some other vector
+    assert k[0, 0] != 0 and d[0, 0] > 0.1
+    idx.evict(460.0)  # everything older than ts 360 goes
+    assert len(idx) == 40
+    assert idx._vectors.shape[0] <= 128  # slots are reused, storage stays bounded
+
+
+def test_heartbeat_keeps_a_static_source():
+    rng = np.random.default_rng(6)
+    v = rand_unit(rng)
+    f = NoveltyFilter(FilterConfig(max_interval_s=10.0), DIM, ["a"])
+    got = run(f, [("a", float(t), near(rng, v, 0.01), None) for t in range(35)])
+    kept = [(t, d.reason) for t, d in enumerate(got) if d.keep]
+    assert kept == [(0, "first"), (10, "heartbeat"), (20, "heartbeat"), (30, "heartbeat")]
+    off = NoveltyFilter(FilterConfig(), DIM, ["a"])
+    assert sum(d.keep for d in run(off, [("a", float(t), v, None) for t in range(35)])) == 1
+
+
+def random_walk(seed: int, minutes: float, fps: float, step: float, dim: int = 16) -> list:
+    rng = np.random.default_rng(seed)
+    x = rand_unit(rng, dim=dim).astype(np.float64)
+    items = []
+    for i in range(int(minutes * 60 * fps)):
+        x = x + rng.standard_normal(dim) * step / np.sqrt(dim)
+        x /= np.linalg.norm(x)
+        items.append(("a", i / fps, x.astype(np.float32), None))
+    return items
+
+
+@pytest.mark.parametrize("budget", [2.0, 12.0])
+def test_budget_converges_to_the_keep_rate(budget):
+    items = random_walk(11, 60, 2.0, 0.15)
+    cfg = FilterConfig(threshold=0.15, budget_per_minute=budget, window=WindowConfig(size=50, seconds=600))
+    f = NoveltyFilter(cfg, 16, ["a"])
+    got = run(f, items)
+    kept_ts = np.array([it[1] for it, d in zip(items, got) if d.keep])
+    late = ((kept_ts >= 1800) & (kept_ts < 3600)).sum() / 30.0  # keeps per minute, second half hour
+    assert late == pytest.approx(budget, rel=0.15)
+    fixed = sum(d.keep for d in run(NoveltyFilter(dataclasses.replace(cfg, budget_per_minute=None), 16, ["a"]),
+                                    items)) / 60.0
+    assert abs(fixed - budget) > 0.3 * budget  # the fixed threshold alone would miss the budget
+    assert cfg.threshold_min <= f.threshold("a") <= cfg.threshold_max
+
+
+def test_budget_never_forces_keeps_on_a_static_stream():
+    rng = np.random.default_rng(12)
+    v = rand_unit(rng, dim=16)
+    cfg = FilterConfig(threshold=0.15, budget_per_minute=10.0)
+    f = NoveltyFilter(cfg, 16, ["a"])
+    got = run(f, [("a", i / 2.0, near(rng, v, 0.02), None) for i in range(3600)])
+    assert sum(d.keep for d in got) == 1
+    assert f.threshold("a") == pytest.approx(cfg.threshold_min)
+
+
+def regional_frames(seed: int):
+    """Two frames whose whole-image embeddings nearly agree while region 2 changes (a small object)."""
+    rng = np.random.default_rng(seed)
+    whole = rand_unit(rng)
+    regions = rand_unit(rng, 4)
+    regions2 = regions.copy()
+    regions2[2] = near(rng, regions[2], 1.2)
+    return whole, regions, near(rng, whole, 0.05), regions2
+
+
+def test_regional_finds_a_small_object():
+    whole, regions, whole2, regions2 = regional_frames(13)
+    on = NoveltyFilter(FilterConfig(regional=True, region_threshold=0.25), DIM, ["a"], region_count=4)
+    off = NoveltyFilter(FilterConfig(regional=False), DIM, ["a"], region_count=4)
+    for f in (on, off):
+        assert f.decide([("a", 0.0, whole, regions)])[0].reason == "first"
+    got_on = on.decide([("a", 1.0, whole2, regions2)])[0]
+    got_off = off.decide([("a", 1.0, whole2, regions2)])[0]
+    assert not got_off.keep and got_off.distance < 0.15
+    assert got_on.keep and got_on.reason == "novel" and got_on.region == 2
+    assert got_on.distance > 0.25 and got_on.threshold == 0.25
+    # now kept, the object's region is known: the same frame again is not novel
+    assert not on.decide([("a", 2.0, whole2, regions2)])[0].keep
+
+
+def test_reconfigure_keeps_indexes_and_applies_new_values():
+    rng = np.random.default_rng(14)
+    f = NoveltyFilter(FilterConfig(threshold=0.15), DIM, ["a", "b"])
+    vs = rand_unit(rng, 6)
+    f.decide([("a" if i % 2 else "b", float(i), v, None) for i, v in enumerate(vs)])
+    assert f.index_size("a") == f.index_size("b") == 3
+    f.reconfigure(FilterConfig(threshold=0.5, window=WindowConfig(size=2, seconds=3600)))
+    assert f.threshold("a") == 0.5 and f.index_size("a") == 2
+    f.reconfigure(FilterConfig(threshold=0.5, scope="global", window=WindowConfig(size=10, seconds=3600)))
+    assert f.index_size("a") == 4
+    assert not f.decide([("a", 10.0, vs[4], None)])[0].keep  # b's frame is now seen from a
+    f.reconfigure(FilterConfig(threshold=0.5, scope="source", window=WindowConfig(size=10, seconds=3600)))
+    assert f.index_size("a") == 2 and f.index_size("b") == 2
+    with pytest.raises(ValueError, match="threshold_min"):
+        f.reconfigure(FilterConfig(threshold_min=0.7, threshold_max=0.6))
+
+
+def test_unknown_source_and_bad_shape_are_named():
+    f = NoveltyFilter(FilterConfig(), DIM, ["a"])
+    with pytest.raises(ValueError, match="'zz'"):
+        f.decide([("zz", 0.0, np.ones(DIM, np.float32), None)])
+    with pytest.raises(ValueError, match=r"\(32,\)"):
+        f.decide([("a", 0.0, np.ones(5, np.float32), None)])
+
+
+def test_restart_on_an_unchanged_scene(tmp_path):
+    rng = np.random.default_rng(15)
+    scene = rand_unit(rng)
+    cfg = FilterConfig(budget_per_minute=5.0, max_interval_s=3600.0, regional=True)
+    regions = rand_unit(rng, 2)
+    f = NoveltyFilter(cfg, DIM, ["a", "b"], region_count=2)
+    run(f, [("a", float(i), near(rng, scene, 0.01), regions) for i in range(100)])
+    f.save(tmp_path, "model-1")
+    g = NoveltyFilter(cfg, DIM, ["a", "b"], region_count=2)
+    assert g.load(tmp_path, "model-1")
+    assert g.index_size("a") == f.index_size("a") == 1
+    assert g.threshold("a") == f.threshold("a") and g.keep_rate("a") == f.keep_rate("a")
+    again = g.decide([("a", 200.0, near(rng, scene, 0.01), regions)])[0]
+    assert not again.keep and again.distance < 0.05
+    assert g.decide([("a", 201.0, rand_unit(rng), regions)])[0].keep
+    # another model's state is not used
+    h = NoveltyFilter(cfg, DIM, ["a", "b"], region_count=2)
+    assert not h.load(tmp_path, "model-2")
+    assert h.decide([("a", 200.0, scene, regions)])[0].reason == "first"
+
+
+def test_rolling_index_state_round_trip():
+    rng = np.random.default_rng(16)
+    idx = RollingIndex(DIM, WindowConfig(size=20, seconds=1e9))
+    vs = rand_unit(rng, 30)
+    for i, v in enumerate(vs):
+        idx.add(v, 100.0 + i, origin=i % 3)
+    st = idx.state()
+    assert list(st["keys"]) == list(range(10, 30))
+    back = RollingIndex.from_state(DIM, WindowConfig(size=20, seconds=1e9), st)
+    assert len(back) == 20 and back.next_key == 30
+    for key in ("vectors", "ts", "keys", "origin"):
+        assert np.array_equal(back.state()[key], st[key])
+    d1, k1 = idx.search(vs[10:])
+    d2, k2 = back.search(vs[10:])
+    assert np.array_equal(k1[:, 0], k2[:, 0]) and np.allclose(d1[:, 0], d2[:, 0], atol=1e-6)
+    assert back.add(vs[0], 200.0) == 30
+
+
+def test_saved_graph_is_used_and_a_bad_one_is_rebuilt(caplog):
+    rng = np.random.default_rng(17)
+    window = WindowConfig(size=100, seconds=1e9)
+    idx = RollingIndex(DIM, window)
+    vs = rand_unit(rng, 40)
+    for i, v in enumerate(vs):
+        idx.add(v, float(i))
+    st = idx.state()
+    assert st["graph"].dtype == np.uint8 and len(st["graph"]) > 0
+    variants = {"graph": st, "none": {k: v for k, v in st.items() if k != "graph"},
+                "garbage": dict(st, graph=np.frombuffer(b"\x00" * 64, np.uint8)),
+                "other": dict(st, graph=RollingIndex(DIM, window).state()["graph"])}  # an empty graph
+    for name, variant in variants.items():
+        caplog.clear()
+        back = RollingIndex.from_state(DIM, window, variant)
+        assert bool(caplog.records) == (name == "garbage"), name  # a blob usearch cannot read is logged
+        d, k = back.search(vs, exact=True)
+        assert list(k[:, 0]) == list(range(40)), name
+        assert np.allclose(d[:, 0], 0.0, atol=1e-6), name
+        # the graph answers too (a parallel rebuild can, rarely, miss one: decisions confirm by a scan)
+        _, k = back.search(vs)
+        assert (k[:, 0] == np.arange(40)).sum() >= 38, name
+
+
+def test_load_of_a_corrupt_state_raises_and_sets_it_aside(tmp_path):
+    from edgefilter.errors import StateError
+    f = NoveltyFilter(FilterConfig(), DIM, ["a"])
+    f.decide([("a", 0.0, rand_unit(np.random.default_rng(18)), None)])
+    path = f.save(tmp_path, "m")
+    path.write_bytes(path.read_bytes()[:-100])
+    g = NoveltyFilter(FilterConfig(), DIM, ["a"])
+    with pytest.raises(StateError, match="novelty.npz"):
+        g.load(tmp_path, "m")
+    assert (tmp_path / "novelty.npz.corrupt").exists() and g.index_size("a") == 0
+    assert not g.load(tmp_path, "m")  # next start: nothing to load, starts empty
