@@ -136,8 +136,8 @@ class DemoScene:
         if v is not None and v.visible[0] <= frame < v.visible[1]:
             _draw(img, v, frame, gain, offset)
         if self.noise > 0:
-            # Pseudo-random pick from the bank; a multiplicative hash keeps neighbours uncorrelated.
-            j = ((frame * 2654435761 + self.seed) >> 7) % _NOISE_BANK
+            # Never the same noise on consecutive frames (a "frozen" gate would drop them); period 256.
+            j = (frame * 7 + (frame // _NOISE_BANK) * 3 + self.seed) % _NOISE_BANK
             cv2.add(img, self._noise_pos[j], dst=img)
             cv2.subtract(img, self._noise_neg[j], dst=img)
         return img
@@ -179,7 +179,7 @@ class DemoScene:
             return None
         W, H, fps = self.width, self.height, self.fps
         kind = str(rng.choice(["person", "person", "person", "dog", "car", "car"]))
-        colour = str(rng.choice(list(_COLOURS)))
+        colour = str(rng.choice(["brown", "black", "white", "orange"] if kind == "dog" else list(_COLOURS)))
         if kind == "car":
             y_foot = H * rng.uniform(0.84, 0.95)
             cross_s, pause_s = rng.uniform(2.5, 5.0), (rng.uniform(1.0, 3.0) if rng.random() < 0.25 else 0.0)
@@ -286,7 +286,8 @@ def _background(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
         cv2.rectangle(img, (lxb, by - H // 30), (lxb + 3, by), (35, 35, 35), -1)
     cv2.rectangle(img, (int(0.5 * W), int(0.6 * H)), (int(0.53 * W), int(0.66 * H)), (50, 90, 50), -1)
     # Texture, vignetting.
-    tex = 7.0 * _smooth_noise(rng, W, H, 8) + 4.0 * _smooth_noise(rng, W, H, 40) + 3.0 * _smooth_noise(rng, W, H, W // 3)
+    tex = (7.0 * _smooth_noise(rng, W, H, 8) + 4.0 * _smooth_noise(rng, W, H, 40)
+           + 3.0 * _smooth_noise(rng, W, H, W // 3))
     img += tex[..., None]
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     r2 = ((xx - W / 2) / (W / 2)) ** 2 + ((yy - H / 2) / (H / 2)) ** 2
@@ -298,7 +299,7 @@ def _background(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
 def _noise_bank(rng: np.random.Generator, W: int, H: int, sigma: float) -> tuple[list, list]:
     pos, neg = [], []
     for _ in range(_NOISE_BANK if sigma > 0 else 0):
-        n = rng.normal(0.0, sigma, (H, W, 3)).astype(np.float32)
+        n = rng.standard_normal((H, W, 3), dtype=np.float32) * np.float32(sigma)
         pos.append(np.clip(n, 0, 255).astype(np.uint8))
         neg.append(np.clip(-n, 0, 255).astype(np.uint8))
     return pos, neg
@@ -308,16 +309,20 @@ def _noise_bank(rng: np.random.Generator, W: int, H: int, sigma: float) -> tuple
 
 
 def _extent(v: _Visit, x: float) -> tuple[float, float, float, float]:
-    """Bounding box of the object with its left edge at ``x``."""
-    s = v.scale  # sizes follow the ground line: lower in the image is nearer and bigger
+    """Box around everything drawn for the object (shadow and swinging limbs included), left edge at ``x``."""
+    h = _height(v)
+    pad = 0.04 * h + 2  # line caps and antialiasing
+    width = {"person": 0.5, "dog": 1.6, "car": 2.6}[v.kind] * h + 2 * pad
+    return x, v.y_foot - h - pad, x + width, v.y_foot + pad
+
+
+def _height(v: _Visit) -> float:
+    """Object height in pixels; sizes follow the ground line (lower in the image is nearer and bigger)."""
     if v.kind == "person":
-        h = 0.36 * v.y_foot / 0.7 * s * 0.75
-        return x, v.y_foot - h, x + 0.32 * h, v.y_foot
+        return 0.27 * v.y_foot / 0.7 * v.scale
     if v.kind == "dog":
-        h = 0.13 * v.y_foot / 0.7 * s * 0.75
-        return x, v.y_foot - h, x + 1.6 * h, v.y_foot
-    h = 0.22 * v.y_foot / 0.9 * s
-    return x, v.y_foot - h, x + 2.6 * h, v.y_foot
+        return 0.13 * v.y_foot / 0.7 * v.scale
+    return 0.22 * v.y_foot / 0.9 * v.scale
 
 
 def _in_view(box: tuple[float, float, float, float], W: int, H: int) -> bool:
@@ -343,16 +348,19 @@ def _shadow(img: np.ndarray, cx: float, cy: float, rx: float, ry: float) -> None
 
 def _draw(img: np.ndarray, v: _Visit, frame: int, gain: float, offset: float) -> None:
     x = v.x_at(frame)
-    x0, y0, x1, y1 = _extent(v, x)
-    w, h = x1 - x0, y1 - y0
-    cx = (x0 + x1) / 2
+    bx0, _, bx1, _ = _extent(v, x)
+    cx = (bx0 + bx1) / 2
+    h = _height(v)
+    w = {"person": 0.32, "dog": 1.6, "car": 2.6}[v.kind] * h
+    x0, x1, y1 = cx - w / 2, cx + w / 2, v.y_foot
+    y0 = y1 - h
     col = _tint(_COLOURS[v.colour], gain, offset)
     moving = v.moving(frame)
     direction = 1 if v.speed > 0 else -1
     aa = cv2.LINE_AA
     P = lambda px, py: (int(round(px)), int(round(py)))  # noqa: E731 - tiny local helper
     if v.kind == "person":
-        _shadow(img, cx, y1, w * 0.7, h * 0.03 + 1)
+        _shadow(img, cx, y1, 0.2 * h, h * 0.03 + 1)
         phase = math.sin(frame * 2 * math.pi / 22.0) if moving else 0.0
         hip, shoulder = y1 - 0.47 * h, y1 - 0.82 * h
         leg = max(2, int(w * 0.22))
@@ -372,21 +380,21 @@ def _draw(img: np.ndarray, v: _Visit, frame: int, gain: float, offset: float) ->
         cv2.ellipse(img, (head[0], head[1] - r // 3), (r, max(1, int(r * 0.75))), 0, 180, 360,
                     _tint((30, 35, 45), gain, offset), -1, aa)
     elif v.kind == "dog":
-        _shadow(img, cx, y1, w * 0.55, h * 0.06 + 1)
+        _shadow(img, cx, y1, w * 0.45, h * 0.03 + 1)
         phase = math.sin(frame * 2 * math.pi / 10.0) if moving else 0.0
         body_y = y1 - 0.55 * h
-        cv2.ellipse(img, P(cx, body_y), (max(1, int(0.33 * w)), max(1, int(0.2 * h))), 0, 0, 360, col, -1, aa)
-        leg = max(1, int(0.07 * w))
+        cv2.ellipse(img, P(cx, body_y), (max(1, int(0.34 * w)), max(1, int(0.22 * h))), 0, 0, 360, col, -1, aa)
+        leg = max(2, int(0.09 * w))
         for dx, sgn in ((-0.22, 1), (0.22, -1)):
             cv2.line(img, P(cx + dx * w, body_y), P(cx + dx * w + sgn * phase * 0.1 * w, y1), col, leg, aa)
-        head = P(cx + direction * 0.36 * w, body_y - 0.3 * h)
+        head = P(cx + direction * 0.36 * w, body_y - 0.25 * h)
         cv2.circle(img, head, max(2, int(0.18 * h)), col, -1, aa)
         cv2.circle(img, (head[0] + direction * max(1, int(0.1 * h)), head[1]), max(1, int(0.04 * h)),
                    _tint((20, 20, 20), gain, offset), -1, aa)
-        cv2.line(img, P(cx - direction * 0.33 * w, body_y), P(cx - direction * 0.48 * w, body_y - 0.35 * h), col,
+        cv2.line(img, P(cx - direction * 0.33 * w, body_y), P(cx - direction * 0.45 * w, body_y - 0.35 * h), col,
                  max(1, leg // 2 + 1), aa)
     else:
-        _shadow(img, cx, y1 - 0.02 * h, w * 0.52, h * 0.08 + 1)
+        _shadow(img, cx, y1 - 0.02 * h, w * 0.5, h * 0.04 + 1)
         body_top = y1 - 0.62 * h
         cv2.rectangle(img, P(x0, body_top), P(x1, y1 - 0.2 * h), col, -1, aa)
         cabin = np.array([P(x0 + 0.2 * w, body_top), P(x0 + 0.3 * w, y0), P(x0 + 0.7 * w, y0),

@@ -114,6 +114,7 @@ class VideoFileSource(Source):
         self._pos = 0        # frame number in the file of the next read
         self._base = 0       # frames of previous loops, so indices keep increasing
         self._count = 0      # frame count the container claims (0: unknown)
+        self._warned_short = False
 
     def open(self) -> None:
         if not os.path.exists(self.path):
@@ -129,16 +130,7 @@ class VideoFileSource(Source):
             raise self._error(f"cannot decode video file {self.path} (not a video OpenCV/FFmpeg can read)")
         self._count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self.fps = _fps(cap)
-        first = None
-        for _ in range(_MAX_CORRUPT_RUN):  # a broken first frame or two is not the end of the file
-            ok, img = cap.read()
-            if ok and img is not None:
-                first = img
-                break
-            if not self._count or self._pos >= self._count:
-                break
-            self._pos += 1
-            self.corrupt += 1
+        first = self._read_skipping(cap)
         if first is None:
             cap.release()
             raise self._error(f"cannot decode any frame of video file {self.path}")
@@ -152,20 +144,11 @@ class VideoFileSource(Source):
             if self._pending is not None:
                 img, self._pending = self._pending, None
                 return self._emit(img)
-            run = 0
-            while True:
-                ok, img = self._cap.read()
-                if ok and img is not None:
-                    return self._emit(_bgr(img))
-                # read() failing before the claimed frame count: a corrupt frame, skip it. FFmpeg usually
-                # conceals damage itself, so this is rare; a run of failures means the file is cut short.
-                run += 1
-                if self._count and self._pos < self._count - 1 and run < _MAX_CORRUPT_RUN:
-                    self._pos += 1
-                    self.corrupt += 1
-                    continue
-                break
-            if self._count and self._pos < self._count:
+            img = self._read_skipping(self._cap)
+            if img is not None:
+                return self._emit(_bgr(img))
+            if self._count - self._pos > 1 and not self._warned_short:  # containers may be off by one
+                self._warned_short = True
                 log.warning("source %r: video file %s ended at frame %d of %d (truncated?)",
                             self.name, self.path, self._pos, self._count)
             if not self.loop or self._pos == 0:
@@ -176,6 +159,24 @@ class VideoFileSource(Source):
             self._cap.release()
             self._cap = None
             self._open_capture()
+
+    def _read_skipping(self, cap: cv2.VideoCapture) -> np.ndarray | None:
+        """The next decodable frame, skipping (and counting) corrupt ones; None at the end of the file.
+
+        FFmpeg conceals most damage itself, so a failing read() is rare; when it fails before the frame
+        count the container claims and a later read succeeds, the frames in between were corrupt. A run of
+        failures up to the end means the file is cut short (not counted as corrupt frames).
+        """
+        run = 0
+        while True:
+            ok, img = cap.read()
+            if ok and img is not None:
+                self._pos += run
+                self.corrupt += run
+                return img
+            run += 1
+            if not self._count or self._pos + run >= self._count or run >= _MAX_CORRUPT_RUN:
+                return None
 
     def _emit(self, img: np.ndarray) -> tuple[int, np.ndarray]:
         index = self._base + self._pos
