@@ -1,0 +1,501 @@
+"""Labelled streams for the quality benchmark, and how a selection of kept frames is scored.
+
+A :class:`Stream` is a long sequence of frames, each one a *render key*: an index into the stream's
+table of :class:`Render` specs (an origin frame plus a perturbation). Long unchanged periods are
+built by repeating a few origin frames under a small bank of perturbations, so a stream of many
+minutes needs only a few thousand distinct images to be embedded: a key that repeats reuses its
+features. Consecutive frames never share a key (a real camera never sends the same pixels twice).
+
+Every frame carries a ground-truth ``state`` (what is in view: a person, a table state, a visitor;
+None for transitional frames such as a hand moving a bottle) and a ``static`` flag (part of a
+stretched unchanged period). Events, recall, redundancy and delay all follow from those labels;
+see :func:`events_of` and :func:`score`.
+
+Origins: the synthetic demo camera (``edgefilter.demo``), a synthetic scene where small objects
+are left and taken away, and, when ``../shared/data`` is present, the ASL clips and the bottle clip
+(read from there, never copied).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+# ----------------------------------------------------------------------------- perturbations
+
+
+@dataclass(frozen=True)
+class Perturb:
+    """What a real camera does to a frame: exposure and flicker (gain/offset), sensor noise,
+    compression, shake. Applied in that order."""
+
+    gain: float = 1.0
+    offset: float = 0.0
+    noise: float = 0.0     # Gaussian sigma in grey levels
+    seed: int = 0          # noise pattern
+    jpeg: int = 0          # JPEG quality of a re-encode; 0: none
+    dx: int = 0            # jitter in pixels
+    dy: int = 0
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        out = img
+        if self.gain != 1.0 or self.offset != 0.0:
+            out = cv2.convertScaleAbs(out, alpha=self.gain, beta=self.offset)
+        if self.dx or self.dy:
+            m = np.float32([[1, 0, self.dx], [0, 1, self.dy]])
+            out = cv2.warpAffine(out, m, (out.shape[1], out.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+        if self.noise > 0:
+            rng = np.random.default_rng(self.seed)
+            n = rng.normal(0.0, self.noise, out.shape).astype(np.float32)
+            out = np.clip(out.astype(np.float32) + n, 0, 255).astype(np.uint8)
+        if self.jpeg:
+            ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(self.jpeg)])
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        return np.ascontiguousarray(out)
+
+
+EXPOSURE_LEVELS = (0.8, 1.0, 1.2)  # auto-exposure steps: gain held for tens of seconds
+
+
+class Nuisance:
+    """Draws perturbations: a piecewise-constant exposure level plus per-frame flicker, noise,
+    JPEG and jitter. ``bank`` perturbations are a fixed set per exposure level (for repeats)."""
+
+    def __init__(self, seed: int, fps: float, bank: int = 6, step_s: tuple[float, float] = (20.0, 45.0)):
+        self.rng = np.random.default_rng(seed)
+        self.fps = fps
+        self.bank_size = bank
+        self.step_s = step_s
+        self.level = 1
+        self._next_step = self._draw_step()
+        self._frame = 0
+        brng = np.random.default_rng([seed, 99])
+        self._bank = [[self._draw(brng, lvl) for _ in range(bank)] for lvl in range(len(EXPOSURE_LEVELS))]
+        self._last_j = -1
+
+    def _draw_step(self) -> int:
+        return int(self.rng.uniform(*self.step_s) * self.fps)
+
+    def _draw(self, rng: np.random.Generator, level: int) -> Perturb:
+        flicker = 1.0 + rng.uniform(-0.08, 0.08)
+        return Perturb(gain=round(EXPOSURE_LEVELS[level] * flicker, 3), offset=round(float(rng.uniform(-6, 6)), 1),
+                       noise=round(float(rng.uniform(2.0, 6.0)), 1), seed=int(rng.integers(1 << 30)),
+                       jpeg=int(rng.choice([0, 50, 70, 85])), dx=int(rng.integers(-3, 4)), dy=int(rng.integers(-2, 3)))
+
+    def tick(self) -> None:
+        """Advance one frame of stream time (exposure steps happen here)."""
+        self._frame += 1
+        if self._frame >= self._next_step:
+            self._frame = 0
+            self._next_step = self._draw_step()
+            self.level = int(self.rng.choice([l for l in range(len(EXPOSURE_LEVELS)) if l != self.level]))
+
+    def fresh(self) -> Perturb:
+        """A perturbation used once (a frame that is itself new)."""
+        return self._draw(self.rng, self.level)
+
+    def banked(self) -> tuple[int, Perturb]:
+        """A perturbation from the bank of the current level, never the same index twice in a row."""
+        j = int(self.rng.integers(self.bank_size - 1))
+        if j >= self._last_j >= 0:
+            j += 1
+        self._last_j = j
+        return j, self._bank[self.level][j]
+
+
+# ----------------------------------------------------------------------------- origins
+
+
+class Origin:
+    """Frames of one clip or synthetic scene, by frame number (BGR uint8)."""
+
+    name: str
+
+    def frame(self, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class VideoOrigin(Origin):
+    """A video file, decoded whole on first use and released with :meth:`release`."""
+
+    def __init__(self, name: str, path: Path, step: int = 1):
+        self.name, self.path, self.step = name, Path(path), step
+        self._frames: dict[int, np.ndarray] | None = None
+        cap = cv2.VideoCapture(str(self.path))
+        self.count = 0
+        while cap.grab():  # containers' frame counts can be wrong (mkv): count what decodes
+            self.count += 1
+        cap.release()
+
+    def _load(self) -> dict[int, np.ndarray]:
+        cap = cv2.VideoCapture(str(self.path))
+        frames: dict[int, np.ndarray] = {}
+        n = 0
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                break
+            if n % self.step == 0:
+                frames[n] = img
+            n += 1
+        cap.release()
+        self.count = n
+        return frames
+
+    def frame(self, n: int) -> np.ndarray:
+        if self._frames is None:
+            self._frames = self._load()
+        return self._frames[n]
+
+    def release(self) -> None:
+        self._frames = None
+
+
+class DemoOrigin(Origin):
+    def __init__(self, name: str, scene):
+        self.name, self.scene = name, scene
+
+    def frame(self, n: int) -> np.ndarray:
+        return self.scene.render(n)
+
+
+class ObjectsOrigin(Origin):
+    """A static street (the demo background, no visitors) where small objects are left and taken
+    away. Frame ``n`` is the scene with the object set ``states[n]``."""
+
+    OBJECTS = {  # name: (x, y, w, h, BGR, shape) in a 640x360 frame; 0.2 % to 1.5 % of the image each
+        "bag": (250, 280, 34, 40, (40, 40, 160), "rect"),
+        "box": (430, 290, 56, 44, (60, 110, 170), "rect"),
+        "ball": (120, 315, 22, 22, (30, 200, 230), "ellipse"),
+        "cone": (540, 270, 26, 48, (20, 120, 250), "triangle"),
+        "case": (330, 300, 70, 36, (90, 90, 90), "rect"),
+        "bottle": (60, 290, 12, 34, (60, 160, 60), "rect"),
+    }
+
+    def __init__(self, name: str, states: Sequence[tuple[str, ...]], seed: int = 3):
+        from edgefilter.demo import DemoScene
+
+        self.name, self.states = name, list(states)
+        scene = DemoScene(seed=seed, width=640, height=360, fps=30.0, noise=0.0, lighting=False)
+        empty = next(f for f in range(0, 10_000, 7) if not scene.objects_at(f))
+        self.background = scene.render(empty)
+
+    def frame(self, n: int) -> np.ndarray:
+        img = self.background.copy()
+        for obj in self.states[n]:
+            x, y, w, h, colour, shape = self.OBJECTS[obj]
+            shade = tuple(int(c * 0.6) for c in colour)
+            if shape == "rect":
+                cv2.rectangle(img, (x, y), (x + w, y + h), colour, -1)
+                cv2.rectangle(img, (x, y), (x + w, y + h), shade, 2)
+            elif shape == "ellipse":
+                cv2.ellipse(img, (x + w // 2, y + h // 2), (w // 2, h // 2), 0, 0, 360, colour, -1)
+            else:
+                pts = np.array([[x + w // 2, y], [x, y + h], [x + w, y + h]], np.int32)
+                cv2.fillPoly(img, [pts], colour)
+            cv2.ellipse(img, (x + w // 2, y + h + 2), (w // 2 + 3, 4), 0, 0, 360, (40, 40, 40), -1)  # shadow
+        return img
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+@dataclass(frozen=True)
+class Render:
+    origin: str
+    frame: int
+    perturb: Perturb
+
+
+@dataclass
+class Stream:
+    name: str
+    fps: float
+    description: str
+    renders: list[Render]            # distinct images; keys index this
+    keys: np.ndarray                 # (n,) int: the render shown at each frame
+    state: list[str | None]          # ground truth per frame (None: transitional, not an event)
+    static: np.ndarray               # (n,) bool: part of a stretched unchanged period
+    origins: dict[str, Origin] = field(default_factory=dict)
+    novel_only: bool = True          # events are first appearances of a state (a returning state is a repeat)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def image(self, i: int) -> np.ndarray:
+        """The perturbed BGR image of frame ``i``."""
+        r = self.renders[int(self.keys[i])]
+        return r.perturb.apply(self.origins[r.origin].frame(r.frame))
+
+    def render_image(self, key: int) -> np.ndarray:
+        r = self.renders[key]
+        return r.perturb.apply(self.origins[r.origin].frame(r.frame))
+
+
+class StreamBuilder:
+    """Appends frames to a stream, deduplicating render specs."""
+
+    def __init__(self, name: str, fps: float, description: str, seed: int):
+        self.name, self.fps, self.description = name, fps, description
+        self.nuisance = Nuisance(seed, fps)
+        self._render_no: dict[Render, int] = {}
+        self.renders: list[Render] = []
+        self.keys: list[int] = []
+        self.state: list[str | None] = []
+        self.static: list[bool] = []
+        self.origins: dict[str, Origin] = {}
+
+    def _key(self, r: Render) -> int:
+        k = self._render_no.get(r)
+        if k is None:
+            k = self._render_no[r] = len(self.renders)
+            self.renders.append(r)
+        return k
+
+    def add(self, origin: Origin, frame: int, state: str | None, perturb: Perturb | None = None) -> None:
+        """One frame shown once, with a fresh perturbation unless given."""
+        self.origins[origin.name] = origin
+        self.keys.append(self._key(Render(origin.name, frame, perturb if perturb is not None else self.nuisance.fresh())))
+        self.state.append(state)
+        self.static.append(False)
+        self.nuisance.tick()
+
+    def hold(self, origin: Origin, frames: Sequence[int], seconds: float, state: str | None) -> None:
+        """A long unchanged period: ping-pong over ``frames`` under banked perturbations."""
+        self.origins[origin.name] = origin
+        cycle = list(frames) + list(frames[-2:0:-1]) if len(frames) > 1 else list(frames)
+        for i in range(int(round(seconds * self.fps))):
+            _, p = self.nuisance.banked()
+            self.keys.append(self._key(Render(origin.name, cycle[i % len(cycle)], p)))
+            self.state.append(state)
+            self.static.append(True)
+            self.nuisance.tick()
+
+    def build(self, novel_only: bool = True) -> Stream:
+        return Stream(self.name, self.fps, self.description, self.renders, np.asarray(self.keys, np.int64),
+                      self.state, np.asarray(self.static, bool), self.origins, novel_only)
+
+
+def demo_stream(seconds: float, fps: float = 5.0, seed: int = 1) -> Stream:
+    """The synthetic demo camera: visitors cross a street; lighting drift, exposure steps, flicker and
+    noise are the demo's own; JPEG and jitter are added. Every frame is distinct."""
+    from edgefilter.demo import DemoScene
+
+    n = int(round(seconds * fps))
+    scene = DemoScene(seed=seed, fps=fps, frames=n)
+    origin = DemoOrigin("demo", scene)
+    b = StreamBuilder("synthetic-demo", fps, f"edgefilter demo camera (seed {seed}), {fps:g} fps", seed)
+    state: list[str] = ["empty"] * n
+    for k, ev in enumerate(scene.events):
+        for f in range(ev.start, ev.end):
+            state[f] = f"visit {k}: {ev.description}"
+    rng = np.random.default_rng([seed, 5])
+    for f in range(n):
+        p = Perturb(jpeg=int(rng.choice([0, 60, 80])), dx=int(rng.integers(-2, 3)), dy=int(rng.integers(-2, 3)))
+        b.add(origin, f, state[f], p)
+    s = b.build()
+    s.static = np.array([st == "empty" for st in state], bool)
+    return s
+
+
+OBJECT_STATES = [(), ("bag",), ("bag", "box"), ("box",), ("box", "ball"), ("box", "ball", "cone"),
+                 ("ball", "cone"), (), ("case",), ("case", "bottle"), ("box",)]
+# how long each state lasts, in units of hold_s: irregular, as real events are (a uniform sampler
+# tuned to one fixed period would otherwise look better than it is)
+OBJECT_HOLDS = [1.0, 0.25, 2.0, 0.5, 1.5, 0.3, 1.0, 2.5, 0.4, 1.2, 0.8]
+
+
+def objects_stream(hold_s: float, fps: float = 10.0, seed: int = 2) -> Stream:
+    """Small objects left in a static street and taken away, each state held ``hold_s`` seconds;
+    two states come back later (the empty street, the box alone)."""
+    origin = ObjectsOrigin("objects", OBJECT_STATES)
+    b = StreamBuilder("synthetic-objects", fps, f"small objects left/taken in a static scene, {hold_s:g} s per state",
+                      seed)
+    for n, objs in enumerate(OBJECT_STATES):
+        name = "+".join(objs) or "empty"
+        b.add(origin, n, name)  # the first frame of a state: the change itself
+        b.hold(origin, [n], hold_s * OBJECT_HOLDS[n], name)
+    return b.build()
+
+
+def load_labels(data: Path) -> dict:
+    return json.loads((Path(data) / "labels.json").read_text())
+
+
+def asl_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, clips: int | None = None,
+               hold_frames: int = 4) -> Stream:
+    """Shuffled ASL clips (new person = new event), each followed by a hold of its last frames.
+
+    Consecutive clips of the same person are one event (the state does not change). With the
+    default ``novel_only`` a person who comes back later is a repeat, not a new event.
+    """
+    labels = load_labels(data)["asl"]["clips"]
+    rng = np.random.default_rng(seed)
+    names = sorted(labels)
+    order = [names[i] for i in rng.permutation(len(names))]
+    if clips is not None:
+        order = order[:clips]
+    step = max(1, int(round(30.0 / fps)))
+    b = StreamBuilder(f"asl-shuffle{seed}", fps, f"{len(order)} ASL clips shuffled (seed {seed}), {fps:g} fps, "
+                      f"{hold_s:g} s hold after each", seed)
+    for clip in order:
+        origin = VideoOrigin(f"asl/{clip}", Path(data) / "asl" / f"{clip}.mkv", step)
+        person = labels[clip]
+        frames = list(range(0, origin.count, step))
+        for f in frames:
+            b.add(origin, f, f"person {person}")
+        b.hold(origin, frames[-hold_frames:], hold_s, f"person {person}")
+    return b.build()
+
+
+def bottle_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, hold_frames: int = 4,
+                  margin: int = 6) -> Stream:
+    """The bottle clip, each table state stretched by ``hold_s`` seconds; hands in view are transitional
+    (no state). Frames within ``margin`` of a label boundary are unlabelled too (labels are +-5 frames)."""
+    lab = load_labels(data)["bottle-detection.mp4"]
+    step = max(1, int(round(30.0 / fps)))
+    origin = VideoOrigin("bottle", Path(data) / "bottle-detection.mp4", step)
+    b = StreamBuilder(f"bottle-seed{seed}", fps, f"bottle clip, {fps:g} fps, {hold_s:g} s hold per table state", seed)
+    segments = sorted([(a, e, "table " + s["bottles"]) for s in lab["table_state"] for a, e in [s["frames"]]])
+    for f in range(0, origin.count, step):
+        seg = next((s for s in segments if s[0] <= f < s[1]), None)
+        state = None
+        if seg is not None and seg[0] + (margin if seg[0] > 0 else 0) <= f < seg[1] - margin:
+            state = seg[2]
+        b.add(origin, f, state)
+        # the hold goes at the end of the settled part of a table state (before the next hand arrives)
+        if seg is not None and state is not None and f + step >= seg[1] - margin:
+            settled = [g for g in range(0, seg[1] - margin, step) if g >= seg[0] + (margin if seg[0] else 0)]
+            b.hold(origin, settled[-hold_frames:], hold_s, state)
+    return b.build()
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class Event:
+    start: int
+    end: int       # exclusive
+    state: str
+    novel: bool    # first appearance of the state in the stream
+
+
+def events_of(state: Sequence[str | None]) -> list[Event]:
+    """Maximal runs of one non-None state. Unlabelled frames between two runs of the same state do
+    not split it; a run whose state was seen before is not novel."""
+    events: list[Event] = []
+    seen: set[str] = set()
+    cur: str | None = None
+    start = last = 0
+    for i, s in enumerate(state):
+        if s is None:
+            continue
+        if s != cur:
+            if cur is not None:
+                events.append(Event(start, last + 1, cur, cur not in seen))
+                seen.add(cur)
+            cur, start = s, i
+        last = i
+    if cur is not None:
+        events.append(Event(start, last + 1, cur, cur not in seen))
+    return events
+
+
+@dataclass
+class Score:
+    frames: int
+    kept: int
+    events: int            # events scored (novel ones, or every change when novel_only is off)
+    hit: int
+    recall: float
+    redundant: int         # keeps of a state after its first keep (anywhere)
+    static_redundant_max: int   # most keeps inside one stretched unchanged period after the state's first keep
+    static_redundant: int       # the same, summed over periods
+    delay_mean: float | None    # frames from event start to the first keep (or decision) inside it
+    delay_max: int | None
+    missed: list[str]
+
+    @property
+    def keep_ratio(self) -> float:
+        return self.kept / self.frames if self.frames else 0.0
+
+    def row(self) -> dict:
+        d = dict(self.__dict__)
+        d["keep_ratio"] = self.keep_ratio
+        return d
+
+
+def score(state: Sequence[str | None], static: Sequence[bool], kept: Iterable[int],
+          decided: dict[int, int] | None = None, novel_only: bool = True) -> Score:
+    """Score a selection. ``kept``: frame indices kept. ``decided``: kept frame -> frame at which the
+    method decided to keep it (methods that hold a candidate publish later); delay counts to that.
+
+    - recall: share of events with at least one kept frame inside [start, end);
+    - redundant: keeps of a state after its first keep;
+    - static_redundant(_max): keeps inside a run of static frames, after the state's first keep (the
+      target says at most one per repeated unchanged period);
+    - delay: frames from an event's start to its first keep (to the decision when ``decided``).
+    """
+    n = len(state)
+    kept = sorted(set(int(k) for k in kept))
+    decided = decided or {}
+    keep_mask = np.zeros(n, bool)
+    keep_mask[kept] = True
+    events = [e for e in events_of(state) if e.novel or not novel_only]
+    hit, delays, missed = 0, [], []
+    for e in events:
+        ks = np.flatnonzero(keep_mask[e.start:e.end])
+        if len(ks):
+            hit += 1
+            first = e.start + int(ks[0])
+            delays.append(max(decided.get(first, first), first) - e.start)
+        else:
+            missed.append(f"{e.state} @{e.start}")
+    first_keep: dict[str, int] = {}
+    redundant = 0
+    for k in kept:
+        s = state[k]
+        if s is None:
+            continue
+        if s in first_keep:
+            redundant += 1
+        else:
+            first_keep[s] = k
+    static = np.asarray(static, bool)
+    per_run: list[int] = []
+    i = 0
+    while i < n:
+        if not static[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and static[j] and state[j] == state[i]:
+            j += 1
+        s = state[i]
+        fk = first_keep.get(s) if s is not None else None
+        per_run.append(sum(1 for k in np.flatnonzero(keep_mask[i:j]) + i if fk is not None and k > fk))
+        i = j
+    return Score(frames=n, kept=len(kept), events=len(events), hit=hit,
+                 recall=hit / len(events) if events else 1.0, redundant=redundant,
+                 static_redundant_max=max(per_run, default=0), static_redundant=sum(per_run),
+                 delay_mean=float(np.mean(delays)) if delays else None,
+                 delay_max=int(max(delays)) if delays else None, missed=missed)
+
+
+def frames_for_recall(points: Sequence[tuple[int, float, object]], target: float = 0.95) -> tuple[int | None, float, object]:
+    """From a sweep's (kept, recall, parameter) points: the fewest kept frames reaching ``target``
+    recall, as (kept, recall, parameter); when none does, (None, best recall, its parameter)."""
+    ok = [p for p in points if p[1] >= target - 1e-9]
+    if ok:
+        best = min(ok, key=lambda p: (p[0], -p[1]))
+        return best[0], best[1], best[2]
+    if not points:
+        return None, 0.0, None
+    best = max(points, key=lambda p: (p[1], -p[0]))
+    return None, best[1], best[2]

@@ -1,0 +1,123 @@
+"""The quality benchmark's stream builder, scoring and baselines, on hand-made data."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import baselines
+from benchmarks.streams import (Event, Perturb, StreamBuilder, events_of, frames_for_recall, objects_stream,
+                                score)
+
+
+class _Const:
+    name = "const"
+
+    def frame(self, n):
+        return np.full((36, 64, 3), 10 * n, np.uint8)
+
+
+def test_events_merge_runs_and_mark_returning_states():
+    state = ["a", "a", None, "a", "b", "b", None, "a", "c"]
+    assert events_of(state) == [Event(0, 4, "a", True), Event(4, 6, "b", True), Event(7, 8, "a", False),
+                                Event(8, 9, "c", True)]
+    assert events_of([None, None]) == []
+
+
+def test_score_recall_redundancy_and_delay_on_a_hand_made_stream():
+    #        0    1    2    3    4    5    6    7    8    9   10   11
+    state = ["a", "a", "a", "a", None, "b", "b", "b", "b", "a", "a", "c"]
+    static = [0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0]
+    s = score(state, static, kept=[1, 2, 3, 7, 8, 9])
+    assert s.events == 3 and s.hit == 2 and s.recall == pytest.approx(2 / 3)   # a, b hit; c missed
+    assert s.missed == ["c @11"]
+    assert s.kept == 6 and s.keep_ratio == pytest.approx(0.5)
+    assert s.redundant == 4                      # a: 2, 3, 9 after 1; b: 8 after 7
+    assert s.static_redundant == 4 and s.static_redundant_max == 2   # run 1-3: {2, 3}; 6-8: {8}; 9-10: {9}
+    assert s.delay_mean == pytest.approx((1 + 2) / 2) and s.delay_max == 2
+    # every change counts when returning states are events too
+    assert score(state, static, kept=[1, 9], novel_only=False).recall == pytest.approx(2 / 4)
+
+
+def test_score_delay_counts_to_the_decision_and_duplicates_are_ignored():
+    state = ["a"] * 5 + ["b"] * 5
+    s = score(state, [False] * 10, kept=[0, 6, 6], decided={0: 0, 6: 9})
+    assert s.kept == 2 and s.recall == 1.0 and s.delay_max == 4 and s.delay_mean == pytest.approx(2.0)
+
+
+def test_frames_for_recall_takes_the_fewest_frames_reaching_the_target():
+    pts = [(50, 1.0, "p50"), (20, 0.96, "p20"), (10, 0.9, "p10"), (30, 0.95, "p30")]
+    assert frames_for_recall(pts, 0.95) == (20, 0.96, "p20")
+    assert frames_for_recall([(10, 0.5, "x"), (40, 0.8, "y"), (30, 0.8, "z")], 0.95) == (None, 0.8, "z")
+    assert frames_for_recall([], 0.95) == (None, 0.0, None)
+
+
+def test_hold_repeats_frames_without_showing_the_same_render_twice_in_a_row():
+    b = StreamBuilder("t", 10.0, "test", seed=3)
+    o = _Const()
+    b.add(o, 0, "x")
+    b.hold(o, [0, 1, 2], 30.0, "x")
+    s = b.build()
+    assert len(s) == 301 and s.static.sum() == 300 and not s.static[0]
+    assert np.all(s.keys[1:] != s.keys[:-1])
+    assert len(s.renders) < 100            # repeats reuse a bounded bank of perturbations
+    assert {s.renders[k].frame for k in s.keys[1:]} == {0, 1, 2}
+
+
+def test_perturb_is_deterministic_and_keeps_the_shape():
+    img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    p = Perturb(gain=1.2, offset=-5, noise=4, seed=7, jpeg=60, dx=2, dy=-1)
+    a, b = p.apply(img), p.apply(img)
+    assert a.shape == img.shape and a.dtype == np.uint8 and np.array_equal(a, b)
+    assert not np.array_equal(a, img)
+    assert np.array_equal(Perturb().apply(img), img)
+
+
+def test_objects_stream_ground_truth():
+    s = objects_stream(2.0, fps=5.0)
+    ev = events_of(s.state)
+    assert [e.state for e in ev][:3] == ["empty", "bag", "bag+box"]
+    assert sum(e.novel for e in ev) == 9 and len(ev) == 11   # the empty street and the box alone come back
+    assert s.image(0).shape == (360, 640, 3)
+
+
+def test_greedy_matches_a_naive_implementation():
+    rng = np.random.default_rng(1)
+    feats = rng.normal(0, 10, (12, 6, 8)).astype(np.float32)
+    keys = rng.integers(0, 12, 300)
+    for t in (5.0, 8.0, 11.0):
+        kept, bank = [], []
+        for i, k in enumerate(keys):
+            if all(np.abs(feats[k] - f).mean() > t for f in bank):
+                kept.append(i)
+                bank.append(feats[k])
+        assert baselines.greedy(keys, feats, baselines.pixel_distance, t) == kept
+
+
+def test_hamming_uniform_and_k_center():
+    a = np.packbits(np.array([1, 0, 1, 1, 0, 0, 0, 0], bool))
+    b = np.packbits(np.array([0, 0, 1, 0, 0, 0, 0, 1], bool))
+    assert baselines.hamming_distance(a[None], b).tolist() == [3]
+    assert baselines.uniform(10, 4) == [0, 4, 8] and baselines.uniform(10, 4, phase=1) == [1, 5, 9]
+    v = np.array([[1, 0, 0], [0.99, 0.14, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    order = baselines.k_center(v, 3)
+    assert order[0] == 0 and set(order[1:]) == {2, 3}
+
+
+def test_scene_cuts_keep_the_first_frame_of_each_scene():
+    scores = np.zeros(100, np.float32)
+    scores[[30, 70]] = 50.0
+    assert baselines.scene_cuts(scores, 27.0, fps=10.0) == [0, 30, 70]
+    assert baselines.scene_cuts(scores, 60.0, fps=10.0) == [0]
+
+
+def test_hold_filter_keeps_the_settled_frame_of_each_change():
+    rng = np.random.default_rng(2)
+    base = np.eye(4, 64, dtype=np.float32)
+    seq = [0] * 20 + [1] * 3 + [2] * 20 + [3] * 20   # 1 is a short transition, 2 and 3 settle
+    v = base[seq] + rng.normal(0, 0.01, (len(seq), 64)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    kept, decided = baselines.HoldFilter(settle=3).run(v)
+    states = [seq[k] for k in kept]
+    assert states == [0, 2, 3]
+    assert all(decided[k] >= k for k in kept)
