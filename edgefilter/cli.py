@@ -143,11 +143,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", "measure raw model and end-to-end throughput side by side", cmd_bench)
     p.add_argument("-c", "--config", default=None, help="config whose model and settings to use")
     p.add_argument("--frames", type=int, default=600, help="frames per source")
-    p.add_argument("--sources", default="1,4", help="comma-separated parallel source counts")
+    p.add_argument("--sources", default="1,4,8", help="comma-separated parallel source counts")
     p.add_argument("--batch", type=int, default=8, help="max batch size")
     p.add_argument("--latency-seconds", type=float, default=10.0, help="duration of the paced latency run")
     p.add_argument("--soak-minutes", type=float, default=0.0, help="also run a memory soak this long")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
+    p.add_argument("--threads", type=int, default=None, help="override model.threads (onnxruntime intra-op)")
+    p.add_argument("--width", type=int, default=640, help="width of the generated source videos")
+    p.add_argument("--height", type=int, default=360, help="height of the generated source videos")
+    p.add_argument("--unchanged-frames", type=int, default=5400,
+                   help="length of the mostly-unchanged stream for the pre-gate run (0: skip that run)")
+    p.add_argument("--skip-unchanged", type=float, default=None,
+                   help="pre-gate setting for that run (default: the config's, else 4)")
+    p.add_argument("--raw-seconds", type=float, default=3.0, help="duration of each raw model measurement")
+    p.add_argument("--soak-sources", type=int, default=2, help="sources at full rate during the soak")
+    p.add_argument("--soak-window", type=int, default=50, help="filter.window.size during the soak")
+    p.add_argument("--workdir", default=None, help="keep generated videos here (default: a temporary folder)")
     return parser
 
 
