@@ -1,0 +1,238 @@
+"""The daemon's wiring, in process: real captures of real video files, real ZeroMQ, real filter;
+a small deterministic embedder stands in for the ONNX model so every case runs in a second or two
+(the real model runs end to end in test_e2e.py)."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+from videos import make_video, scene_with_events, static_scene
+
+from edgefilter.client import Subscriber
+from edgefilter.config import (Config, EmbedConfig, FilterConfig, GatesConfig, MetricsConfig, PublishConfig,
+                               SourceConfig, StateConfig, load_config)
+from edgefilter.daemon import Daemon
+from edgefilter.message import FrameMessage
+
+
+class FakeEmbedder:
+    """Embeds a frame as its mean-removed 8x8 thumbnail: new objects move it, a static scene does not."""
+
+    model_id = "fake-embedder@1"
+    dim = 8 * 8 * 3
+    input_size = (8, 8)
+    colour = "RGB"
+    provider = "FakeProvider"
+    has_regions = False
+    region_count = 0
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.batches: list[int] = []
+
+    def embed(self, batch: np.ndarray) -> SimpleNamespace:
+        self.batches.append(len(batch))
+        if self.delay:
+            time.sleep(self.delay)
+        v = batch.reshape(len(batch), -1).astype(np.float32)
+        v -= v.mean(axis=1, keepdims=True)
+        v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-6
+        return SimpleNamespace(vectors=v, regions=None)
+
+
+def make_config(tmp_path, port, sources, **sections) -> Config:
+    sections.setdefault("publish", PublishConfig(bind=f"tcp://127.0.0.1:{port}"))
+    sections.setdefault("metrics", MetricsConfig(bind=None))
+    sections.setdefault("filter", FilterConfig(threshold=0.1))
+    return Config(sources=sources, base_dir=str(tmp_path), **sections)
+
+
+class Running:
+    """A daemon in a thread plus a subscriber that collects everything it publishes."""
+
+    def __init__(self, cfg: Config, embedder: FakeEmbedder, **kw):
+        self.embedder = embedder
+        self.sub = Subscriber(cfg.publish.bind, topics=("frame/",))
+        self.daemon = Daemon(cfg, registry=CollectorRegistry(), embedder_factory=self._load, **kw)
+        self.messages: list[FrameMessage] = []
+        self.code: int | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _load(self, cfg, cache_dir=None) -> FakeEmbedder:
+        # The real model takes a while to load after the bind; the fake one stands in for that wait
+        # until the subscription has arrived, so the first kept frame reaches the subscriber.
+        deadline = time.monotonic() + 5
+        while self.daemon.metrics.value("edgefilter_subscribers") < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.embedder
+
+    def _run(self) -> None:
+        self.code = self.daemon.run()
+
+    def collect(self, until_exit: bool = True, timeout: float = 30.0) -> list[FrameMessage]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = self.sub.recv(timeout=0.2)
+            if msg is not None:
+                self.messages.append(msg)
+            elif until_exit and not self.thread.is_alive():
+                break
+        assert not (until_exit and self.thread.is_alive()), "daemon did not finish in time"
+        return self.messages
+
+    def value(self, name: str, **labels) -> float:
+        return self.daemon.metrics.value(name, **labels)
+
+    def close(self) -> None:
+        self.daemon.stop()
+        self.thread.join(10)
+        self.sub.close()
+
+
+@pytest.fixture
+def events_video(tmp_path):
+    frames = scene_with_events(120, [(30, 50), (80, 100)], seed=3)
+    return make_video(tmp_path / "events.avi", frames, fps=25)
+
+
+def test_file_runs_to_the_end_and_every_event_is_kept(tmp_path, port, events_video):
+    cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(events_video))])
+    run = Running(cfg, FakeEmbedder())
+    try:
+        msgs = run.collect()
+    finally:
+        run.close()
+    assert run.code == 0
+    assert msgs[0].reason == "first" and msgs[0].frame_index == 0 and msgs[0].distance is None
+    kept = [m.frame_index for m in msgs]
+    assert any(30 <= i < 50 for i in kept) and any(80 <= i < 100 for i in kept)
+    assert not any(5 <= i < 30 for i in kept), "the static scene under sensor noise was kept again"
+    assert [m.seq for m in msgs] == list(range(len(msgs)))
+    assert all(m.reason == "novel" and m.distance > 0.1 for m in msgs[1:])
+    assert run.value("edgefilter_frames_captured_total", source="cam") == 120
+    assert run.value("edgefilter_frames_kept_total", source="cam") == len(msgs)
+    assert run.value("edgefilter_frames_published_total", source="cam") == len(msgs)
+    assert run.value("edgefilter_index_size", source="cam") == len(msgs)
+    img = msgs[0].image()
+    assert img.shape == (120, 160, 3)
+
+
+def test_frames_of_several_sources_are_batched_together(tmp_path, port):
+    videos = [make_video(tmp_path / f"v{i}.avi", scene_with_events(60, [(20, 40)], seed=i), fps=25) for i in range(3)]
+    cfg = make_config(tmp_path, port, [SourceConfig(name=f"cam{i}", url=str(v)) for i, v in enumerate(videos)],
+                      embed=EmbedConfig(max_batch=6, max_wait_ms=50))
+    embedder = FakeEmbedder(delay=0.01)
+    run = Running(cfg, embedder)
+    try:
+        msgs = run.collect()
+    finally:
+        run.close()
+    assert run.code == 0
+    assert max(embedder.batches) > 1 and max(embedder.batches) <= 6
+    assert sum(embedder.batches) == 180
+    for i in range(3):
+        seqs = [m.seq for m in msgs if m.source == f"cam{i}"]
+        assert seqs == list(range(len(seqs))) and seqs
+        assert run.value("edgefilter_frames_captured_total", source=f"cam{i}") == 60
+
+
+def test_a_live_source_drops_under_backpressure_and_counts_it(tmp_path, port):
+    cfg = make_config(tmp_path, port, [SourceConfig(name="live", url="demo://?fps=400&width=160&height=120",
+                                                    realtime=True)],
+                      embed=EmbedConfig(max_batch=1, max_wait_ms=0, queue_size=2))
+    run = Running(cfg, FakeEmbedder(delay=0.02))
+    try:
+        deadline = time.monotonic() + 10
+        while run.value("edgefilter_frames_dropped_total", source="live", reason="backpressure") < 20:
+            assert time.monotonic() < deadline, "no backpressure drops counted"
+            time.sleep(0.05)
+    finally:
+        run.close()
+    captured = run.value("edgefilter_frames_captured_total", source="live")
+    dropped = sum(run.value("edgefilter_frames_dropped_total", source="live", reason=r)
+                  for r in ("backpressure", "shutdown", "dark", "bright", "frozen", "corrupt", "blurred"))
+    processed = run.value("edgefilter_frames_embedded_total", source="live")
+    assert captured == processed + dropped  # every frame accounted for, none silently lost
+
+
+def test_stop_drains_what_was_taken_and_exits_zero(tmp_path, port):
+    video = make_video(tmp_path / "long.avi", scene_with_events(400, [(100, 150), (300, 350)], seed=5), fps=25)
+    cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(video))])
+    run = Running(cfg, FakeEmbedder(delay=0.05))
+    time.sleep(0.5)
+    run.daemon.stop()
+    run.thread.join(15)
+    msgs = run.collect(until_exit=True, timeout=2)
+    run.sub.close()
+    assert run.code == 0
+    captured = run.value("edgefilter_frames_captured_total", source="cam")
+    embedded = run.value("edgefilter_frames_embedded_total", source="cam")
+    shutdown = run.value("edgefilter_frames_dropped_total", source="cam", reason="shutdown")
+    assert 0 < captured < 400
+    assert captured == embedded + shutdown
+    assert len(msgs) == run.value("edgefilter_frames_published_total", source="cam")
+
+
+def test_restart_on_an_unchanged_scene_keeps_nothing_again(tmp_path, port):
+    still = [static_scene(7)] * 40
+    video = make_video(tmp_path / "still.avi", still, fps=25)
+    cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(video))],
+                      state=StateConfig(dir=str(tmp_path / "state")),
+                      gates=GatesConfig(frozen=False))
+    first = Running(cfg, FakeEmbedder())
+    try:
+        assert len(first.collect()) == 1
+    finally:
+        first.close()
+    assert (tmp_path / "state").is_dir()
+    second = Running(cfg, FakeEmbedder())
+    try:
+        again = second.collect()
+    finally:
+        second.close()
+    assert again == []
+    assert second.value("edgefilter_index_size", source="cam") == 1
+    assert second.value("edgefilter_frames_captured_total", source="cam") == 40
+
+
+def test_sighup_reload_applies_good_config_and_keeps_running_on_bad(tmp_path, port):
+    path = tmp_path / "c.yaml"
+    text = (f"sources: [{{name: live, url: 'demo://?fps=30&width=160&height=120', realtime: true}}]\n"
+            f"publish: {{bind: 'tcp://127.0.0.1:{port}'}}\nmetrics: {{bind: null}}\n")
+    path.write_text(text + "filter: {threshold: 0.1}\n")
+    cfg = load_config(path)
+    run = Running(cfg, FakeEmbedder(), config_path=str(path))
+    try:
+        time.sleep(0.5)
+        path.write_text(text + "filter: {threshold: 0.3}\n")
+        assert run.daemon.reload() is True
+        assert run.daemon.novelty.threshold("live") == pytest.approx(0.3)
+        path.write_text(text + "filter: {threshold: lots}\n")
+        assert run.daemon.reload() is False
+        assert run.daemon.novelty.threshold("live") == pytest.approx(0.3)
+        assert run.value("edgefilter_config_reloads_total", result="ok") == 1
+        assert run.value("edgefilter_config_reloads_total", result="error") == 1
+        assert run.thread.is_alive()
+    finally:
+        run.close()
+    assert run.code == 0
+
+
+def test_quality_gates_drop_and_count_dark_frames(tmp_path, port):
+    frames = [static_scene(1)] * 10 + [np.zeros((120, 160, 3), np.uint8)] * 10
+    video = make_video(tmp_path / "dark.avi", frames, fps=25)
+    cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(video))],
+                      gates=dataclasses.replace(GatesConfig(), frozen=False))
+    run = Running(cfg, FakeEmbedder())
+    try:
+        run.collect()
+    finally:
+        run.close()
+    assert run.value("edgefilter_frames_dropped_total", source="cam", reason="dark") == 10
+    assert run.value("edgefilter_frames_embedded_total", source="cam") == 10
