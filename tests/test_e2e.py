@@ -7,12 +7,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import free_port
-from prometheus_client.parser import text_string_to_metric_families
+from daemonproc import metric, scrape
 from videos import make_video, scene_with_events
 
 from edgefilter.client import Subscriber
@@ -23,19 +22,6 @@ FRAMES = 90
 EVENTS = [(25, 45), (60, 80)]
 REQUIRED = {"v", "source", "seq", "frame_index", "ts", "distance", "reason", "width", "height", "encoding",
             "model", "embedding_dim"}
-
-
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def metric(samples, name, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 @pytest.fixture
