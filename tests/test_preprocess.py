@@ -1,0 +1,84 @@
+"""Frame preprocessing: size, colour order, grey/BGRA input, area resampling, batching."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgefilter.preprocess import preprocess, stack
+
+BLUE_BGR = (255, 0, 0)
+
+
+def solid(h: int, w: int, bgr=BLUE_BGR) -> np.ndarray:
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = bgr
+    return img
+
+
+def test_full_hd_frame_becomes_model_input():
+    out = preprocess(np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8))
+    assert out.shape == (224, 224, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
+
+
+def test_size_is_width_then_height():
+    assert preprocess(solid(360, 640), (160, 120)).shape == (120, 160, 3)
+
+
+def test_bgr_becomes_rgb_and_bgr_stays():
+    assert tuple(preprocess(solid(50, 60))[10, 10]) == (0, 0, 255)
+    assert tuple(preprocess(solid(50, 60), colour="BGR")[10, 10]) == (255, 0, 0)
+
+
+def test_grey_input_of_both_shapes():
+    grey = np.full((300, 400), 77, np.uint8)
+    for img in (grey, grey[:, :, None]):
+        out = preprocess(img)
+        assert out.shape == (224, 224, 3)
+        assert (out == 77).all()
+
+
+def test_bgra_drops_alpha_and_reorders():
+    img = np.zeros((100, 100, 4), np.uint8)
+    img[:] = (10, 20, 30, 0)  # B, G, R, fully transparent
+    assert tuple(preprocess(img)[5, 5]) == (30, 20, 10)
+    assert tuple(preprocess(img, colour="BGR")[5, 5]) == (10, 20, 30)
+
+
+def test_shrinking_averages_instead_of_aliasing():
+    # A one-pixel checkerboard: area averaging gives flat mid-grey; point sampling would keep 0/255.
+    y, x = np.mgrid[0:448, 0:448]
+    board = (((x + y) % 2) * 255).astype(np.uint8)
+    out = preprocess(np.dstack([board] * 3))
+    assert out.std() < 2 and abs(float(out.mean()) - 127.5) < 2
+
+
+def test_enlarging_a_small_frame():
+    out = preprocess(solid(80, 100, (0, 255, 0)))
+    assert out.shape == (224, 224, 3) and tuple(out[100, 100]) == (0, 255, 0)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 2), np.uint8),
+                                 np.zeros((0, 10, 3), np.uint8), np.zeros((10,), np.uint8)])
+def test_unsupported_input_is_a_value_error(bad):
+    with pytest.raises(ValueError, match="preprocess"):
+        preprocess(bad)
+
+
+def test_stack_batches_and_keeps_order():
+    frames = [preprocess(solid(40, 40, (i, i, i))) for i in range(5)]
+    batch = stack(frames)
+    assert batch.shape == (5, 224, 224, 3) and batch.dtype == np.uint8
+    assert [int(batch[i, 0, 0, 0]) for i in range(5)] == list(range(5))
+
+
+def test_stack_of_one_is_a_view():
+    frame = preprocess(solid(40, 40))
+    batch = stack([frame])
+    assert batch.shape == (1, 224, 224, 3) and np.shares_memory(batch, frame)
+
+
+def test_stack_rejects_mixed_sizes_and_empty():
+    with pytest.raises(ValueError, match="frame 1 has shape"):
+        stack([np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)])
+    with pytest.raises(ValueError, match="no frames"):
+        stack([])
