@@ -100,6 +100,17 @@ class FilterConfig:
                                           min=0.0, min_exclusive=True)
     threshold_min: float = opt(0.05, "lowest threshold the budget may set", min=0.0, max=2.0)
     threshold_max: float = opt(0.6, "highest threshold the budget may set", min=0.0, max=2.0)
+    mode: Literal["frame", "event"] = opt(
+        "event", "`frame`: keep a novel frame at once; `event`: hold a novel frame as a candidate until the scene "
+                 "settles, then keep its settled (or most novel) frame, at most `max_hold_s` later")
+    settle_frames: int = opt(5, "event mode: consecutive still frames that end an event", min=1)
+    settle_ratio: float = opt(0.5, "event mode: a settled frame is kept when farther than this times the "
+                                   "threshold from every kept frame; otherwise the event's most novel frame is kept",
+                              min=0.0, max=1.0)
+    max_hold_s: float = opt(3.0, "event mode: longest time a candidate is held before a decision",
+                            min=0.0, min_exclusive=True)
+    noise_floor_k: float = opt(2.0, "event mode: a frame is still when it moved less than this times the "
+                                    "stream's running median frame-to-frame distance", min=0.0, min_exclusive=True)
     regional: bool = opt(False, "also compare a coarse grid of region embeddings (needs a model whose card "
                                 "has a region output): a frame is novel when any region is")
     region_threshold: float = opt(0.25, "threshold for region embeddings when `regional` is on", min=0.0, max=2.0)
@@ -123,13 +134,13 @@ class DriftConfig:
     enabled: bool = opt(False, "publish drift statistics per source")
     reference: str | None = opt(None, "reference file from `edgefilter reference build` (null: warm up from "
                                       "each source's first frames)")
-    warmup: int = opt(500, "frames per source that form the warm-up reference", min=10)
-    window: int = opt(300, "last processed frames compared with the reference", min=10)
+    warmup: int = opt(3000, "frames per source that form the warm-up reference (calibration needs about 30 windows of it)", min=10)
+    window: int = opt(100, "last processed frames compared with the reference", min=10)
     interval_s: float = opt(10.0, "seconds between drift updates per source", min=0.0, min_exclusive=True)
     alpha: float = opt(0.05, "false-alarm rate of the `drift` flag", min=0.0, max=1.0, min_exclusive=True)
     permutations: int = opt(200, "permutations for the MMD p-value", min=10)
     components: int = opt(8, "top principal components of the reference tested with KS", min=1)
-    max_reference: int = opt(2000, "references larger than this are subsampled deterministically", min=10)
+    max_reference: int = opt(3000, "references larger than this are subsampled deterministically", min=10)
 
 
 @dataclass(frozen=True)
