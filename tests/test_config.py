@@ -100,7 +100,7 @@ def test_repository_config_is_valid_and_runs_the_demo():
 def test_readme_reference_is_generated_from_the_schema():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert reference_markdown() in readme, "README's configuration reference is stale: " \
-        "regenerate it with `python -m edgefilter.config`"
+        "regenerate it with `python -m edgefilter.config` between the config-reference markers"
 
 
 def test_check_config_command_prints_every_problem(tmp_path):

@@ -38,4 +38,4 @@ def test_drop_reasons_are_a_closed_set():
 
 def test_readme_lists_every_metric():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert reference_markdown() in readme, "README's metrics list is stale: regenerate with `python -m edgefilter.metrics`"
+    assert reference_markdown() in readme, "README's metrics list is stale: regenerate with `python -m edgefilter.metrics` between the metrics-reference markers"
