@@ -47,7 +47,6 @@ REGIONS_MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 INT8_MODEL = ROOT / "models" / "efficientnet_lite0_int8.onnx"
 FEATURES_VERSION = 2
 TARGET_RECALL = 0.95
-RECOMMENDED = 0.08  # extra rows: the highest threshold with recall 1.00 on both real clip sets (QUALITY.md)
 HSV_WIDTH = 160  # PySceneDetect downscales before scoring; 160 px keeps the feature cache small
 
 # ----------------------------------------------------------------------------- embedding
@@ -177,12 +176,27 @@ def compute_features(stream: Stream, cache_dir: Path, int8: bool, embedders: dic
 # ----------------------------------------------------------------------------- edgefilter's filter
 
 
+@dataclasses.dataclass
+class FilterRun:
+    kept: list[int]              # frame indices kept, in order
+    distance: np.ndarray         # per frame: distance to the nearest kept frame when decided (nan: none)
+    skipped: float               # share of frames the pre-gate skipped
+    decided: dict[int, int]      # kept frame -> frame after which it was published (event mode holds)
+    events: list[tuple[int, int, bool]]  # event mode: (first held frame, deciding frame, kept one)
+
+
 def run_filter(stream: Stream, vectors: np.ndarray, cfg: FilterConfig, regions: np.ndarray | None = None,
-               skip_unchanged: float = 0.0, thumbs: np.ndarray | None = None, batch: int = 32):
-    """edgefilter's NoveltyFilter over a stream, as the daemon feeds it (micro-batches in order; with the
-    pre-gate, a skipped frame reuses the last embedded frame's vectors). ``vectors``/``regions`` and
-    ``thumbs`` are per render key. Returns (kept frames, per-frame distances, share of frames skipped)."""
+               skip_unchanged: float = 0.0, thumbs: np.ndarray | None = None, batch: int | None = None
+               ) -> FilterRun:
+    """edgefilter's NoveltyFilter over a stream, as the daemon feeds it (micro-batches in order, tokens,
+    released()/discarded() after every batch, flush() at the end; with the pre-gate, a skipped frame
+    reuses the last embedded frame's vectors). ``vectors``/``regions`` and ``thumbs`` are per render key.
+
+    Decisions do not depend on the batch size; publication does: the daemon publishes what a batch
+    released after the batch. Event mode therefore runs frame by frame (batch 1) by default, so the
+    measured delay is the filter's own (from event start to the deciding frame), not the batching's."""
     name = stream.name
+    batch = batch or (1 if cfg.mode == "event" else 32)
     filt = NoveltyFilter(cfg, vectors.shape[1], [name], FakeClock(), region_count=9 if regions is not None else 0)
     gate = ChangeGate(GatesConfig(skip_unchanged=skip_unchanged)) if skip_unchanged > 0 else None
     keys = stream.keys
@@ -198,19 +212,38 @@ def run_filter(stream: Stream, vectors: np.ndarray, cfg: FilterConfig, regions: 
             else:
                 last = int(keys[i])
     kept: list[int] = []
+    decided: dict[int, int] = {}
+    events: list[tuple[int, int, bool]] = []
     dist = np.full(n, np.nan, np.float32)
+    open_at: int | None = None
+
+    def settle(keeps, at: int) -> None:
+        nonlocal open_at
+        for tok, d in keeps:
+            kept.append(tok)
+            decided[tok] = at
+            dist[tok] = d.distance if d.distance is not None else np.nan
+        gone = filt.discarded()
+        if (keeps or gone) and open_at is not None and not filt.holding(name):
+            events.append((open_at, at, bool(keeps)))
+            open_at = None
+
     for a in range(0, n, batch):
         items = []
         for i in range(a, min(n, a + batch)):
             k = int(source_key[i])
             items.append((name, i / stream.fps, vectors[k],
-                          regions[k].astype(np.float32) if regions is not None else None))
+                          regions[k].astype(np.float32) if regions is not None else None, i))
         for j, d in enumerate(filt.decide(items)):
             if d.keep:
                 kept.append(a + j)
+            if d.held and open_at is None:
+                open_at = a + j
             if d.distance is not None:
                 dist[a + j] = d.distance
-    return kept, dist, skipped / n
+        settle(filt.released(), a + len(items) - 1)
+    settle(filt.flush(), n - 1)
+    return FilterRun(sorted(kept), dist, skipped / n, decided, events)
 
 
 # ----------------------------------------------------------------------------- methods
@@ -261,6 +294,23 @@ def summarise(stream: Stream, kept, decided=None) -> dict:
     return row
 
 
+def _kd(run: FilterRun) -> tuple[list[int], dict[int, int]]:
+    return run.kept, run.decided
+
+
+def hold_stats(stream: Stream, run: FilterRun) -> dict:
+    """Event mode's publication delay: from the frame that opened a candidate to the frame that decided
+    it (frames and seconds), over every candidate; and the share of candidates that kept nothing."""
+    held = np.array([b - a for a, b, _ in run.events], float)
+    if not len(held):
+        return {"events": 0}
+    q = np.percentile(held, [50, 90, 100])
+    return {"events": len(held), "kept": int(sum(k for _, _, k in run.events)),
+            "frames_p50": float(q[0]), "frames_p90": float(q[1]), "frames_max": float(q[2]),
+            "s_p50": float(q[0] / stream.fps), "s_p90": float(q[1] / stream.fps), "s_max": float(q[2] / stream.fps),
+            "s_mean": float(held.mean() / stream.fps)}
+
+
 def evaluate(stream: Stream, f: Features, quick: bool) -> dict:
     t0 = time.perf_counter()
     out: dict = {"name": stream.name, "description": stream.description, "frames": len(stream),
@@ -268,39 +318,44 @@ def evaluate(stream: Stream, f: Features, quick: bool) -> dict:
                  "minutes": len(stream) / stream.fps / 60,
                  "events": len([e for e in events_of(stream.state) if e.novel]),
                  "changes": len(events_of(stream.state)), "methods": {}, "sweeps": {}}
-    default = FilterConfig()
-    kept, dist, _ = run_filter(stream, f.vec, default)
-    out["methods"]["edgefilter"] = summarise(stream, kept)
-    out["edgefilter_run"] = {"kept": kept, "distance": dist}
-    # threshold sweep of the plain filter
-    out["sweeps"]["edgefilter threshold"] = [
-        (t, summarise(stream, run_filter(stream, f.vec, FilterConfig(threshold=t))[0]))
-        for t in ([0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25] if not quick else [0.06, 0.08, 0.1, 0.15, 0.2])]
+    default = FilterConfig()  # event mode
+    frame = dataclasses.replace(default, mode="frame")
+    run = run_filter(stream, f.vec, default)
+    out["methods"]["edgefilter"] = summarise(stream, run.kept, run.decided)
+    out["edgefilter_run"] = {"kept": run.kept, "distance": run.distance}
+    out["holds"] = hold_stats(stream, run)
+    run = run_filter(stream, f.vec, frame)
+    out["methods"]["edgefilter frame"] = summarise(stream, run.kept)
+    # threshold sweeps, per frame and per event; region threshold sweeps
+    ths = [0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25] if not quick else [0.06, 0.08, 0.1, 0.15, 0.2]
+    for label, cfg in (("edgefilter threshold", frame), ("edgefilter event threshold", default)):
+        out["sweeps"][label] = [(t, summarise(stream, *_kd(run_filter(stream, f.vec, dataclasses.replace(cfg, threshold=t)))))
+                                for t in ths]
+    rts = [0.15, 0.2, 0.25, 0.3] if not quick else [0.2, 0.25]
+    for label, cfg in (("edgefilter regional r", frame), ("edgefilter event regional r", default)):
+        out["sweeps"][label] = [
+            (rt, summarise(stream, *_kd(run_filter(stream, f.vec, dataclasses.replace(cfg, regional=True, region_threshold=rt),
+                                                   regions=f.regions)))) for rt in rts]
     # pre-gate
     for g in ([4.0] if quick else [2.0, 4.0, 8.0]):
-        k, _, skip = run_filter(stream, f.vec, default, skip_unchanged=g, thumbs=f.thumb)
-        row = summarise(stream, k)
-        row["model_skipped"] = skip
+        run = run_filter(stream, f.vec, default, skip_unchanged=g, thumbs=f.thumb)
+        row = summarise(stream, run.kept, run.decided)
+        row["model_skipped"] = run.skipped
         out["methods"][f"edgefilter pre-gate {g:g}"] = row
-    # regional novelty
-    k, _, _ = run_filter(stream, f.vec, dataclasses.replace(default, regional=True), regions=f.regions)
-    out["methods"]["edgefilter regional"] = summarise(stream, k)
-    for rt in ([] if quick else [0.15, 0.2]):
-        k, _, _ = run_filter(stream, f.vec, dataclasses.replace(default, regional=True, region_threshold=rt),
-                             regions=f.regions)
-        out["methods"][f"edgefilter regional r={rt:g}"] = summarise(stream, k)
+    # regional novelty, per event and per frame, at the default and at r=0.2 (from the sweeps)
+    for mode, label in (("edgefilter event regional r", "edgefilter regional"),
+                        ("edgefilter regional r", "edgefilter frame regional")):
+        sweep = dict(out["sweeps"][mode])
+        out["methods"][label] = sweep[default.region_threshold]
+        if 0.2 in sweep:
+            out["methods"][f"{label} r=0.2"] = sweep[0.2]
     if f.vec8 is not None:
-        k, _, _ = run_filter(stream, f.vec8, default)
-        out["methods"]["edgefilter int8"] = summarise(stream, k)
-    # per-event prototype
+        run = run_filter(stream, f.vec8, default)
+        out["methods"]["edgefilter int8"] = summarise(stream, run.kept, run.decided)
+    # the benchmark prototype the event mode was built from (same defaults, its own noise floor)
     frame_vec = f.vec[stream.keys]
     k, dec = baselines.HoldFilter().run(frame_vec)
     out["methods"]["hold-until-settled (prototype)"] = summarise(stream, k, dec)
-    # the recommended default threshold, per frame and per event
-    k, _, _ = run_filter(stream, f.vec, dataclasses.replace(default, threshold=RECOMMENDED))
-    out["methods"][f"edgefilter t={RECOMMENDED:g}"] = summarise(stream, k)
-    k, dec = baselines.HoldFilter(threshold=RECOMMENDED, settled_threshold=RECOMMENDED / 2).run(frame_vec)
-    out["methods"][f"hold-until-settled t={RECOMMENDED:g} (prototype)"] = summarise(stream, k, dec)
     # baselines
     sweeps = baselines_for(stream, f, quick)
     for name, pts in sweeps.items():
@@ -377,9 +432,10 @@ def markdown(results: list[dict], meta: dict) -> str:
     lines += ["| stream | frames (min) | events (changes) |", "| --- | --- | --- |"]
     for r in results:
         lines.append(f"| {r['name']} | {r['frames']} ({r['minutes']:.1f}) | {r['events']} ({r['changes']}) |")
-    lines += ["", "**Filter methods** (default config, no per-stream tuning). recall: novel events hit; "
-              "change: every change of state hit; redundant: keeps of a state after its first keep; "
-              "static max: most such keeps in one stretched unchanged period; delay: mean seconds to first keep.", "",
+    lines += ["", "**Filter methods** (default config - event mode - unless the row says otherwise; no per-stream "
+              "tuning). recall: novel events hit; change: every change of state hit; redundant: keeps of a state "
+              "after its first keep; static max: most such keeps in one stretched unchanged period; delay: mean "
+              "seconds from an event's start to the decision that kept its first kept frame.", "",
               "| stream | method | recall | change | kept | keep % | redundant | static max | delay s | model skipped |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
@@ -418,16 +474,34 @@ def markdown(results: list[dict], meta: dict) -> str:
             lines.append(f"| {r['name']} | {m} | {_fmt(e['recall'])} | {e['kept']} | {best[1]} ({_fmt(best[0])}) | "
                          f"{_fmt(ratio)} | {'yes' if e['static_redundant_max'] <= 1 else 'no'} | "
                          f"{'yes' if met else 'no'} |")
-    lines += ["", "**Threshold sweep** (plain filter; recall / change recall / kept):", ""]
-    ths = None
+    for key, title, p in (
+            ("edgefilter threshold", "Threshold sweep, per frame (`mode: frame`)", "t"),
+            ("edgefilter event threshold", "Threshold sweep, per event (`mode: event`, default settle parameters)", "t"),
+            ("edgefilter regional r", "Region threshold sweep, per frame (`regional: true`, t=0.15)", "r"),
+            ("edgefilter event regional r", "Region threshold sweep, per event (`regional: true`, t=0.15)", "r")):
+        lines += ["", f"**{title}**: recall / change recall / kept / static max:", ""]
+        ths = None
+        for r in results:
+            sw = r["sweeps"][key]
+            if ths is None:
+                ths = [t for t, _ in sw]
+                lines += ["| stream | " + " | ".join(f"{p}={t:g}" for t in ths) + " |",
+                          "| --- | " + " | ".join("---" for _ in ths) + " |"]
+            lines.append(f"| {r['name']} | " + " | ".join(
+                f"{row['recall']:.2f} / {row['change_recall']:.2f} / {row['kept']} / {row['static_redundant_max']}"
+                for _, row in sw) + " |")
+    lines += ["", "**Event mode publication delay** (defaults): from the frame that opened a candidate to the "
+              "frame that decided it, over every candidate; 'kept' counts candidates that kept a frame.", "",
+              "| stream | candidates | kept | p50 s (frames) | p90 s (frames) | max s (frames) | mean s |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
-        sw = r["sweeps"]["edgefilter threshold"]
-        if ths is None:
-            ths = [t for t, _ in sw]
-            lines += ["| stream | " + " | ".join(f"t={t:g}" for t in ths) + " |",
-                      "| --- | " + " | ".join("---" for _ in ths) + " |"]
-        lines.append(f"| {r['name']} | " + " | ".join(f"{row['recall']:.2f} / {row['change_recall']:.2f} / {row['kept']}"
-                                                     for _, row in sw) + " |")
+        h = r.get("holds") or {}
+        if not h.get("events"):
+            lines.append(f"| {r['name']} | 0 | 0 | - | - | - | - |")
+            continue
+        lines.append(f"| {r['name']} | {h['events']} | {h['kept']} | {h['s_p50']:.1f} ({h['frames_p50']:.0f}) | "
+                     f"{h['s_p90']:.1f} ({h['frames_p90']:.0f}) | {h['s_max']:.1f} ({h['frames_max']:.0f}) | "
+                     f"{h['s_mean']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

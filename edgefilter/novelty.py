@@ -7,6 +7,17 @@ stays small and its cost is paid per keep, not per frame.
 A micro-batch may interleave sources. Frames are decided in order, exactly as if they came one by
 one: the index is searched once for the whole batch, candidates that were evicted meanwhile are
 skipped, and frames kept earlier in the same batch are compared with numpy.
+
+Two modes (``filter.mode``). ``frame``: a novel frame is kept at once. ``event`` (the default): a novel
+frame opens a *candidate* for its source and is held, with every following frame of that source,
+until the scene settles (``settle_frames`` frames in a row that each moved less than the source's noise
+floor) or ``max_hold_s`` passes; then one frame of the event is kept: the settled frame when it is
+still new (farther than ``settle_ratio`` x threshold from every kept frame), else the held frame
+farthest from the kept set. A single-frame decision at event onset keeps hands in motion and blurred
+half-bodies; waiting for the scene to settle keeps the new state itself (see benchmarks/QUALITY.md).
+Held frames come back through :meth:`NoveltyFilter.released` (kept) or
+:meth:`NoveltyFilter.discarded` (not kept), each exactly once, so the caller knows when it may
+free their pixels.
 """
 from __future__ import annotations
 
@@ -41,6 +52,13 @@ RATE_TAU_S = 120.0
 ADAPT_TAU_S = 600.0
 RATE_WARMUP_S = 30.0  # no adaptation before this much frame time has been seen
 
+# Event mode: the noise floor is noise_floor_k x the median frame-to-frame cosine distance of a source's
+# last FLOOR_WINDOW steps outside events (motion inside an event is what the floor must tell apart from
+# noise; a busy stream would otherwise learn its own motion as noise and "settle" at once). Identical
+# vectors (frames the pre-gate skipped) say nothing about noise and are left out. Never below FLOOR_MIN.
+FLOOR_WINDOW = 300
+FLOOR_MIN = 0.005
+
 STATE_NAME = "novelty"
 STATE_VERSION = 1
 GLOBAL_SCOPE = "*"
@@ -53,6 +71,7 @@ class Decision:
     reason: str | None       # "first" | "novel" | "heartbeat"; None when not kept
     threshold: float         # the threshold in force for this decision
     region: int | None = None  # the region that made the frame novel, when it was a region
+    held: bool = False         # event mode: held as (part of) an open candidate; see released()/discarded()
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -342,12 +361,56 @@ class _Budget:
 
 
 @dataclass
+class _Held:
+    """One frame of an open candidate, with its novelty when it was seen."""
+
+    token: Any
+    ts: float
+    vector: np.ndarray            # unit
+    regions: np.ndarray | None    # (R, dim) when regional
+    distance: float | None        # to the nearest kept frame (whole image)
+    region: int | None            # the region farthest from its kept regions
+    region_distance: float | None
+    score: float = 0.0            # novelty relative to the thresholds: > 1 is novel
+
+
+@dataclass
+class _Candidate:
+    frames: list[_Held]
+    version: tuple[int, int]      # (filter epoch, scope index next_key) when the distances were taken
+    still: int = 0                # consecutive still frames at the end
+
+
+@dataclass
+class _Motion:
+    """A source's frame-to-frame cosine distances: the noise floor that decides when a scene is still."""
+
+    previous: np.ndarray | None = None
+    steps: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=FLOOR_WINDOW))
+
+    def step(self, vector: np.ndarray, learn: bool = True) -> float | None:
+        """The distance moved since the previous frame; ``learn``: count it as noise (not inside an event)."""
+        prev, self.previous = self.previous, vector
+        if prev is None:
+            return None
+        d = max(0.0, float(1.0 - prev @ vector))
+        if learn and d > 1e-7:
+            self.steps.append(d)
+        return d
+
+    def floor(self, k: float) -> float:
+        return max(FLOOR_MIN, k * float(np.median(self.steps))) if self.steps else FLOOR_MIN
+
+
+@dataclass
 class _SourceState:
     threshold: float
     last_keep_ts: float | None = None
     first_ts: float | None = None
     last_distance: float | None = None
     budget: _Budget = dataclasses.field(default_factory=_Budget)
+    candidate: _Candidate | None = None
+    motion: _Motion = dataclasses.field(default_factory=_Motion)
 
 
 class NoveltyFilter:
@@ -369,16 +432,38 @@ class NoveltyFilter:
         self._scopes: dict[str, _Scope] = {}
         for name in self._scope_names(cfg.scope):
             self._scopes[name] = self._new_scope(cfg)
+        self._released: list[tuple[Any, Decision]] = []
+        self._discarded: list[Any] = []
+        self._epoch = 0  # bumped when indexes or thresholds are replaced: held distances must be retaken
 
     # -- public
-    def decide(self, items: Sequence[tuple[str, float, np.ndarray, np.ndarray | None]]) -> list[Decision]:
-        """Decide a micro-batch of (source, ts, vector, regions) in order."""
+    def decide(self, items: Sequence[tuple]) -> list[Decision]:
+        """Decide a micro-batch of (source, ts, vector, regions[, token]) in order.
+
+        ``token`` is opaque (the daemon passes its Frame): it comes back from :meth:`released` or
+        :meth:`discarded` for frames that were held (``Decision.held``). One Decision per item.
+        """
         cfg = self.cfg
-        for source, _, vector, regions in items:
+        norm: list[tuple] = []
+        for item in items:
+            if len(item) not in (4, 5):
+                raise ValueError(f"a filter item is (source, ts, vector, regions[, token]), got {len(item)} fields")
+            source, ts, vector, regions = item[:4]
             if source not in self._src:
                 raise ValueError(f"unknown source {source!r} (configured: {', '.join(self.sources)})")
             if np.shape(vector) != (self.dim,):
                 raise ValueError(f"embedding of {source!r} has shape {np.shape(vector)}, expected ({self.dim},)")
+            norm.append((source, ts, vector, regions, item[4] if len(item) == 5 else None))
+        items = norm
+        event = cfg.mode == "event"
+        # Sources that released a held frame in this call: their later keeps in the same call go through
+        # released() too, so the caller (which publishes released frames after the batch) keeps stream order.
+        routed: set[str] = set()
+        if not event:  # switched to frame mode: what was held is decided now, before anything newer
+            for name, st in self._src.items():
+                if st.candidate is not None:
+                    self._close(name, st, st.candidate.frames[-1].ts)
+                    routed.add(name)
         regional = cfg.regional and self.region_count > 0
         probes: dict[str, _Probe] = {}
         region_probes: dict[tuple[str, int], _Probe] = {}
@@ -386,7 +471,7 @@ class NoveltyFilter:
         region_rows: list[int] = []
         by_scope: dict[str, list[int]] = collections.defaultdict(list)
         by_scope_regions: dict[str, list[int]] = collections.defaultdict(list)
-        for i, (source, _, _, regions) in enumerate(items):
+        for i, (source, _, _, regions, _) in enumerate(items):
             scope = self._scope_of(source)
             rows.append(len(by_scope[scope]))
             by_scope[scope].append(i)
@@ -405,8 +490,18 @@ class NoveltyFilter:
                 q = np.stack([np.asarray(items[i][3][r], np.float32) for i in members])
                 region_probes[(scope, r)] = _Probe(ridx, q)
 
+        def farthest_region(scope_name: str, i: int, regions: np.ndarray, ts: float) -> tuple[int, float] | None:
+            """The region farthest from its kept regions, as (region, distance); None when none is kept."""
+            worst = None
+            for r, ridx in enumerate(self._scopes[scope_name].regions):
+                ridx.evict(ts)
+                rd = region_probes[(scope_name, r)].nearest(region_rows[i], _unit(regions[r]), cfg.region_threshold)
+                if rd is not None and (worst is None or rd > worst[1]):
+                    worst = (r, rd)
+            return worst
+
         out: list[Decision] = []
-        for i, (source, ts, vector, regions) in enumerate(items):
+        for i, (source, ts, vector, regions, token) in enumerate(items):
             ts = float(ts)
             st = self._src[source]
             scope_name = self._scope_of(source)
@@ -417,40 +512,100 @@ class NoveltyFilter:
             vec = _unit(vector)
             threshold = st.threshold
             dist = probes[scope_name].nearest(rows[i], vec, threshold)
+            st.last_distance = dist
+
+            if event and st.candidate is not None:  # an open event: this frame joins it
+                cand = st.candidate
+                floor = st.motion.floor(cfg.noise_floor_k)
+                step = st.motion.step(vec, learn=False)
+                worst = farthest_region(scope_name, i, regions, ts) if region_rows[i] >= 0 else None
+                cand.frames.append(self._held(token, ts, vec, regions if region_rows[i] >= 0 else None, dist, worst, threshold))
+                cand.still = cand.still + 1 if step is not None and step < floor else 0
+                kept = False
+                if cand.still >= cfg.settle_frames or ts - cand.frames[0].ts >= cfg.max_hold_s:
+                    kept = self._close(source, st, ts, probes=probes, region_probes=region_probes)
+                    routed.add(source)
+                self._adapt(st, ts, kept)
+                out.append(Decision(keep=False, distance=dist, reason=None, threshold=threshold, held=True))
+                continue
+
             keep, reason, region, decided_by = False, None, None, dist
+            worst = None
             if dist is None:
                 keep, reason = True, "first"
             elif dist > threshold:
                 keep, reason = True, "novel"
             elif region_rows[i] >= 0:
-                worst = None
-                for r, ridx in enumerate(scope.regions):
-                    ridx.evict(ts)
-                    rd = region_probes[(scope_name, r)].nearest(region_rows[i], _unit(regions[r]),
-                                                                cfg.region_threshold)
-                    if rd is not None and rd > cfg.region_threshold and (worst is None or rd > worst[1]):
-                        worst = (r, rd)
-                if worst is not None:
+                worst = farthest_region(scope_name, i, regions, ts)
+                if worst is not None and worst[1] > cfg.region_threshold:
                     keep, reason, region, decided_by = True, "novel", worst[0], worst[1]
                     threshold = cfg.region_threshold
+            if event:
+                st.motion.step(vec, learn=reason != "novel")
+                if reason == "novel":  # open a candidate instead of keeping at once
+                    if worst is None and region_rows[i] >= 0:
+                        worst = farthest_region(scope_name, i, regions, ts)
+                    held = self._held(token, ts, vec, regions if region_rows[i] >= 0 else None, dist, worst, st.threshold)
+                    st.candidate = _Candidate([held], (self._epoch, scope.index.next_key))
+                    self._adapt(st, ts, False)
+                    out.append(Decision(keep=False, distance=decided_by, reason=None, threshold=threshold,
+                                        region=region, held=True))
+                    continue
             if not keep and cfg.max_interval_s is not None:
                 since = st.last_keep_ts if st.last_keep_ts is not None else st.first_ts
                 if ts - since >= cfg.max_interval_s:
                     keep, reason = True, "heartbeat"
             if keep:
-                key = scope.index.add(vec, ts, self._source_no[source])
-                probes[scope_name].added(key)
-                if regional and regions is not None:
-                    for r, ridx in enumerate(scope.regions):
-                        rkey = ridx.add(regions[r], ts, self._source_no[source])
-                        probe = region_probes.get((scope_name, r))
-                        if probe is not None:
-                            probe.added(rkey)
+                self._add(scope_name, vec, regions if regional else None, ts, source, probes, region_probes)
                 st.last_keep_ts = ts
-            st.last_distance = dist
             self._adapt(st, ts, keep)
-            out.append(Decision(keep=keep, distance=decided_by, reason=reason, threshold=threshold, region=region))
+            decision = Decision(keep=keep, distance=decided_by, reason=reason, threshold=threshold, region=region)
+            if keep and source in routed:
+                self._released.append((token, decision))
+                decision = dataclasses.replace(decision, keep=False, held=True)
+            out.append(decision)
+
+        if event and items:  # a source that stopped sending is not left holding frames forever
+            latest = max(float(it[1]) for it in items)
+            present = {it[0] for it in items}
+            for name, st in self._src.items():
+                if (name not in present and st.candidate is not None
+                        and latest - st.candidate.frames[0].ts >= cfg.max_hold_s):
+                    self._close(name, st, latest, probes=probes, region_probes=region_probes)
         return out
+
+    def released(self) -> list[tuple[Any, Decision]]:
+        """Held frames kept since the last call, in decision order, as (token, Decision(keep=True)).
+
+        The Decision's distance is the frame's distance to the nearest kept frame when it was chosen;
+        its threshold is the one it passed (``settle_ratio`` x threshold for a settled frame).
+        """
+        out, self._released = self._released, []
+        return out
+
+    def discarded(self) -> list[Any]:
+        """Tokens of held frames finally not kept since the last call (their pixels can go)."""
+        out, self._discarded = self._discarded, []
+        return out
+
+    def flush(self, source: str | None = None) -> list[tuple[Any, Decision]]:
+        """Decide every open candidate (of one source, or all) now, as if it had reached max_hold_s.
+
+        Returns the keeps; the frames not kept go to :meth:`discarded`. Call before saving at shutdown
+        and at the end of a finite source.
+        """
+        if source is not None and source not in self._src:
+            raise ValueError(f"unknown source {source!r} (configured: {', '.join(self.sources)})")
+        out: list[tuple[Any, Decision]] = []
+        for name, st in self._src.items():
+            if (source is None or name == source) and st.candidate is not None:
+                self._close(name, st, st.candidate.frames[-1].ts, sink=out)
+        return out
+
+    def holding(self, source: str | None = None) -> int:
+        """Frames held in open candidates (of one source, or all)."""
+        return sum(len(st.candidate.frames) for name, st in self._src.items()
+                   if st.candidate is not None and (source is None or name == source))
 
     def index_size(self, source: str) -> int:
         return len(self._scopes[self._scope_of(source)].index)
@@ -474,6 +629,7 @@ class NoveltyFilter:
         old = self.cfg
         if cfg.threshold_min > cfg.threshold_max:
             raise ValueError(f"filter.threshold_min {cfg.threshold_min} exceeds threshold_max {cfg.threshold_max}")
+        self._epoch += 1
         if cfg.scope != old.scope:
             self._rescope(cfg)
         for sc in self._scopes.values():
@@ -550,6 +706,7 @@ class NoveltyFilter:
             scopes[name] = _Scope(index, regions)
         for name, sc in scopes.items():
             self._scopes[name] = sc
+        self._epoch += 1
         budget_on = self.cfg.budget_per_minute is not None
         for s, saved in meta["sources"].items():
             st = self._src.get(s)
@@ -564,6 +721,110 @@ class NoveltyFilter:
         return True
 
     # -- internals
+    def _held(self, token: Any, ts: float, vec: np.ndarray, regions: np.ndarray | None, dist: float | None,
+              worst: tuple[int, float] | None, threshold: float) -> _Held:
+        h = _Held(token, ts, vec, None if regions is None else np.asarray(regions, np.float32), dist,
+                  worst[0] if worst else None, worst[1] if worst else None)
+        h.score = self._score(h.distance, h.region_distance, threshold)
+        return h
+
+    def _score(self, dist: float | None, region_dist: float | None, threshold: float) -> float:
+        """Novelty relative to the thresholds (> 1: novel); the most novel held frame is the fallback keep."""
+        score = math.inf if dist is None else dist / max(threshold, 1e-9)
+        if region_dist is not None:
+            score = max(score, region_dist / max(self.cfg.region_threshold, 1e-9))
+        return score
+
+    def _add(self, scope_name: str, vec: np.ndarray, regions: np.ndarray | None, ts: float, source: str,
+             probes: dict | None = None, region_probes: dict | None = None) -> None:
+        """Put a kept frame into its scope's indexes (and tell this batch's probes)."""
+        scope = self._scopes[scope_name]
+        key = scope.index.add(vec, ts, self._source_no[source])
+        if probes and scope_name in probes:
+            probes[scope_name].added(key)
+        if regions is not None:
+            for r, ridx in enumerate(scope.regions):
+                rkey = ridx.add(regions[r], ts, self._source_no[source])
+                probe = (region_probes or {}).get((scope_name, r))
+                if probe is not None:
+                    probe.added(rkey)
+
+    def _exact(self, scope: _Scope, h: _Held, threshold: float, enough: float
+               ) -> tuple[float, float | None, float, int | None]:
+        """(score, distance, threshold, region) of a held frame against the kept set, by exact scans.
+        Regions are scanned only while the whole image's score is not above ``enough``."""
+        index = scope.index
+        d = float(index.search(h.vector[None, :], exact=True)[0][0, 0]) if len(index) else None
+        best = (self._score(d, None, threshold), d, threshold, None)
+        if best[0] > enough or h.regions is None or len(scope.regions) != len(h.regions):
+            return best
+        rt = self.cfg.region_threshold
+        for r, ridx in enumerate(scope.regions):
+            if len(ridx):
+                rd = float(ridx.search(_unit(h.regions[r])[None, :], exact=True)[0][0, 0])
+                if rd / max(rt, 1e-9) > best[0]:
+                    best = (rd / max(rt, 1e-9), rd, rt, r)
+        return best
+
+    def _rescore(self, frames: list[_Held], scope: _Scope, threshold: float) -> None:
+        """Retake held frames' distances after the kept set changed under them (another source of a
+        shared scope kept a frame, or the indexes were rebuilt)."""
+        q = np.stack([h.vector for h in frames])
+        probe = _Probe(scope.index, q)
+        with_regions = [j for j, h in enumerate(frames)
+                        if h.regions is not None and len(h.regions) == len(scope.regions)]
+        rprobes = [_Probe(ridx, np.stack([frames[j].regions[r] for j in with_regions]))
+                   for r, ridx in enumerate(scope.regions)] if with_regions else []
+        row_of = {j: n for n, j in enumerate(with_regions)}
+        for j, h in enumerate(frames):
+            h.distance = probe.nearest(j, h.vector, threshold)
+            h.region, h.region_distance = None, None
+            if j in row_of:
+                for r, rp in enumerate(rprobes):
+                    rd = rp.nearest(row_of[j], _unit(h.regions[r]), self.cfg.region_threshold)
+                    if rd is not None and (h.region_distance is None or rd > h.region_distance):
+                        h.region, h.region_distance = r, rd
+            h.score = self._score(h.distance, h.region_distance, threshold)
+
+    def _close(self, source: str, st: _SourceState, now_ts: float, probes: dict | None = None,
+               region_probes: dict | None = None, sink: list | None = None) -> bool:
+        """Decide an open candidate: keep one of its frames (True) or none (False).
+
+        The last frame (the settled one) is kept when it is farther than settle_ratio x threshold from
+        every kept frame: the scene settled on something new. Otherwise the held frame farthest from
+        the kept set is kept, provided it is still novel (in a shared scope another source may have
+        kept the same thing meanwhile). The rest are discarded.
+        """
+        cand, st.candidate = st.candidate, None
+        assert cand is not None
+        cfg = self.cfg
+        scope_name = self._scope_of(source)
+        scope = self._scopes[scope_name]
+        threshold = st.threshold
+        if cand.version != (self._epoch, scope.index.next_key):
+            self._rescore(cand.frames, scope, threshold)
+        chosen = None
+        # settled, or at max_hold_s (decided the same way): the latest frame shows the scene as it is now
+        last = cand.frames[-1]
+        got = self._exact(scope, last, threshold, cfg.settle_ratio)
+        if got[0] > cfg.settle_ratio:
+            chosen = (last, got, cfg.settle_ratio)
+        if chosen is None:
+            best = max(cand.frames, key=lambda h: h.score)  # first of equals: the earliest
+            got = self._exact(scope, best, threshold, 1.0)
+            if got[0] > 1.0:
+                chosen = (best, got, 1.0)
+        keeps = self._released if sink is None else sink
+        if chosen is not None:
+            h, (_, dist, thr, region), ratio = chosen
+            self._add(scope_name, h.vector, h.regions if len(scope.regions) else None, h.ts, source,
+                      probes, region_probes)
+            st.last_keep_ts = max(now_ts, st.last_keep_ts if st.last_keep_ts is not None else -math.inf)
+            keeps.append((h.token, Decision(keep=True, distance=dist, reason="first" if dist is None else "novel",
+                                            threshold=thr * ratio, region=region)))
+        self._discarded.extend(x.token for x in cand.frames if chosen is None or x is not chosen[0])
+        return chosen is not None
+
     def _scope_names(self, scope: str) -> list[str]:
         return [GLOBAL_SCOPE] if scope == "global" else list(self.sources)
 

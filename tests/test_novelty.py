@@ -1,5 +1,6 @@
 """Novelty filter: exact decisions against a brute-force reference, windows, scopes, heartbeat,
-budget, regions, reconfiguration and restart from saved state."""
+budget, regions, reconfiguration and restart from saved state (frame mode); event mode: one keep
+per event, the settled frame, max_hold_s, flush, and the held-frame bookkeeping."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,6 +13,12 @@ from edgefilter.config import FilterConfig, WindowConfig
 from edgefilter.novelty import Decision, NoveltyFilter, RollingIndex
 
 DIM = 32
+
+
+def FrameConfig(**kw) -> FilterConfig:  # noqa: N802 (reads like the class it builds)
+    """Per-frame decisions: what these tests check (event mode has its own tests below)."""
+    return FilterConfig(mode="frame", **kw)
+
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -82,7 +89,7 @@ def clustered_stream(seed: int, n: int, sources: list[str], fps: float = 2.0) ->
 def test_decisions_and_distances_match_greedy_reference(scope, window):
     sources = ["a", "b", "c"]
     items = clustered_stream(7, 600, sources)
-    cfg = FilterConfig(threshold=0.15, window=window, scope=scope)
+    cfg = FrameConfig(threshold=0.15, window=window, scope=scope)
     f = NoveltyFilter(cfg, DIM, sources)
     ref = GreedyReference(0.15, window, scope)
     got = run(f, items, batch=8)
@@ -103,7 +110,7 @@ def test_decisions_and_distances_match_greedy_reference(scope, window):
 
 def test_in_batch_ordering_two_identical_new_frames():
     rng = np.random.default_rng(1)
-    f = NoveltyFilter(FilterConfig(), DIM, ["a"])
+    f = NoveltyFilter(FrameConfig(), DIM, ["a"])
     base, new = rand_unit(rng), rand_unit(rng)
     f.decide([("a", 0.0, base, None)])
     got = f.decide([("a", 1.0, new, None), ("a", 1.5, new, None), ("a", 2.0, base, None)])
@@ -115,8 +122,8 @@ def test_in_batch_ordering_two_identical_new_frames():
 def test_scope_source_vs_global():
     rng = np.random.default_rng(2)
     v = rand_unit(rng)
-    per_source = NoveltyFilter(FilterConfig(scope="source"), DIM, ["a", "b"])
-    shared = NoveltyFilter(FilterConfig(scope="global"), DIM, ["a", "b"])
+    per_source = NoveltyFilter(FrameConfig(scope="source"), DIM, ["a", "b"])
+    shared = NoveltyFilter(FrameConfig(scope="global"), DIM, ["a", "b"])
     batch = [("a", 0.0, v, None), ("b", 0.1, near(rng, v, 0.05), None)]
     assert [d.keep for d in per_source.decide(batch)] == [True, True]
     got = shared.decide(batch)
@@ -128,7 +135,7 @@ def test_scope_source_vs_global():
 
 def test_window_evicts_by_size_oldest_first():
     rng = np.random.default_rng(3)
-    f = NoveltyFilter(FilterConfig(window=WindowConfig(size=3, seconds=1e9)), DIM, ["a"])
+    f = NoveltyFilter(FrameConfig(window=WindowConfig(size=3, seconds=1e9)), DIM, ["a"])
     vs = rand_unit(rng, 5)
     got = f.decide([("a", float(i), v, None) for i, v in enumerate(vs)])
     assert all(d.keep for d in got)
@@ -142,7 +149,7 @@ def test_window_evicts_by_seconds_relative_to_newest_ts():
     clock = FakeClock()
     rng = np.random.default_rng(4)
     v, w = rand_unit(rng), rand_unit(rng)
-    f = NoveltyFilter(FilterConfig(window=WindowConfig(size=100, seconds=60.0)), DIM, ["a"], clock=clock)
+    f = NoveltyFilter(FrameConfig(window=WindowConfig(size=100, seconds=60.0)), DIM, ["a"], clock=clock)
     t0 = clock.time()
     assert f.decide([("a", t0, v, None)])[0].keep
     assert not f.decide([("a", t0 + 59.0, v, None)])[0].keep
@@ -170,11 +177,11 @@ def test_rolling_index_size_seconds_and_reuse():
 def test_heartbeat_keeps_a_static_source():
     rng = np.random.default_rng(6)
     v = rand_unit(rng)
-    f = NoveltyFilter(FilterConfig(max_interval_s=10.0), DIM, ["a"])
+    f = NoveltyFilter(FrameConfig(max_interval_s=10.0), DIM, ["a"])
     got = run(f, [("a", float(t), near(rng, v, 0.01), None) for t in range(35)])
     kept = [(t, d.reason) for t, d in enumerate(got) if d.keep]
     assert kept == [(0, "first"), (10, "heartbeat"), (20, "heartbeat"), (30, "heartbeat")]
-    off = NoveltyFilter(FilterConfig(), DIM, ["a"])
+    off = NoveltyFilter(FrameConfig(), DIM, ["a"])
     assert sum(d.keep for d in run(off, [("a", float(t), v, None) for t in range(35)])) == 1
 
 
@@ -192,7 +199,7 @@ def random_walk(seed: int, minutes: float, fps: float, step: float, dim: int = 1
 @pytest.mark.parametrize("budget", [2.0, 12.0])
 def test_budget_converges_to_the_keep_rate(budget):
     items = random_walk(11, 60, 2.0, 0.15)
-    cfg = FilterConfig(threshold=0.15, budget_per_minute=budget, window=WindowConfig(size=50, seconds=600))
+    cfg = FrameConfig(threshold=0.15, budget_per_minute=budget, window=WindowConfig(size=50, seconds=600))
     f = NoveltyFilter(cfg, 16, ["a"])
     got = run(f, items)
     kept_ts = np.array([it[1] for it, d in zip(items, got) if d.keep])
@@ -207,7 +214,7 @@ def test_budget_converges_to_the_keep_rate(budget):
 def test_budget_never_forces_keeps_on_a_static_stream():
     rng = np.random.default_rng(12)
     v = rand_unit(rng, dim=16)
-    cfg = FilterConfig(threshold=0.15, budget_per_minute=10.0)
+    cfg = FrameConfig(threshold=0.15, budget_per_minute=10.0)
     f = NoveltyFilter(cfg, 16, ["a"])
     got = run(f, [("a", i / 2.0, near(rng, v, 0.02), None) for i in range(3600)])
     assert sum(d.keep for d in got) == 1
@@ -226,8 +233,8 @@ def regional_frames(seed: int):
 
 def test_regional_finds_a_small_object():
     whole, regions, whole2, regions2 = regional_frames(13)
-    on = NoveltyFilter(FilterConfig(regional=True, region_threshold=0.25), DIM, ["a"], region_count=4)
-    off = NoveltyFilter(FilterConfig(regional=False), DIM, ["a"], region_count=4)
+    on = NoveltyFilter(FrameConfig(regional=True, region_threshold=0.25), DIM, ["a"], region_count=4)
+    off = NoveltyFilter(FrameConfig(regional=False), DIM, ["a"], region_count=4)
     for f in (on, off):
         assert f.decide([("a", 0.0, whole, regions)])[0].reason == "first"
     got_on = on.decide([("a", 1.0, whole2, regions2)])[0]
@@ -241,23 +248,23 @@ def test_regional_finds_a_small_object():
 
 def test_reconfigure_keeps_indexes_and_applies_new_values():
     rng = np.random.default_rng(14)
-    f = NoveltyFilter(FilterConfig(threshold=0.15), DIM, ["a", "b"])
+    f = NoveltyFilter(FrameConfig(threshold=0.15), DIM, ["a", "b"])
     vs = rand_unit(rng, 6)
     f.decide([("a" if i % 2 else "b", float(i), v, None) for i, v in enumerate(vs)])
     assert f.index_size("a") == f.index_size("b") == 3
-    f.reconfigure(FilterConfig(threshold=0.5, window=WindowConfig(size=2, seconds=3600)))
+    f.reconfigure(FrameConfig(threshold=0.5, window=WindowConfig(size=2, seconds=3600)))
     assert f.threshold("a") == 0.5 and f.index_size("a") == 2
-    f.reconfigure(FilterConfig(threshold=0.5, scope="global", window=WindowConfig(size=10, seconds=3600)))
+    f.reconfigure(FrameConfig(threshold=0.5, scope="global", window=WindowConfig(size=10, seconds=3600)))
     assert f.index_size("a") == 4
     assert not f.decide([("a", 10.0, vs[4], None)])[0].keep  # b's frame is now seen from a
-    f.reconfigure(FilterConfig(threshold=0.5, scope="source", window=WindowConfig(size=10, seconds=3600)))
+    f.reconfigure(FrameConfig(threshold=0.5, scope="source", window=WindowConfig(size=10, seconds=3600)))
     assert f.index_size("a") == 2 and f.index_size("b") == 2
     with pytest.raises(ValueError, match="threshold_min"):
-        f.reconfigure(FilterConfig(threshold_min=0.7, threshold_max=0.6))
+        f.reconfigure(FrameConfig(threshold_min=0.7, threshold_max=0.6))
 
 
 def test_unknown_source_and_bad_shape_are_named():
-    f = NoveltyFilter(FilterConfig(), DIM, ["a"])
+    f = NoveltyFilter(FrameConfig(), DIM, ["a"])
     with pytest.raises(ValueError, match="'zz'"):
         f.decide([("zz", 0.0, np.ones(DIM, np.float32), None)])
     with pytest.raises(ValueError, match=r"\(32,\)"):
@@ -267,7 +274,7 @@ def test_unknown_source_and_bad_shape_are_named():
 def test_restart_on_an_unchanged_scene(tmp_path):
     rng = np.random.default_rng(15)
     scene = rand_unit(rng)
-    cfg = FilterConfig(budget_per_minute=5.0, max_interval_s=3600.0, regional=True)
+    cfg = FrameConfig(budget_per_minute=5.0, max_interval_s=3600.0, regional=True)
     regions = rand_unit(rng, 2)
     f = NoveltyFilter(cfg, DIM, ["a", "b"], region_count=2)
     run(f, [("a", float(i), near(rng, scene, 0.01), regions) for i in range(100)])
@@ -329,12 +336,247 @@ def test_saved_graph_is_used_and_a_bad_one_is_rebuilt(caplog):
 
 def test_load_of_a_corrupt_state_raises_and_sets_it_aside(tmp_path):
     from edgefilter.errors import StateError
-    f = NoveltyFilter(FilterConfig(), DIM, ["a"])
+    f = NoveltyFilter(FrameConfig(), DIM, ["a"])
     f.decide([("a", 0.0, rand_unit(np.random.default_rng(18)), None)])
     path = f.save(tmp_path, "m")
     path.write_bytes(path.read_bytes()[:-100])
-    g = NoveltyFilter(FilterConfig(), DIM, ["a"])
+    g = NoveltyFilter(FrameConfig(), DIM, ["a"])
     with pytest.raises(StateError, match="novelty.npz"):
         g.load(tmp_path, "m")
     assert (tmp_path / "novelty.npz.corrupt").exists() and g.index_size("a") == 0
     assert not g.load(tmp_path, "m")  # next start: nothing to load, starts empty
+
+
+# --------------------------------------------------------------------------- event mode
+
+FPS = 10.0
+
+
+def scene_walk(seed: int, plan: list[tuple[str, int]], noise: float = 0.1, motion: float = 1.0) -> tuple[list, dict]:
+    """A fixed camera as vectors. ``plan``: ("A", n) holds scene A for n frames (sensor noise only);
+    ("A>B", n) moves from A to B over n frames with large frame-to-frame motion (an object entering,
+    moving, leaving). Scenes are random and about 0.5-1 apart; noise keeps a still scene ~0.01 from
+    itself. Returns items (source "a", ts, vector, None, frame number) and the frame ranges per step."""
+    rng = np.random.default_rng(seed)
+    scenes: dict[str, np.ndarray] = {}
+    items, spans = [], {}
+    for step, n in plan:
+        names = step.split(">")
+        for name in names:
+            scenes.setdefault(name, rand_unit(rng))
+        start = len(items)
+        for j in range(n):
+            if len(names) == 1:
+                v = near(rng, scenes[names[0]], noise)
+            else:
+                a = (j + 1) / (n + 1)
+                v = near(rng, unit((1 - a) * scenes[names[0]] + a * scenes[names[1]]), motion)
+            items.append(("a", len(items) / FPS, v, None, len(items)))
+        spans[f"{step}@{start}"] = range(start, len(items))
+    return items, spans
+
+
+def drive(f: NoveltyFilter, items: list, batch: int = 8, flush: bool = True):
+    """Feed like the daemon. Returns (per-frame decisions, published [(token, Decision)] in order,
+    held tokens, discarded tokens)."""
+    decisions, published, held, discarded = [], [], [], []
+    for i in range(0, len(items), batch):
+        part = items[i:i + batch]
+        got = f.decide(part)
+        decisions.extend(got)
+        for it, d in zip(part, got):
+            assert not (d.keep and d.held)
+            if d.keep:
+                published.append((it[4] if len(it) > 4 else None, d))
+            if d.held:
+                held.append(it[4] if len(it) > 4 else None)
+        published.extend(f.released())
+        discarded.extend(f.discarded())
+    if flush:
+        published.extend(f.flush())
+        discarded.extend(f.discarded())
+    return decisions, published, held, discarded
+
+
+def event_cfg(**kw) -> FilterConfig:
+    return FilterConfig(**{"mode": "event", "threshold": 0.15, "settle_frames": 5, "settle_ratio": 0.5,
+                           "max_hold_s": 3.0, "noise_floor_k": 2.0, **kw})
+
+
+ENTER_LEAVE = [("A", 30), ("A>B", 8), ("B", 30), ("B>A", 8), ("A", 30)]
+
+
+def test_event_keeps_one_frame_per_event_and_the_settled_new_scene():
+    items, spans = scene_walk(21, ENTER_LEAVE)
+    b_still, leaving = spans["B@38"], spans["B>A@68"]
+    _, published, held, discarded = drive(NoveltyFilter(event_cfg(), DIM, ["a"]), items)
+    kept = [(tok, d.reason) for tok, d in published]
+    assert len(kept) == 3, kept
+    assert kept[0] == (0, "first")
+    # entering: the scene settled on B, so a still frame of B is kept (not one of the motion)
+    tok, d = published[1]
+    assert tok in b_still and tok >= b_still.start + 5 - 1 and d.reason == "novel"
+    assert d.threshold == pytest.approx(0.5 * 0.15) and d.distance > 0.5
+    # leaving: the scene settles back on A (already kept), so the most novel moving frame is kept
+    tok, d = published[2]
+    assert tok in leaving
+    assert d.distance > 0.15 and d.threshold == 0.15
+    assert sorted(held) == sorted(set(held)) and sorted(discarded + [t for t, _ in published[1:]]) == sorted(held)
+    # the per-frame filter keeps the first moving frame of each event instead, and more of them
+    frame_kept = [it[4] for it, d in zip(items, run(NoveltyFilter(event_cfg(mode="frame"), DIM, ["a"]), items))
+                  if d.keep]
+    assert frame_kept[1] in spans["A>B@30"] and len(frame_kept) > 3
+
+
+@pytest.mark.parametrize("batch", [1, 5, 32])
+def test_event_decisions_do_not_depend_on_the_batch(batch):
+    items, _ = scene_walk(22, ENTER_LEAVE * 2)
+    ref = [t for t, _ in drive(NoveltyFilter(event_cfg(), DIM, ["a"]), items, batch=8)[1]]
+    got = [t for t, _ in drive(NoveltyFilter(event_cfg(), DIM, ["a"]), items, batch=batch)[1]]
+    assert got == ref and len(ref) >= 4
+
+
+def test_event_on_a_static_noisy_scene_keeps_only_the_first_frame():
+    items, _ = scene_walk(23, [("A", 600)], noise=0.2)
+    decisions, published, held, _ = drive(NoveltyFilter(event_cfg(), DIM, ["a"]), items)
+    assert [t for t, _ in published] == [0] and not held and not any(d.held for d in decisions)
+
+
+def test_event_hold_is_bounded_by_max_hold_s():
+    rng = np.random.default_rng(24)
+    first = rand_unit(rng)
+    # a scene that never settles: every frame is new and far from the previous one
+    items = [("a", 0.0, first, None, 0)] + [("a", i / FPS, rand_unit(rng), None, i) for i in range(1, 200)]
+    f = NoveltyFilter(event_cfg(max_hold_s=2.0), DIM, ["a"])
+    opened, decided_at = {}, {}
+    for it in items:  # one at a time: the deciding frame is exact
+        d = f.decide([it])[0]
+        assert f.holding() <= 2.0 * FPS + 1
+        if d.held and f.holding() == 1:
+            opened[len(opened)] = it[4]
+        for tok, _ in f.released():
+            decided_at[tok] = it[4]
+        f.discarded()
+    assert len(decided_at) == len(opened) - 1 == 9  # the last event is still open
+    for n, (tok, at) in enumerate(sorted(decided_at.items(), key=lambda x: x[1])):
+        assert at - opened[n] == 20  # decided at the first frame 2 s after the event opened
+    assert len(f.flush()) == 1 and f.holding() == 0
+
+
+def test_flush_decides_open_candidates_and_adds_them_to_the_index():
+    items, spans = scene_walk(25, [("A", 20), ("A>B", 6), ("B", 3)])  # B has not settled yet
+    f = NoveltyFilter(event_cfg(), DIM, ["a", "b"])
+    _, published, held, discarded = drive(f, items, flush=False)
+    assert [t for t, _ in published] == [0] and f.holding("a") == len(held) == 9
+    assert f.flush("b") == [] and f.holding("a") == 9
+    keeps = f.flush()
+    assert len(keeps) == 1 and keeps[0][1].keep and keeps[0][1].reason == "novel"
+    assert sorted(f.discarded() + [keeps[0][0]]) == sorted(held)
+    assert f.holding() == 0 and f.index_size("a") == 2 and f.flush() == [] and f.released() == []
+    with pytest.raises(ValueError, match="'zz'"):
+        f.flush("zz")
+
+
+@pytest.mark.parametrize("scope", ["source", "global"])
+def test_every_held_token_is_released_or_discarded_once_and_order_is_kept(scope):
+    rng = np.random.default_rng(26)
+    sources = ["a", "b", "c"]
+    plans = {s: scene_walk(27 + n, ENTER_LEAVE + [("A>C", 5), ("C", 12), ("C>A", 3), ("A", 4)])[0]
+             for n, s in enumerate(sources)}
+    items = []  # interleave the sources irregularly, each in its own order
+    pos = dict.fromkeys(sources, 0)
+    while any(pos[s] < len(plans[s]) for s in sources):
+        s = sources[int(rng.integers(3))]
+        if pos[s] < len(plans[s]):
+            _, ts, v, r, k = plans[s][pos[s]]
+            items.append((s, ts, v, r, (s, k)))
+            pos[s] += 1
+    f = NoveltyFilter(event_cfg(scope=scope, max_interval_s=4.0), DIM, sources)
+    decisions, published, held, discarded = drive(f, items, batch=7)
+    released = [t for t, d in published if t in set(held)]
+    assert sorted(released + discarded) == sorted(held)  # each exactly once
+    assert len(set(released + discarded)) == len(held)
+    assert all(d.keep for _, d in published)
+    assert not set(t for t, d in published if d.reason == "first") & set(held) or scope == "source"
+    for s in sources:  # publication order is stream order per source
+        order = [k for (src, k), _ in published if src == s]
+        assert order == sorted(order) and len(order) >= 3
+    assert f.holding() == 0
+
+
+def test_first_and_heartbeat_are_immediate_in_event_mode():
+    rng = np.random.default_rng(28)
+    v = rand_unit(rng)
+    f = NoveltyFilter(event_cfg(max_interval_s=10.0), DIM, ["a"])
+    items = [("a", float(t), near(rng, v, 0.01), None, t) for t in range(35)]
+    decisions, published, held, _ = drive(f, items)
+    assert [(t, d.reason) for t, d in published] == [(0, "first"), (10, "heartbeat"), (20, "heartbeat"),
+                                                    (30, "heartbeat")]
+    assert not held and all(decisions[t].keep for t in (0, 10, 20, 30))
+
+
+def test_four_field_items_still_work_in_event_mode():
+    items, _ = scene_walk(29, ENTER_LEAVE)
+    f = NoveltyFilter(event_cfg(), DIM, ["a"])
+    got = run(f, [it[:4] for it in items])
+    assert got[0].keep and any(d.held for d in got)
+    assert all(tok is None for tok, _ in f.released()) and len(f.flush()) <= 1
+
+
+def test_region_novel_frames_open_events_too():
+    whole, regions, whole2, regions2 = regional_frames(30)
+    f = NoveltyFilter(event_cfg(regional=True, region_threshold=0.25), DIM, ["a"], region_count=4)
+    assert f.decide([("a", 0.0, whole, regions, 0)])[0].reason == "first"
+    got = f.decide([("a", (1 + i) / FPS, whole2, regions2, 1 + i) for i in range(8)])
+    assert [d.held for d in got] == [True] * 6 + [False] * 2  # tokens 1-6: the event, settled at 6
+    (tok, d), = f.released()
+    assert tok == 6 and d.region == 2 and d.threshold == pytest.approx(0.5 * 0.25) and d.distance > 0.25
+    assert f.discarded() == [1, 2, 3, 4, 5] and f.index_size("a") == 2
+    assert not any(x.keep or x.held for x in got[6:])  # now known
+
+
+def test_shared_scope_keeps_a_scene_two_cameras_see_once():
+    rng = np.random.default_rng(31)
+    A, B = rand_unit(rng), rand_unit(rng)
+    f = NoveltyFilter(event_cfg(scope="global"), DIM, ["a", "b"])
+    items = []
+    for i in range(40):
+        t = i / FPS
+        items.append(("a", t, near(rng, A if i < 10 else B, 0.1), None, ("a", i)))
+        items.append(("b", t + 0.01, near(rng, A if i < 12 else B, 0.1), None, ("b", i)))
+    _, published, held, discarded = drive(f, items, batch=6)
+    # a's event (opened at frame 10) settles after 5 still frames; b's event then finds B kept
+    assert [t for t, _ in published] == [("a", 0), ("a", 15)]
+    assert sorted(discarded + [("a", 15)]) == sorted(held)
+    assert any(t[0] == "b" for t in held)
+
+
+def test_a_stalled_source_does_not_hold_frames_forever():
+    items, _ = scene_walk(32, [("A", 20), ("A>B", 5)])
+    f = NoveltyFilter(event_cfg(max_hold_s=2.0), DIM, ["a", "b"])
+    drive(f, items, flush=False)
+    assert f.holding("a") == 5
+    rng = np.random.default_rng(33)
+    v = rand_unit(rng)
+    f.decide([("b", 2.5 + i / FPS, v, None, ("b", i)) for i in range(5)])
+    assert f.holding("a") == 5 and not f.released()  # 2.9 s: not yet 2 s after a's event opened at 2.0
+    f.decide([("b", 4.1, v, None, ("b", 9))])
+    assert f.holding("a") == 0 and len(f.released()) == 1 and len(f.discarded()) == 4
+
+
+def test_switching_to_frame_mode_decides_what_is_held_first(tmp_path):
+    items, _ = scene_walk(34, [("A", 20), ("A>B", 5)])
+    f = NoveltyFilter(event_cfg(), DIM, ["a"])
+    drive(f, items, flush=False)
+    assert f.holding("a") == 5
+    f.save(tmp_path, "m")  # saving with a candidate open works (held frames are not state)
+    f.reconfigure(event_cfg(mode="frame"))
+    rng = np.random.default_rng(35)
+    new = rand_unit(rng)
+    got = f.decide([("a", 3.0, new, None, "x")])
+    # the held event is published first, then the new keep (routed the same way to keep the order)
+    assert got[0].held and not got[0].keep
+    rel = f.released()
+    assert [t for t, _ in rel][1:] == ["x"] and rel[0][0] in range(20, 25) and f.holding() == 0
+    g = NoveltyFilter(event_cfg(), DIM, ["a"])
+    assert g.load(tmp_path, "m") and g.index_size("a") == 1
