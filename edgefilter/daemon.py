@@ -334,24 +334,24 @@ class Daemon:
         while True:
             batch = self._filter_q.get()
             if batch is _END:
+                self._flush_held()
                 return
             self._filter_batch(batch)
 
     def _filter_batch(self, batch: list[Frame]) -> None:
-        assert self.novelty is not None and self.publisher is not None
-        decisions = self.novelty.decide([(f.source, f.ts, f.embedding, f.regions) for f in batch])
+        assert self.novelty is not None
+        decisions = self.novelty.decide([(f.source, f.ts, f.embedding, f.regions, f) for f in batch])
         for f, d in zip(batch, decisions):
             if d.distance is not None:
                 self.metrics.nn_distance.labels(source=f.source).observe(d.distance)
             if self.drift is not None:
                 self.drift.observe(f.source, f.embedding, d.keep)
             if d.keep:
-                self._kept += 1
-                self.metrics.frames_kept.labels(source=f.source).inc()
-                self.metrics.frames_kept_by_reason.labels(source=f.source, reason=d.reason).inc()
-                self.publisher.publish_frame(f, d.distance, d.reason, d.threshold)
-            else:
+                self._publish_kept(f, d)
+            elif not getattr(d, "held", False):
                 f.image = None  # free the pixels now; only kept frames are encoded
+        # Event mode: frames held as candidates are decided later, possibly in this very call.
+        self._settle_held(self.novelty.released())
         self._processed += len(batch)
         for name in {f.source for f in batch}:
             self.metrics.index_size.labels(source=name).set(self.novelty.index_size(name))
@@ -361,6 +361,25 @@ class Daemon:
         self.metrics.last_progress.set(self.clock.time())
         if self.state_dir is not None and now - self._last_save >= self.cfg.state.save_interval_s:
             self._save_state()
+
+    def _publish_kept(self, frame: Frame, d: Any) -> None:
+        assert self.publisher is not None
+        self._kept += 1
+        self.metrics.frames_kept.labels(source=frame.source).inc()
+        self.metrics.frames_kept_by_reason.labels(source=frame.source, reason=d.reason).inc()
+        self.publisher.publish_frame(frame, d.distance, d.reason, d.threshold)
+
+    def _settle_held(self, keeps: list) -> None:
+        assert self.novelty is not None
+        for frame, d in keeps:
+            self._publish_kept(frame, d)
+        for frame in self.novelty.discarded():
+            frame.image = None
+
+    def _flush_held(self) -> None:
+        """Decide every open event candidate: at the end of the input nothing kept may be lost."""
+        if self.novelty is not None and hasattr(self.novelty, "flush"):
+            self._settle_held(self.novelty.flush())
 
     # ------------------------------------------------------------------ drift stage
 

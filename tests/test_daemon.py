@@ -14,10 +14,10 @@ from prometheus_client import CollectorRegistry
 from videos import make_video, scene_with_events, static_scene
 
 from edgefilter.client import Subscriber
-from edgefilter.config import (Config, EmbedConfig, FilterConfig, GatesConfig, MetricsConfig, PublishConfig,
+from edgefilter.config import (Config, DriftConfig, EmbedConfig, FilterConfig, GatesConfig, MetricsConfig, PublishConfig,
                                SourceConfig, StateConfig, load_config)
 from edgefilter.daemon import Daemon
-from edgefilter.message import FrameMessage
+from edgefilter.message import DriftMessage, FrameMessage
 
 
 class FakeEmbedder:
@@ -55,9 +55,9 @@ def make_config(tmp_path, port, sources, **sections) -> Config:
 class Running:
     """A daemon in a thread plus a subscriber that collects everything it publishes."""
 
-    def __init__(self, cfg: Config, embedder: FakeEmbedder, **kw):
+    def __init__(self, cfg: Config, embedder: FakeEmbedder, topics=("frame/",), **kw):
         self.embedder = embedder
-        self.sub = Subscriber(cfg.publish.bind, topics=("frame/",))
+        self.sub = Subscriber(cfg.publish.bind, topics=topics)
         self.daemon = Daemon(cfg, registry=CollectorRegistry(), embedder_factory=self._load, **kw)
         self.messages: list[FrameMessage] = []
         self.code: int | None = None
@@ -236,3 +236,20 @@ def test_quality_gates_drop_and_count_dark_frames(tmp_path, port):
         run.close()
     assert run.value("edgefilter_frames_dropped_total", source="cam", reason="dark") == 10
     assert run.value("edgefilter_frames_embedded_total", source="cam") == 10
+
+
+def test_drift_statistics_flow_as_messages_and_gauges(tmp_path, port):
+    cfg = make_config(tmp_path, port, [SourceConfig(name="live", url="demo://?fps=100&width=160&height=120",
+                                                    realtime=True)],
+                      drift=DriftConfig(enabled=True, warmup=60, window=20, interval_s=0.3, permutations=20))
+    run = Running(cfg, FakeEmbedder(), topics=("drift/",))
+    try:
+        drift = [m for m in run.collect(until_exit=False, timeout=6) if isinstance(m, DriftMessage)]
+    finally:
+        run.close()
+    assert drift, "no drift message within 6 s"
+    h = drift[-1].header
+    assert h["source"] == "live" and h["window"] == 20 and 0.0 <= h["p_value"] <= 1.0
+    assert isinstance(h["drift"], bool)
+    assert run.value("edgefilter_drift_updates_total", source="live") >= len(drift)
+    assert 0.0 <= run.value("edgefilter_drift_p_value", source="live") <= 1.0
