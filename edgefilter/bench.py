@@ -695,7 +695,7 @@ def component_costs(video: Path, embedder: Any, cfg: Config, batch: int, min_sec
     fcfg = dataclasses.replace(cfg.filter, budget_per_minute=None, max_interval_s=None)
     for label, threshold in (("novelty filter, frame kept (search + add)", 0.0),
                              (f"novelty filter, frame not kept ({prefill} in index)", 2.0)):
-        filt = NoveltyFilter(dataclasses.replace(fcfg, threshold=0.0), vecs.shape[1], ["s"])
+        filt = NoveltyFilter(dataclasses.replace(fcfg, threshold=0.0, mode="frame"), vecs.shape[1], ["s"])
         clock = {"ts": 0.0, "i": 0}
 
         def decide(n: int) -> None:
@@ -850,10 +850,12 @@ def run_bench(s: BenchSettings, embedder: Any = None, say: Callable[[str], None]
     if s.latency_seconds > 0:
         say(f"latency: one source paced at 30 fps for {s.latency_seconds:g} s, filter.threshold 0 ...")
         cfg = dataclasses.replace(base, sources=_sources(video, 1, realtime=True, loop=True), gates=no_gate,
-                                  filter=dataclasses.replace(base.filter, threshold=0.0, budget_per_minute=None))
+                                  filter=dataclasses.replace(base.filter, threshold=0.0, budget_per_minute=None,
+                                                            mode="frame"))
         run = run_pipeline("latency", cfg, timed, duration=s.latency_seconds)
         report["latency"] = {"note": "capture (message ts) to receipt by a subscriber process; filter.threshold 0 "
-                                     "so every frame is kept, JPEG-encoded and sent", "run": run.summary(),
+                                     "and mode frame, so every frame is kept, JPEG-encoded and sent at once "
+                                     "(event mode adds its hold, at most filter.max_hold_s)", "run": run.summary(),
                              "p50_ms": run.latency_ms["p50"], "p99_ms": run.latency_ms["p99"]}
         say(f"  p50 {run.latency_ms['p50']:.1f} ms, p99 {run.latency_ms['p99']:.1f} ms over "
             f"{run.latency_ms['count']} frames" if run.latency_ms["count"] else "  no frames received")
@@ -911,7 +913,7 @@ def soak(s: BenchSettings, base: Config, video: Path, timed: TimedEmbedder, say:
     cfg = dataclasses.replace(
         base, sources=_sources(video, s.soak_sources, loop=True),
         gates=dataclasses.replace(base.gates, skip_unchanged=0.0),
-        filter=dataclasses.replace(base.filter, threshold=0.0, budget_per_minute=None,
+        filter=dataclasses.replace(base.filter, threshold=0.0, budget_per_minute=None, mode="frame",
                                    window=WindowConfig(size=s.soak_window, seconds=base.filter.window.seconds)))
     every = max(1.0, min(10.0, seconds / 120))
     last = {"t": 0.0}
