@@ -253,3 +253,86 @@ def test_drift_statistics_flow_as_messages_and_gauges(tmp_path, port):
     assert isinstance(h["drift"], bool)
     assert run.value("edgefilter_drift_updates_total", source="live") >= len(drift)
     assert 0.0 <= run.value("edgefilter_drift_p_value", source="live") <= 1.0
+
+
+class NotifySocket:
+    """A real sd_notify datagram socket, as systemd binds it."""
+
+    def __init__(self, path):
+        import socket as _socket
+        self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.05)
+        self.messages: list[str] = []
+
+    def drain(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except OSError:
+                return self.messages
+
+
+def test_service_manager_hears_ready_watchdog_reload_and_stopping(tmp_path, port):
+    from edgefilter.notify import Notifier
+    path = tmp_path / "c.yaml"
+    path.write_text(f"sources: [{{name: live, url: 'demo://?fps=30&width=160&height=120', realtime: true}}]\n"
+                    f"publish: {{bind: 'tcp://127.0.0.1:{port}'}}\nmetrics: {{bind: null}}\n")
+    sock = NotifySocket(tmp_path / "notify")
+    notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "200000"})
+    run = Running(load_config(path), FakeEmbedder(), config_path=str(path), notifier=notifier)
+    try:
+        time.sleep(1.0)
+        run.daemon.request_reload()
+        time.sleep(0.6)
+    finally:
+        run.close()
+    lines = [line for m in sock.drain() for line in m.split("\n")]
+    assert "READY=1" in lines and "STOPPING=1" in lines and "RELOADING=1" in lines
+    assert lines.index("READY=1") < lines.index("RELOADING=1") < lines.index("STOPPING=1")
+    assert lines.count("WATCHDOG=1") >= 5  # every 0.1 s while frames flow
+
+
+def test_a_stuck_pipeline_stops_petting_the_watchdog(tmp_path, port):
+    from edgefilter.notify import Notifier
+    release = threading.Event()
+
+    class StuckEmbedder(FakeEmbedder):
+        def embed(self, batch):
+            release.wait(30)  # the model hangs (a wedged GPU driver, say)
+            return super().embed(batch)
+
+    cfg = make_config(tmp_path, port, [SourceConfig(name="live", url="demo://?fps=30&width=160&height=120",
+                                                    realtime=True)])
+    cfg = dataclasses.replace(cfg, shutdown_timeout_s=1.0)
+    sock = NotifySocket(tmp_path / "notify")
+    notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "200000"})
+    run = Running(cfg, StuckEmbedder(), notifier=notifier)
+    try:
+        time.sleep(1.0)
+        sock.drain()
+        early = sock.messages.count("WATCHDOG=1")
+        time.sleep(6.5)  # past the stuck limit (5 s without progress while work waits)
+        sock.drain()
+        sock.messages.clear()
+        time.sleep(1.0)
+        late = sock.drain().count("WATCHDOG=1")
+    finally:
+        release.set()
+        run.close()
+    assert early >= 3, "the watchdog was not petted while the pipeline was young"
+    assert late == 0, "the watchdog was still petted while the pipeline made no progress"
+
+
+def test_progress_line_only_for_a_person_at_a_terminal(monkeypatch):
+    from edgefilter import daemon as daemon_module
+    cfg = Config(sources=[SourceConfig(name="f", url="x.mp4")])
+    monkeypatch.delenv("INVOCATION_ID", raising=False)
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.setattr(daemon_module.sys.stderr, "isatty", lambda: True)
+    assert daemon_module._show_progress(cfg) is True
+    monkeypatch.setenv("INVOCATION_ID", "0123")  # set by systemd for every service
+    assert daemon_module._show_progress(cfg) is False
+    monkeypatch.delenv("INVOCATION_ID")
+    monkeypatch.setattr(daemon_module.sys.stderr, "isatty", lambda: False)
+    assert daemon_module._show_progress(cfg) is False
