@@ -104,13 +104,6 @@ def test_hamming_uniform_and_k_center():
     assert order[0] == 0 and set(order[1:]) == {2, 3}
 
 
-def test_scene_cuts_keep_the_first_frame_of_each_scene():
-    scores = np.zeros(100, np.float32)
-    scores[[30, 70]] = 50.0
-    assert baselines.scene_cuts(scores, 27.0, fps=10.0) == [0, 30, 70]
-    assert baselines.scene_cuts(scores, 60.0, fps=10.0) == [0]
-
-
 def test_hold_filter_keeps_the_settled_frame_of_each_change():
     rng = np.random.default_rng(2)
     base = np.eye(4, 64, dtype=np.float32)
