@@ -46,6 +46,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import EXIT_OK, EXIT_USAGE, EdgefilterError, MessageError, PublishError
+from .publisher import load_secret_certificate
 from .message import DriftMessage, FrameMessage, decode
 
 log = logging.getLogger(__name__)
@@ -130,13 +131,7 @@ class Subscriber:
                 if client_cert is None:
                     public, secret = zmq.curve_keypair()  # an unknown key: only for servers that allow any
                 else:
-                    try:
-                        public, secret = zmq.auth.load_certificate(client_cert)
-                    except (OSError, ValueError) as e:
-                        raise PublishError(f"client certificate {client_cert}: {e}") from None
-                    if secret is None:
-                        raise PublishError(f"client certificate {client_cert} holds no secret-key "
-                                           f"(use the .key_secret file)")
+                    public, secret = load_secret_certificate(client_cert, "client certificate")
                 try:
                     self._socket.curve_publickey = public
                     self._socket.curve_secretkey = secret

@@ -303,19 +303,7 @@ class Publisher:
                                f"publish.curve.secret_key_file and publish.curve.authorized_keys_dir")
         if not zmq.has("curve"):
             raise PublishError("publish.curve is configured but this libzmq was built without CURVE")
-        path = self._resolve(secret_file)
-        try:
-            public, secret = zmq.auth.load_certificate(path)
-        except (OSError, ValueError) as e:
-            raise PublishError(f"publish.curve.secret_key_file: cannot read certificate {path}: {e}") from None
-        if secret is None:
-            raise PublishError(f"publish.curve.secret_key_file: {path} holds no secret-key "
-                               f"(use the .key_secret file from zmq.auth.create_certificates)")
-        try:
-            _check_z85(public)
-            _check_z85(secret)
-        except ValueError as e:
-            raise PublishError(f"publish.curve.secret_key_file: {path}: {e}") from None
+        public, secret = load_secret_certificate(self._resolve(secret_file), "publish.curve.secret_key_file")
         return public, secret, self._check_authorized_dir(keys_dir)
 
     def _close_auth_and_context(self) -> None:
@@ -445,6 +433,24 @@ class Publisher:
             "threshold": None if threshold is None else float(threshold),
         }
         return encode_frame(header, jpeg.tobytes(), embedding)
+
+
+def load_secret_certificate(path: str | os.PathLike, what: str) -> tuple[bytes, bytes]:
+    """(public, secret) keys from a zmq.auth certificate that must hold the secret key; PublishError
+    naming ``what`` and the file otherwise. Shared by the publisher and the client."""
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as e:
+        raise PublishError(f"{what}: cannot read certificate {path}: {e}") from None
+    if secret is None:
+        raise PublishError(f"{what}: {path} holds no secret-key "
+                           f"(use the .key_secret file from zmq.auth.create_certificates)")
+    try:
+        _check_z85(public)
+        _check_z85(secret)
+    except ValueError as e:
+        raise PublishError(f"{what}: {path}: {e}") from None
+    return public, secret
 
 
 def _check_z85(key: bytes) -> None:

@@ -4,34 +4,15 @@ asserted: the machine is shared)."""
 from __future__ import annotations
 
 import json
-import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from fakes import FakeEmbedder
+
 from edgefilter import bench
 from edgefilter.cli import build_parser
 from edgefilter.errors import ConfigError
-
-
-class FakeEmbedder:
-    """Embeds a frame as its mean-removed 8x8 thumbnail; sleeps a little per call like a model would."""
-
-    model_id = "fake-embedder@1"
-    dim = 8 * 8 * 3
-    input_size = (8, 8)
-    colour = "RGB"
-    provider = "FakeProvider"
-    has_regions = False
-    region_count = 0
-
-    def embed(self, batch: np.ndarray) -> SimpleNamespace:
-        time.sleep(0.001 + 0.0002 * len(batch))
-        v = batch.reshape(len(batch), -1).astype(np.float32)
-        v -= v.mean(axis=1, keepdims=True)
-        v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-6
-        return SimpleNamespace(vectors=v, regions=None)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +22,7 @@ def report(tmp_path_factory):
                             soak_sources=1, soak_window=5, width=160, height=120, unchanged_frames=240,
                             raw_seconds=0.05, workdir=str(work))
     messages: list[str] = []
-    r = bench.run_bench(s, embedder=FakeEmbedder(), say=messages.append)
+    r = bench.run_bench(s, embedder=FakeEmbedder(delay=0.001, per_frame=0.0002), say=messages.append)
     r["_messages"] = messages
     return r
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
+from fakes import FakeEmbedder
 from videos import make_video, scene_with_events, static_scene
 
 from edgefilter.client import Subscriber
@@ -18,31 +18,6 @@ from edgefilter.config import (Config, DriftConfig, EmbedConfig, FilterConfig, G
                                SourceConfig, StateConfig, load_config)
 from edgefilter.daemon import Daemon
 from edgefilter.message import DriftMessage, FrameMessage
-
-
-class FakeEmbedder:
-    """Embeds a frame as its mean-removed 8x8 thumbnail: new objects move it, a static scene does not."""
-
-    model_id = "fake-embedder@1"
-    dim = 8 * 8 * 3
-    input_size = (8, 8)
-    colour = "RGB"
-    provider = "FakeProvider"
-    has_regions = False
-    region_count = 0
-
-    def __init__(self, delay: float = 0.0):
-        self.delay = delay
-        self.batches: list[int] = []
-
-    def embed(self, batch: np.ndarray) -> SimpleNamespace:
-        self.batches.append(len(batch))
-        if self.delay:
-            time.sleep(self.delay)
-        v = batch.reshape(len(batch), -1).astype(np.float32)
-        v -= v.mean(axis=1, keepdims=True)
-        v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-6
-        return SimpleNamespace(vectors=v, regions=None)
 
 
 def make_config(tmp_path, port, sources, **sections) -> Config:
