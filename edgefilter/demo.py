@@ -13,7 +13,8 @@ part of the object is in view.
 
 Options (all optional): ``seed`` (int, 0), ``width`` (640), ``height`` (360), ``fps`` (30), ``frames``
 (finite length; default endless), ``noise`` (sensor noise sigma in grey levels, 2.5), ``lighting``
-(1: drift, exposure steps and flicker; 0: steady light).
+(1: drift, exposure steps and flicker; 0: steady light), ``zoom`` (visitors this many times their size
+in the street view, as from a closer camera, 0.25-3; 1), ``slot`` (seconds per visit slot, at least 4; 15).
 """
 from __future__ import annotations
 
@@ -83,10 +84,12 @@ class DemoScene:
     """Renders frame ``i`` of the synthetic camera; see the module docstring."""
 
     def __init__(self, seed: int = 0, width: int = 640, height: int = 360, fps: float = 30.0,
-                 frames: int | None = None, noise: float = 2.5, lighting: bool = True):
+                 frames: int | None = None, noise: float = 2.5, lighting: bool = True, zoom: float = 1.0,
+                 slot: float = SLOT_SECONDS):
         self.seed, self.width, self.height, self.fps = int(seed), int(width), int(height), float(fps)
         self.frames, self.noise, self.lighting = frames, float(noise), bool(lighting)
-        self.slot = max(1, round(SLOT_SECONDS * self.fps))
+        self.zoom = float(zoom)  # visitors this many times their street-scene size (a closer camera)
+        self.slot = max(1, round(float(slot) * self.fps))
         rng = np.random.default_rng([self.seed, 1])
         self._background = _background(rng, self.width, self.height)
         self._noise_pos, self._noise_neg = _noise_bank(np.random.default_rng([self.seed, 2]),
@@ -187,7 +190,7 @@ class DemoScene:
             y_foot = H * rng.uniform(0.66, 0.74)
             cross_s = rng.uniform(5.0, 8.0) if kind == "person" else rng.uniform(3.5, 6.0)
             pause_s = rng.uniform(1.0, 4.0) if rng.random() < 0.5 else 0.0
-        scale = float(0.75 + 0.5 * (y_foot / H - 0.6) / 0.35)  # nearer (lower) is bigger
+        scale = float(0.75 + 0.5 * (y_foot / H - 0.6) / 0.35) * self.zoom  # nearer (lower) is bigger
         probe = _Visit(kind, colour, 0, 0.0, 1.0, 0.0, 0, y_foot, scale, 0, 0, (0, 0), "")
         ex = _extent(probe, 0.0)
         obj_w = ex[2] - ex[0]
@@ -420,9 +423,10 @@ def _draw(img: np.ndarray, v: _Visit, frame: int, gain: float, offset: float) ->
 # ---------------------------------------------------------------------- the source
 
 
-_OPTIONS = {"seed": int, "width": int, "height": int, "fps": float, "frames": int, "noise": float, "lighting": bool}
+_OPTIONS = {"seed": int, "width": int, "height": int, "fps": float, "frames": int, "noise": float, "lighting": bool,
+            "zoom": float, "slot": float}
 _BOUNDS = {"width": (16, 7680), "height": (16, 4320), "fps": (0.1, 1000.0), "frames": (1, None),
-           "noise": (0.0, 50.0), "seed": (0, None)}
+           "noise": (0.0, 50.0), "seed": (0, None), "zoom": (0.25, 3.0), "slot": (4.0, 600.0)}
 
 
 def parse_demo_url(url: str, name: str = "demo") -> dict:

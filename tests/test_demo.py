@@ -144,3 +144,27 @@ def test_demo_source_finite_live_and_loop():
     items = [looping.read() for _ in range(7)]
     assert [i for i, _ in items] == list(range(7))
     assert np.array_equal(items[0][1], items[3][1])  # the scene repeats, indices keep counting
+
+
+def test_zoom_makes_visitors_bigger_and_slot_makes_them_more_frequent():
+    from edgefilter.demo import DemoScene
+
+    def tallest(scene):
+        heights = [box[3] - box[1] for ev in scene.events for f in range(ev.start, ev.end, 5)
+                   for _, box in scene.objects_at(f)]
+        return max(heights)
+
+    near = DemoScene(seed=1, frames=1800, zoom=2.0)
+    far = DemoScene(seed=1, frames=1800)
+    assert tallest(near) > 1.6 * tallest(far)
+    assert len(DemoScene(seed=1, frames=3600, slot=8).events) > len(DemoScene(seed=1, frames=3600).events)
+
+
+def test_zoom_and_slot_are_checked():
+    from edgefilter.config import SourceConfig
+    from edgefilter.errors import SourceError
+    from edgefilter.source import open_source
+    with pytest.raises(SourceError, match="zoom"):
+        open_source(SourceConfig(name="d", url="demo://?zoom=9")).open()
+    with pytest.raises(SourceError, match="slot"):
+        open_source(SourceConfig(name="d", url="demo://?slot=1")).open()
