@@ -126,8 +126,9 @@ class Daemon:
             except OSError as exc:
                 raise PublishError(f"metrics.bind {cfg.metrics.bind}: cannot listen: {exc}") from None
             log.info("metrics on http://%s/metrics", cfg.metrics.bind)
-        cache_dir = str(self.state_dir / "trt-cache") if self.state_dir else None
-        self.embedder = self._embedder_factory(cfg, cache_dir=cache_dir)
+        self.embedder = self._embedder_factory(cfg, cache_dir=str(self._engine_cache_dir()))
+        if hasattr(self.embedder, "warm_up"):
+            self.embedder.warm_up()  # GPU only: no first-batch latency spike per batch size
         self.publisher.model_id = self.embedder.model_id
         self.metrics.build_info.info({"version": __version__, "model": self.embedder.model_id,
                                       "provider": self.embedder.provider})
@@ -412,6 +413,16 @@ class Daemon:
             return resolve_path(cfg, cfg.state.dir)
         env = os.environ.get("STATE_DIRECTORY")
         return Path(env.split(":")[0]) if env else None
+
+    def _engine_cache_dir(self) -> Path:
+        """Where TensorRT keeps built engines (minutes to build): systemd's CacheDirectory, else the
+        state directory, else the user's cache. Created only when TensorRT is used."""
+        env = os.environ.get("CACHE_DIRECTORY")
+        if env:
+            return Path(env.split(":")[0]) / "trt"
+        if self.state_dir is not None:
+            return self.state_dir / "trt-cache"
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgefilter" / "trt"
 
     def _restore_state(self) -> None:
         assert self.novelty is not None and self.embedder is not None and self.state_dir is not None

@@ -298,7 +298,7 @@ class Embedder:
 
     def __init__(self, model_path: str | Path, card_path: str | Path | None = None, providers: str = "auto",
                  fp16: bool = False, threads: int = 0, cache_dir: str | Path | None = None,
-                 probe: Callable[[], ProviderProbe] = probe_providers):
+                 probe: Callable[[], ProviderProbe] = probe_providers, max_batch: int = 8):
         import onnxruntime as ort
 
         model_path = Path(model_path)
@@ -314,7 +314,9 @@ class Embedder:
                                          if v.file == model_path.name and v.file != self.card.file), None)
         _check_file(model_path, self.card.variants[self.variant].sha256 if self.variant else self.card.sha256)
 
-        chosen, options = self._providers(providers, fp16, cache_dir, probe)
+        self.max_batch = max(1, int(max_batch))
+        chosen, options = self._providers(providers, fp16, cache_dir, probe,
+                                          profile=(self.card.input_name, self.card.input_size, self.max_batch))
         path = model_path
         if self.variant is not None:
             pass  # an explicitly chosen variant is used as it is
@@ -363,11 +365,12 @@ class Embedder:
         m = cfg.model
         card = resolve_path(cfg, m.card) if m.card else None
         return cls(resolve_path(cfg, m.path), card, providers=m.providers, fp16=m.fp16, threads=m.threads,
-                   cache_dir=cache_dir, **kw)
+                   cache_dir=cache_dir, max_batch=cfg.embed.max_batch, **kw)
 
     @staticmethod
     def _providers(wanted: str, fp16: bool, cache_dir: str | Path | None,
-                   probe: Callable[[], ProviderProbe]) -> tuple[list[str], list[dict]]:
+                   probe: Callable[[], ProviderProbe],
+                   profile: tuple[str, tuple[int, int], int] | None = None) -> tuple[list[str], list[dict]]:
         if wanted == "cpu":
             return [CPU], [{}]
         p = probe()
@@ -386,7 +389,15 @@ class Embedder:
         if cache_dir is not None:
             # Building an engine takes minutes; the cache makes restarts fast.
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
-            trt.update(trt_engine_cache_enable="True", trt_engine_cache_path=str(cache_dir))
+            trt.update(trt_engine_cache_enable="True", trt_engine_cache_path=str(cache_dir),
+                       trt_timing_cache_enable="True", trt_timing_cache_path=str(cache_dir))
+        if profile is not None:
+            # Micro-batches vary from 1 to max_batch: one profile covering them all, or TensorRT rebuilds
+            # its engine (minutes) the first time it sees each new batch size.
+            name, (w, h), max_batch = profile
+            trt.update(trt_profile_min_shapes=f"{name}:1x{h}x{w}x3",
+                       trt_profile_opt_shapes=f"{name}:{max_batch}x{h}x{w}x3",
+                       trt_profile_max_shapes=f"{name}:{max_batch}x{h}x{w}x3")
         return [TENSORRT, CUDA, CPU], [trt, {}, {}]
 
     def _check_graph(self, path: Path) -> None:
@@ -456,6 +467,18 @@ class Embedder:
         return self.card.region_count
 
     # ----------------------------------------------------------------------- inference
+
+    def warm_up(self) -> None:
+        """On a GPU, run each batch size once before the first frame: cuDNN's algorithm search and
+        TensorRT's kernels for a new input shape would otherwise stall the first batches (a latency spike).
+        Nothing to do on the CPU."""
+        if self.provider == "CPUExecutionProvider":
+            return
+        w, h = self.input_size
+        sizes = sorted({1, self.max_batch} | {b for b in (2, 4, 8, 16, 32, 64, 128, 256) if b < self.max_batch})
+        for n in sizes:
+            self.embed(np.zeros((n, h, w, 3), np.uint8))
+        log.info("warmed up %s for batch sizes %s", self.provider, sizes)
 
     def embed(self, batch: np.ndarray) -> EmbedResult:
         """uint8 (N, h, w, 3) frames, already preprocessed -> float32 vectors (and region vectors)."""

@@ -257,7 +257,8 @@ def test_provider_lists_for_cuda_and_tensorrt(tmp_path):
     names, options = Embedder._providers("tensorrt", True, tmp_path / "trt", lambda: ok)
     assert names == [TENSORRT, CUDA, CPU]
     assert options[0] == {"trt_fp16_enable": "True", "trt_engine_cache_enable": "True",
-                          "trt_engine_cache_path": str(tmp_path / "trt")}
+                          "trt_engine_cache_path": str(tmp_path / "trt"), "trt_timing_cache_enable": "True",
+                          "trt_timing_cache_path": str(tmp_path / "trt")}
     assert Embedder._providers("cpu", False, None, lambda: pytest.fail("cpu must not probe"))[0] == [CPU]
 
 
@@ -338,3 +339,29 @@ def test_int8_variant_runs_with_the_main_card_and_agrees_with_fp32(embedder, pho
     e8 = e.embed(photos).vectors
     e32 = embedder.embed(photos).vectors
     assert min(cos(e8[i], e32[i]) for i in range(len(photos))) > 0.95
+
+
+def test_tensorrt_profile_covers_every_batch_size(tmp_path):
+    from edgefilter.model import Embedder, ProviderProbe
+    probe = lambda: ProviderProbe(["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+                                  True, "", True, "")
+    names, options = Embedder._providers("tensorrt", True, tmp_path / "trt", probe,
+                                         profile=("images", (224, 224), 16))
+    assert names == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    trt = options[0]
+    assert trt["trt_profile_min_shapes"] == "images:1x224x224x3"
+    assert trt["trt_profile_max_shapes"] == "images:16x224x224x3"
+    assert (tmp_path / "trt").is_dir()
+
+
+def test_warm_up_does_nothing_on_the_cpu(monkeypatch):
+    from edgefilter.model import Embedder
+    e = Embedder(MODELS / "efficientnet_lite0.onnx", providers="cpu")
+    calls = []
+    monkeypatch.setattr(e, "embed", lambda batch: calls.append(len(batch)))
+    e.warm_up()
+    assert calls == []
+    e.provider = "CUDAExecutionProvider"  # as if on a GPU
+    e.max_batch = 12
+    e.warm_up()
+    assert calls == [1, 2, 4, 8, 12]
