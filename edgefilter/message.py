@@ -133,10 +133,14 @@ def _where(kind: str, source: Any) -> str:
     return f"{kind}/{source}" if isinstance(source, str) else kind
 
 
-def _int(h: dict, key: str, where: str, *, min: int = 0, nullable: bool = False) -> int | None:
+def _required(h: dict, key: str, where: str) -> Any:
     if key not in h:
         raise MessageError(f"{where}: header lacks {key!r}")
-    v = h[key]
+    return h[key]
+
+
+def _int(h: dict, key: str, where: str, *, min: int = 0, nullable: bool = False) -> int | None:
+    v = _required(h, key, where)
     if v is None and nullable:
         return None
     if isinstance(v, bool) or not isinstance(v, int):
@@ -147,9 +151,7 @@ def _int(h: dict, key: str, where: str, *, min: int = 0, nullable: bool = False)
 
 
 def _num(h: dict, key: str, where: str, *, nullable: bool = False) -> float | None:
-    if key not in h:
-        raise MessageError(f"{where}: header lacks {key!r}")
-    v = h[key]
+    v = _required(h, key, where)
     if v is None and nullable:
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -164,9 +166,7 @@ def _num(h: dict, key: str, where: str, *, nullable: bool = False) -> float | No
 
 
 def _str(h: dict, key: str, where: str, *, nullable: bool = False) -> str | None:
-    if key not in h:
-        raise MessageError(f"{where}: header lacks {key!r}")
-    v = h[key]
+    v = _required(h, key, where)
     if v is None and nullable:
         return None
     if not isinstance(v, str):
