@@ -455,6 +455,9 @@ class Daemon:
                 log.warning("reload: source changes need a restart; they are not applied")
             if new.model != self.cfg.model:
                 log.warning("reload: model changes need a restart; they are not applied")
+            if (new.embed.max_batch, new.embed.queue_size) != (self.cfg.embed.max_batch, self.cfg.embed.queue_size):
+                # The session (a TensorRT profile) and the queue were sized for the old values.
+                log.warning("reload: embed.max_batch and embed.queue_size changes need a restart; not applied")
             if new.publish.bind != self.cfg.publish.bind or new.publish.curve != self.cfg.publish.curve:
                 log.warning("reload: publish.bind and publish.curve changes need a restart; not applied")
             assert self.novelty is not None and self.publisher is not None
@@ -467,7 +470,8 @@ class Daemon:
             if self.drift is not None:
                 self.drift.reconfigure(new.drift)
             self.cfg = dataclasses.replace(self.cfg, filter=new.filter, gates=new.gates, drift=new.drift,
-                                           embed=dataclasses.replace(new.embed, queue_size=self.cfg.embed.queue_size),
+                                           embed=dataclasses.replace(new.embed, queue_size=self.cfg.embed.queue_size,
+                                                                     max_batch=self.cfg.embed.max_batch),
                                            publish=dataclasses.replace(new.publish, bind=self.cfg.publish.bind,
                                                                        curve=self.cfg.publish.curve),
                                            log_level=new.log_level, shutdown_timeout_s=new.shutdown_timeout_s)
