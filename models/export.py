@@ -25,7 +25,6 @@ The export is deterministic: running the script twice writes byte-identical file
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import math
@@ -49,6 +48,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from edgefilter.model import file_sha256 as sha256  # noqa: E402  (the loader checks the same digest)
 from edgefilter.preprocess import preprocess  # noqa: E402
 
 OPSET = 17
@@ -283,12 +283,6 @@ def calibration_frames() -> np.ndarray:
 # --------------------------------------------------------------------------- verification helpers
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def session(path: Path, threads: int = 1) -> ort.InferenceSession:

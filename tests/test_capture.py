@@ -16,6 +16,7 @@ from edgefilter.config import BackoffConfig, SourceConfig
 from edgefilter.errors import SourceError
 from edgefilter.metrics import Metrics
 from edgefilter.source import Source, open_source
+from conftest import wait_for
 from videos import frame_number, make_image_dir, make_video, numbered_frame, numbered_frames
 
 NAME = "cam"
@@ -109,15 +110,6 @@ def make_capture(cfg, sink, clock=SYSTEM_CLOCK, opener=open_source, base_dir="."
     metrics.init_source(cfg.name)
     cap = Capture(cfg, sink, metrics, clock=clock, base_dir=base_dir, open_source=opener, rng=random.Random(seed))
     return cap, metrics
-
-
-def wait_for(pred, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
 
 
 def run_to_end(cap, timeout=10.0):

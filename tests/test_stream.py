@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
@@ -18,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from edgefilter.capture import Capture
 from edgefilter.config import BackoffConfig, SourceConfig
 from edgefilter.metrics import Metrics
+from conftest import free_port, wait_for
 from videos import frame_number, make_video, numbered_frames
 
 CLIP_FRAMES = 50
@@ -28,12 +28,6 @@ def require_ffmpeg() -> str:
     if path is None:
         pytest.fail("ffmpeg is required for tests/test_stream.py (apt-get install ffmpeg); it was not found on PATH")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -59,15 +53,6 @@ class Server:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(5)
         self.proc = None
-
-
-def wait_for(pred, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def test_capture_survives_the_stream_server_dying_and_returning(tmp_path):
