@@ -349,7 +349,7 @@ class Daemon:
                 self.drift.observe(f.source, f.embedding, d.keep)
             if d.keep:
                 self._publish_kept(f, d)
-            elif not getattr(d, "held", False):
+            elif not d.held:
                 f.image = None  # free the pixels now; only kept frames are encoded
         # Event mode: frames held as candidates are decided later, possibly in this very call.
         self._settle_held(self.novelty.released())
@@ -379,7 +379,7 @@ class Daemon:
 
     def _flush_held(self) -> None:
         """Decide every open event candidate: at the end of the input nothing kept may be lost."""
-        if self.novelty is not None and hasattr(self.novelty, "flush"):
+        if self.novelty is not None:
             self._settle_held(self.novelty.flush())
 
     # ------------------------------------------------------------------ drift stage
