@@ -40,15 +40,35 @@ def preprocess(image_bgr: np.ndarray, size: tuple[int, int] = (224, 224), colour
     if key not in _CONVERSIONS or img.shape[0] == 0 or img.shape[1] == 0:
         raise ValueError(f"preprocess: unsupported image shape {img.shape} or colour {colour!r}")
     w, h = int(size[0]), int(size[1])
-    # Resize before converting colour: fewer pixels to convert. INTER_AREA averages when
-    # shrinking (no aliasing on a 1080p frame); INTER_LINEAR when enlarging.
+    # Resize before converting colour: fewer pixels to convert.
     if img.shape[1] != w or img.shape[0] != h:
-        shrinking = img.shape[1] >= w and img.shape[0] >= h
-        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        img = resize(img, w, h)
     code = _CONVERSIONS[key]
     if code is not None:
         img = cv2.cvtColor(img, code)
     return np.ascontiguousarray(img)
+
+
+def area_factor(src_w: int, src_h: int, w: int, h: int) -> int:
+    """The power of two by which a frame can be block-averaged while both sides stay at least 3/4 of
+    the target's (so what is left is a plain resize by less than 1.5x)."""
+    k = 1
+    while src_w // (2 * k) * 4 >= 3 * w and src_h // (2 * k) * 4 >= 3 * h:
+        k *= 2
+    return k
+
+
+def resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Shrink without aliasing, cheaply: block-average by a power of two (OpenCV's integer-factor
+    INTER_AREA path), then bilinear for the rest. A general INTER_AREA resize averages as well but
+    costs 4-9x more (0.9 ms for 640x360 -> 224x224 on one core here, 5 ms from 1080p; this: 0.1 / 1.2
+    ms); that was about a twentieth of the two cores' time at full rate."""
+    k = area_factor(img.shape[1], img.shape[0], w, h)
+    if k > 1:
+        img = cv2.resize(img, (img.shape[1] // k, img.shape[0] // k), interpolation=cv2.INTER_AREA)
+    if img.shape[1] == w and img.shape[0] == h:
+        return img
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def stack(tensors: Sequence[np.ndarray]) -> np.ndarray:
