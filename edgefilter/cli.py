@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-unchanged", type=float, default=None,
                    help="pre-gate setting for that run (default: the config's, else 4)")
     p.add_argument("--raw-seconds", type=float, default=3.0, help="duration of each raw model measurement")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="end-to-end runs per source count, taking turns; the median ratio is reported")
     p.add_argument("--soak-sources", type=int, default=2, help="sources at full rate during the soak")
     p.add_argument("--soak-window", type=int, default=50, help="filter.window.size during the soak")
     p.add_argument("--workdir", default=None, help="keep generated videos here (default: a temporary folder)")

@@ -20,7 +20,7 @@ def report(tmp_path_factory):
     work = tmp_path_factory.mktemp("bench")
     s = bench.BenchSettings(frames=40, sources=(1, 2), batch=4, latency_seconds=1.0, soak_minutes=0.05,
                             soak_sources=1, soak_window=5, width=160, height=120, unchanged_frames=240,
-                            raw_seconds=0.05, workdir=str(work))
+                            raw_seconds=0.05, repeats=2, workdir=str(work))
     messages: list[str] = []
     r = bench.run_bench(s, embedder=FakeEmbedder(delay=0.001, per_frame=0.0002), say=messages.append)
     r["_messages"] = messages
@@ -45,6 +45,17 @@ def test_throughput_rows_compare_e2e_with_raw_measured_around_them(report):
         # CPU time is grouped by stage (10 ms ticks: a group appears once its threads used a tick)
         assert all(not g.startswith("other") and v > 0 for g, v in run["thread_cpu_s"].items())
     assert report["provider"] == "FakeProvider" and report["batch"] == 4
+
+
+def test_repeats_take_turns_and_the_reported_ratio_is_their_median(report):
+    runs = [m for m in report["_messages"] if m.startswith("raw model:") and "end to end" in m]
+    assert [m.split("end to end with ")[1].split(" ")[0] for m in runs] == ["1", "2", "1", "2"]
+    for t in report["throughput"]:
+        assert len(t["ratios"]) == 2 and len(t["e2e_fps_all"]) == 2
+        assert t["ratio"] == min(t["ratios"])  # the lower middle of two
+        assert t["ratio"] == pytest.approx(t["e2e_fps"] / t["raw_fps"])
+    text = bench.format_report(report)
+    assert "median shown" in text and "median of 2" in text
 
 
 def test_latency_run_keeps_every_frame_and_reports_percentiles(report):
