@@ -64,7 +64,7 @@ _SPLIT = (  # (label, from stamp, to stamp)
     ("capture hand-off (reader queue, pacing)", "t_capture", "t_sink"),
     ("gates + thumbnail + preprocess", "t_sink", "t_put"),
     ("wait for room in the embed queue", "t_put", "t_queued"),
-    ("embed queue + batch gathering", "t_queued", "t_embed0"),
+    ("embed queue + batch gathering + ready batch", "t_queued", "t_embed0"),
     ("model (batch call)", "t_embed0", "t_embed1"),
     ("hand-off to the filter thread", "t_embed1", "t_filter"),
     ("filter + publish queue + JPEG + ZeroMQ + receive", "t_filter", "t_recv"),
@@ -185,7 +185,9 @@ def thread_group(name: str) -> str:
     if name.startswith(("capture", "cap-", "source-")):
         return "capture: gates + preprocess (capture threads)"
     if name == "embed":
-        return "embed thread (batching + model caller)"
+        return "embed thread (model caller)"
+    if name == "batch":
+        return "batch thread (gathers and stacks the next batch)"
     if name.startswith("native:ZMQ"):
         return "ZeroMQ I/O threads"
     if name.startswith("native:"):

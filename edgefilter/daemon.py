@@ -39,7 +39,7 @@ from .metrics import Metrics
 from .model import Embedder
 from .notify import Notifier
 from .novelty import NoveltyFilter
-from .preprocess import preprocess
+from .preprocess import preprocess, stack
 from .publisher import Publisher
 from .reference import load_reference
 
@@ -72,6 +72,9 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._embed_q: queue.Queue = queue.Queue(maxsize=cfg.embed.queue_size)
+        # One batch gathered and stacked while the model runs the previous one: the embed thread then goes
+        # from one model call to the next without waiting on the capture threads for the GIL.
+        self._ready_q: queue.Queue = queue.Queue(maxsize=1)
         self._filter_q: queue.Queue = queue.Queue(maxsize=4)  # batches; the filter is far faster than the model
         self._gates = {s.name: _SourceGates(QualityGate(cfg.gates), ChangeGate(cfg.gates)) for s in cfg.sources}
         self._last_embedding: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
@@ -145,7 +148,8 @@ class Daemon:
                 reference = load_reference(resolve_path(cfg, cfg.drift.reference), self.embedder.model_id)
             self.drift = DriftMonitor(cfg.drift, self.names, self.embedder.model_id, self.embedder.dim,
                                       reference, clock=self.clock)
-        for target, name in ((self._embed_loop, "embed"), (self._filter_loop, "filter"), (self._drift_loop, "drift")):
+        for target, name in ((self._batch_loop, "batch"), (self._embed_loop, "embed"), (self._filter_loop, "filter"),
+                             (self._drift_loop, "drift")):
             t = threading.Thread(target=self._guard(target), name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -185,7 +189,7 @@ class Daemon:
 
     def _healthy(self, now: float, interval: float) -> bool:
         """Progress, for the service watchdog: no stage holds work it has not touched for too long."""
-        waiting = self._embed_q.qsize() + self._filter_q.qsize()
+        waiting = self._embed_q.qsize() + self._ready_q.qsize() + self._filter_q.qsize()
         stuck = waiting > 0 and now - self._last_progress > max(2 * interval, 5.0)
         return not stuck and all(t.is_alive() for t in self._threads)
 
@@ -229,12 +233,14 @@ class Daemon:
 
     def _discard_queued(self) -> int:
         n = 0
-        for q in (self._embed_q, self._filter_q):
+        for q in (self._embed_q, self._ready_q, self._filter_q):
             while True:
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
                     break
+                if isinstance(item, tuple):  # (batch, stacked input) from the ready queue
+                    item = item[0]
                 frames = item if isinstance(item, list) else [item]
                 for f in frames:
                     if isinstance(f, Frame):
@@ -296,24 +302,34 @@ class Daemon:
             batch.append(item)
         return batch, False
 
-    def _embed_loop(self) -> None:
-        assert self.embedder is not None
+    def _batch_loop(self) -> None:
+        """Gather micro-batches and stack the model input, one batch ahead of the model."""
         while True:
             batch, ended = self._gather()
             if batch:
-                self._embed_batch(batch)
-                self._filter_q.put(batch)
+                todo = [f for f in batch if not f.gated]
+                self._ready_q.put((batch, stack([f.tensor for f in todo]) if todo else None))
             self.metrics.queue_depth.labels(stage="embed").set(self._embed_q.qsize())
             if ended:
-                self._filter_q.put(_END)
+                self._ready_q.put(_END)
                 return
 
-    def _embed_batch(self, batch: list[Frame]) -> None:
+    def _embed_loop(self) -> None:
         assert self.embedder is not None
-        todo = [f for f in batch if not f.gated]
-        if todo:
+        while True:
+            item = self._ready_q.get()
+            if item is _END:
+                self._filter_q.put(_END)
+                return
+            self._embed_batch(*item)
+            self._filter_q.put(item[0])
+
+    def _embed_batch(self, batch: list[Frame], stacked: np.ndarray | None) -> None:
+        assert self.embedder is not None
+        if stacked is not None:
+            todo = [f for f in batch if not f.gated]
             t0 = self.clock.monotonic()
-            result = self.embedder.embed(np.stack([f.tensor for f in todo]))
+            result = self.embedder.embed(stacked)
             self.metrics.embed_seconds.observe(self.clock.monotonic() - t0)
             self.metrics.embed_batch_size.observe(len(todo))
             for i, f in enumerate(todo):

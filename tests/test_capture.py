@@ -419,3 +419,23 @@ def test_no_per_frame_log_lines(tmp_path, caplog):
     assert len(lines) == 2  # opened, end
     assert "opened" in lines[0] and "160x120" in lines[0] and "25 fps" in lines[0]
     assert "after 50 frame(s)" in lines[1]
+
+
+def test_capture_threads_run_below_the_model_threads():
+    import os
+    import threading
+
+    from edgefilter import capture
+
+    seen = {}
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def probe():
+        capture.lower_priority()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    assert seen["nice"] >= max(capture.CAPTURE_NICE, before) and capture.CAPTURE_NICE > 0
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # only that thread
