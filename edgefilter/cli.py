@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", "measure raw model and end-to-end throughput side by side", cmd_bench)
     p.add_argument("-c", "--config", default=None, help="config whose model and settings to use")
     p.add_argument("--frames", type=int, default=600, help="frames per source")
+    p.add_argument("--min-total-frames", type=int, default=2400,
+                   help="runs with few sources read longer videos so every run covers at least this many frames")
     p.add_argument("--sources", default="1,4,8", help="comma-separated parallel source counts")
     p.add_argument("--batch", type=int, default=8, help="max batch size")
     p.add_argument("--latency-seconds", type=float, default=10.0, help="duration of the paced latency run")
