@@ -327,9 +327,21 @@ def load_labels(data: Path) -> dict:
     return json.loads((Path(data) / "labels.json").read_text())
 
 
+def hold_lengths(hold_s: float, spread: float, count: int, seed: int) -> list[float]:
+    """``count`` hold durations: all ``hold_s`` when ``spread`` is 1, else log-uniform between
+    ``hold_s / spread`` and ``hold_s * spread`` (seeded). Real unchanged periods last anything from
+    seconds to hours; with one fixed length, uniform sampling at that period catches every state
+    with one frame each and looks far better than it is on a real camera."""
+    if spread <= 1.0:
+        return [hold_s] * count
+    rng = np.random.default_rng([seed, 7])
+    return [float(hold_s * math.exp(x)) for x in rng.uniform(-math.log(spread), math.log(spread), count)]
+
+
 def asl_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, clips: int | None = None,
-               hold_frames: int = 4) -> Stream:
-    """Shuffled ASL clips (new person = new event), each followed by a hold of its last frames.
+               hold_frames: int = 4, spread: float = 1.0) -> Stream:
+    """Shuffled ASL clips (new person = new event), each followed by a hold of its last frames
+    (``hold_s`` each, or irregular with ``spread`` > 1: see :func:`hold_lengths`).
 
     Consecutive clips of the same person are one event (the state does not change). With the
     default ``novel_only`` a person who comes back later is a repeat, not a new event.
@@ -341,27 +353,32 @@ def asl_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, clip
     if clips is not None:
         order = order[:clips]
     step = max(1, int(round(30.0 / fps)))
-    b = StreamBuilder(f"asl-shuffle{seed}", fps, f"{len(order)} ASL clips shuffled (seed {seed}), {fps:g} fps, "
-                      f"{hold_s:g} s hold after each", seed)
-    for clip in order:
+    holds = hold_lengths(hold_s, spread, len(order), seed)
+    name = f"asl-shuffle{seed}" if spread <= 1.0 else f"asl-irregular{seed}"
+    what = f"{hold_s:g} s hold after each" if spread <= 1.0 else f"holds of {min(holds):.0f}-{max(holds):.0f} s"
+    b = StreamBuilder(name, fps, f"{len(order)} ASL clips shuffled (seed {seed}), {fps:g} fps, {what}", seed)
+    for clip, hold in zip(order, holds):
         origin = VideoOrigin(f"asl/{clip}", Path(data) / "asl" / f"{clip}.mkv", step)
         person = labels[clip]
         frames = list(range(0, origin.count, step))
         for f in frames:
             b.add(origin, f, f"person {person}")
-        b.hold(origin, frames[-hold_frames:], hold_s, f"person {person}")
+        b.hold(origin, frames[-hold_frames:], hold, f"person {person}")
     return b.build()
 
 
 def bottle_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, hold_frames: int = 4,
-                  margin: int = 6) -> Stream:
+                  margin: int = 6, spread: float = 1.0) -> Stream:
     """The bottle clip, each table state stretched by ``hold_s`` seconds; hands in view are transitional
     (no state). Frames within ``margin`` of a label boundary are unlabelled too (labels are +-5 frames)."""
     lab = load_labels(data)["bottle-detection.mp4"]
     step = max(1, int(round(30.0 / fps)))
     origin = VideoOrigin("bottle", Path(data) / "bottle-detection.mp4", step)
-    b = StreamBuilder(f"bottle-seed{seed}", fps, f"bottle clip, {fps:g} fps, {hold_s:g} s hold per table state", seed)
     segments = sorted([(a, e, "table " + s["bottles"]) for s in lab["table_state"] for a, e in [s["frames"]]])
+    holds = hold_lengths(hold_s, spread, len(segments), seed)
+    name = f"bottle-seed{seed}" if spread <= 1.0 else f"bottle-irregular{seed}"
+    what = f"{hold_s:g} s hold per table state" if spread <= 1.0 else f"holds of {min(holds):.0f}-{max(holds):.0f} s"
+    b = StreamBuilder(name, fps, f"bottle clip, {fps:g} fps, {what}", seed)
     for f in range(0, origin.count, step):
         seg = next((s for s in segments if s[0] <= f < s[1]), None)
         state = None
@@ -371,7 +388,7 @@ def bottle_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, h
         # the hold goes at the end of the settled part of a table state (before the next hand arrives)
         if seg is not None and state is not None and f + step >= seg[1] - margin:
             settled = [g for g in range(0, seg[1] - margin, step) if g >= seg[0] + (margin if seg[0] else 0)]
-            b.hold(origin, settled[-hold_frames:], hold_s, state)
+            b.hold(origin, settled[-hold_frames:], holds[segments.index(seg)], state)
     return b.build()
 
 

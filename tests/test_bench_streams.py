@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from benchmarks import baselines
-from benchmarks.streams import (Event, Perturb, StreamBuilder, events_of, frames_for_recall, objects_stream,
+from benchmarks.streams import (Event, Perturb, StreamBuilder, events_of, frames_for_recall, hold_lengths,
+                                objects_stream,
                                 score)
 
 
@@ -114,3 +115,13 @@ def test_hold_filter_keeps_the_settled_frame_of_each_change():
     states = [seq[k] for k in kept]
     assert states == [0, 2, 3]
     assert all(decided[k] >= k for k in kept)
+
+
+def test_irregular_holds_spread_log_uniformly_and_repeat_with_the_seed():
+    assert hold_lengths(60.0, 1.0, 3, seed=0) == [60.0, 60.0, 60.0]
+    holds = hold_lengths(120.0, 4.0, 200, seed=0)
+    assert all(30.0 <= h <= 480.0 for h in holds)
+    assert min(holds) < 40.0 and max(holds) > 360.0  # the whole range is used, not one period
+    assert abs(float(np.median(np.log(holds))) - np.log(120.0)) < 0.3
+    again = hold_lengths(120.0, 4.0, 5, seed=1)
+    assert again == hold_lengths(120.0, 4.0, 5, seed=1) != hold_lengths(120.0, 4.0, 5, seed=2)
