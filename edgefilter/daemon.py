@@ -3,7 +3,8 @@
 Threads and queues (one way, every queue bounded)::
 
     Capture (one thread per source: read, gates, pre-gate, preprocess)
-        -> embed queue -> embed thread (micro-batches across sources, one ONNX session)
+        -> embed queue -> batch thread (micro-batches across sources, stacked one batch ahead)
+        -> ready queue -> embed thread (one ONNX session)
         -> filter queue -> filter thread (novelty decisions in order, drift observations, state saves)
         -> Publisher thread (JPEG encoding, ZeroMQ)            drift thread -> Publisher
 
