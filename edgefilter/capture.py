@@ -53,11 +53,11 @@ def lower_priority(nice: int | None = None) -> None:
     """Raise the calling thread's nice value (default CAPTURE_NICE; Linux: per thread, no privilege
     needed). Best effort."""
     nice = CAPTURE_NICE if nice is None else nice
-    get_id = getattr(threading, "get_native_id", None)
-    if nice <= 0 or get_id is None or not hasattr(os, "setpriority"):
+    if nice <= 0 or not hasattr(os, "setpriority"):
         return
+    tid = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, get_id(), max(nice, os.getpriority(os.PRIO_PROCESS, get_id())))
+        os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
     except OSError:  # a sandbox without setpriority: run at the normal priority
         pass
 

@@ -240,7 +240,7 @@ class Daemon:
                     item = q.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(item, tuple):  # (batch, stacked input) from the ready queue
+                if isinstance(item, tuple):  # (batch, todo, stacked input) from the ready queue
                     item = item[0]
                 frames = item if isinstance(item, list) else [item]
                 for f in frames:
@@ -309,7 +309,7 @@ class Daemon:
             batch, ended = self._gather()
             if batch:
                 todo = [f for f in batch if not f.gated]
-                self._ready_q.put((batch, stack([f.tensor for f in todo]) if todo else None))
+                self._ready_q.put((batch, todo, stack([f.tensor for f in todo]) if todo else None))
             self.metrics.queue_depth.labels(stage="embed").set(self._embed_q.qsize())
             if ended:
                 self._ready_q.put(_END)
@@ -325,10 +325,10 @@ class Daemon:
             self._embed_batch(*item)
             self._filter_q.put(item[0])
 
-    def _embed_batch(self, batch: list[Frame], stacked: np.ndarray | None) -> None:
+    def _embed_batch(self, batch: list[Frame], todo: list[Frame], stacked: np.ndarray | None) -> None:
+        """``todo``: the frames of ``batch`` the pre-gate let through; ``stacked``: their model input."""
         assert self.embedder is not None
         if stacked is not None:
-            todo = [f for f in batch if not f.gated]
             t0 = self.clock.monotonic()
             result = self.embedder.embed(stacked)
             self.metrics.embed_seconds.observe(self.clock.monotonic() - t0)
