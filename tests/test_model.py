@@ -365,3 +365,12 @@ def test_warm_up_does_nothing_on_the_cpu(monkeypatch):
     e.max_batch = 12
     e.warm_up()
     assert calls == [1, 2, 4, 8, 12]
+
+
+@pytest.mark.parametrize("first,second", [("usearch.index", "onnxruntime"), ("onnxruntime", "usearch.index")])
+def test_the_index_and_the_runtime_load_in_either_order(first, second):
+    # usearch 2.26.2-2.26.6 killed the process (SIGSEGV) when onnxruntime was imported after it; the
+    # daemon imports both, in an order that depends on the entry point
+    got = subprocess.run([sys.executable, "-c", f"import {first}; import {second}; print('both')"],
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0 and got.stdout.strip() == "both", got.stderr[-2000:]
