@@ -186,8 +186,10 @@ def test_realtime_short_clip_on_the_real_clock(tmp_path):
     elapsed = time.monotonic() - t0
     assert sink.indices() == list(range(8))
     assert 0.25 < elapsed < 2.0  # 7 intervals of 40 ms, plus opening
-    gaps = np.diff([f.t_capture for f in sink.frames])
-    assert gaps.min() > 0.03
+    # paced to the media clock: no frame comes before its time (a late one may be followed by a quicker
+    # one that catches up, so gaps alone can be under 40 ms on a loaded machine)
+    since_first = np.array([f.t_capture for f in sink.frames]) - sink.frames[0].t_capture
+    assert np.all(since_first >= 0.04 * np.arange(8) - 0.005)
 
 
 @pytest.mark.parametrize("content", [None, b"garbage" * 1000])
