@@ -23,7 +23,9 @@ import yaml
 
 from .errors import ConfigError, ConfigProblem
 
-DEFAULT_MODEL = "models/efficientnet_lite0.onnx"
+# The regions graph: the same network and embedding as efficientnet_lite0.onnx, plus the 7x7 grid of
+# region cells that filter.regional (on by default) compares.
+DEFAULT_MODEL = "models/efficientnet_lite0_regions.onnx"
 
 
 def opt(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
@@ -107,13 +109,17 @@ class FilterConfig:
     settle_ratio: float = opt(0.5, "event mode: a settled frame is kept when farther than this times the "
                                    "threshold from every kept frame; otherwise the event's most novel frame is kept",
                               min=0.0, max=1.0)
-    max_hold_s: float = opt(3.0, "event mode: longest time a candidate is held before a decision",
+    max_hold_s: float = opt(5.0, "event mode: longest time a candidate is held before a decision",
                             min=0.0, min_exclusive=True)
     noise_floor_k: float = opt(2.0, "event mode: a frame is still when it moved less than this times the "
                                     "stream's running median frame-to-frame distance", min=0.0, min_exclusive=True)
-    regional: bool = opt(False, "also compare a coarse grid of region embeddings (needs a model whose card "
-                                "has a region output): a frame is novel when any region is")
-    region_threshold: float = opt(0.25, "threshold for region embeddings when `regional` is on", min=0.0, max=2.0)
+    regional: bool = opt(True, "also compare the model's grid of region cells (needs a model whose card has a "
+                               "region output, like the default models/efficientnet_lite0_regions.onnx; set false "
+                               "for a model without one): a frame is novel when, against each of the kept frames "
+                               "most like it, some region changed")
+    region_threshold: float = opt(9.0, "regional: a region changed when its cosine distance exceeds the frame's "
+                                       "typical cell change by this many times the source's learnt noise for that "
+                                       "cell", min=0.0, min_exclusive=True, max=1000.0)
 
 
 @dataclass(frozen=True)

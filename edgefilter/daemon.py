@@ -137,10 +137,12 @@ class Daemon:
         self.metrics.build_info.info({"version": __version__, "model": self.embedder.model_id,
                                       "provider": self.embedder.provider})
         self.novelty = NoveltyFilter(cfg.filter, self.embedder.dim, self.names, clock=self.clock,
-                                     region_count=self.embedder.region_count if cfg.filter.regional else 0)
+                                     region_count=self.embedder.region_count if cfg.filter.regional else 0,
+                                     region_dim=self.embedder.region_dim if cfg.filter.regional else None)
         if cfg.filter.regional and not self.embedder.has_regions:
-            raise ConfigError(f"filter.regional is on but the model {self.embedder.model_id} has no region output; "
-                              "use models/efficientnet_lite0_regions.onnx")
+            raise ConfigError(f"filter.regional is on (the default) but the model {self.embedder.model_id} has no "
+                              "region output: set filter.regional: false, or use a model whose card has one "
+                              "(models/efficientnet_lite0_regions.onnx)")
         if self.state_dir is not None:
             self._restore_state()
         if cfg.drift.enabled:
@@ -385,7 +387,9 @@ class Daemon:
         self._kept += 1
         self.metrics.frames_kept.labels(source=frame.source).inc()
         self.metrics.frames_kept_by_reason.labels(source=frame.source, reason=d.reason).inc()
-        self.publisher.publish_frame(frame, d.distance, d.reason, d.threshold)
+        if d.region is not None:
+            self.metrics.frames_kept_regional.labels(source=frame.source).inc()
+        self.publisher.publish_frame(frame, d.distance, d.reason, d.threshold, region=d.region)
 
     def _settle_held(self, keeps: list) -> None:
         assert self.novelty is not None

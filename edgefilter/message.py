@@ -34,7 +34,10 @@ Kept frame: ``[topic, header, jpeg]`` or ``[topic, header, jpeg, embedding]``
   ============== ============================================================
 
   The publisher also sends ``threshold`` (the novelty threshold in force, a
-  number or ``null``); it is informative, not required.
+  number or ``null``) and ``region`` (``null``, or the row-major grid cell whose
+  change made the frame novel; then ``distance`` and ``threshold`` are that
+  change and ``filter.region_threshold``, in units of the cell's noise); both are
+  informative, not required.
 - ``jpeg``: the JPEG-encoded frame (starts with ``FF D8``).
 - ``embedding`` (only when ``publish.embeddings`` is on): ``embedding_dim``
   little-endian float32 values, exactly ``4 * embedding_dim`` bytes. The default

@@ -52,6 +52,9 @@ class Metrics:
                                    ["source"], registry=r)
         self.frames_kept_by_reason = Counter("edgefilter_frames_kept_by_reason", "Kept frames by reason",
                                              ["source", "reason"], registry=r)
+        self.frames_kept_regional = Counter(
+            "edgefilter_frames_kept_regional", "Kept frames that only a region made novel (filter.regional)",
+            ["source"], registry=r)
         self.index_size = Gauge("edgefilter_index_size", "Kept frames in the rolling index", ["source"], registry=r)
         self.threshold = Gauge("edgefilter_filter_threshold", "Current novelty threshold (adapts under a budget)",
                                ["source"], registry=r)

@@ -70,6 +70,7 @@ class ModelCard:
     normalised: bool
     regions_name: str | None = None
     regions_grid: tuple[int, int] | None = None
+    regions_dim: int | None = None  # channels per region; the embedding's dim when the card does not say
     variants: Mapping[str, Variant] = field(default_factory=dict)
     licence: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -164,6 +165,7 @@ def load_card(path: str | Path) -> ModelCard:
         normalised=_get(d, "output.normalised", bool, path),
         regions_name=_get(d, "regions.name", str, path) if has_regions else None,
         regions_grid=_pair(d, "regions.grid", path) if has_regions else None,
+        regions_dim=_get(d, "regions.dim", int, path, required=False) if has_regions else None,
         variants=variants,
         licence=_get(d, "licence", str, path, required=False),
         raw=d,
@@ -418,10 +420,10 @@ class Embedder:
             raise ModelError(f"{where}: graph input shape {shape} does not match card 'input.size' {[w, h]} "
                              f"(expected [N, {h}, {w}, 3])")
         outputs = {o.name: o for o in self._session.get_outputs()}
-        checks = [(c.output_name, 2, "output")]
+        checks = [(c.output_name, 2, "output", c.dim)]
         if c.regions_name is not None:
-            checks.append((c.regions_name, 3, "regions"))
-        for name, rank, key in checks:
+            checks.append((c.regions_name, 3, "regions", c.regions_dim or c.dim))
+        for name, rank, key, dim in checks:
             o = outputs.get(name)
             if o is None:
                 raise ModelError(f"{where}: the graph has no output {name!r} (card field '{key}.name'); "
@@ -429,9 +431,10 @@ class Embedder:
             if o.type != "tensor(float)":
                 raise ModelError(f"{where}: output {name!r} is {o.type}, expected float32")
             shape = list(o.shape)
-            if len(shape) != rank or (isinstance(shape[-1], int) and shape[-1] != c.dim):
-                raise ModelError(f"{where}: output {name!r} has shape {shape}, card field 'output.dim' says "
-                                 f"{c.dim}")
+            if len(shape) != rank or (isinstance(shape[-1], int) and shape[-1] != dim):
+                field_name = "regions.dim" if key == "regions" and c.regions_dim else "output.dim"
+                raise ModelError(f"{where}: output {name!r} has shape {shape}, card field '{field_name}' says "
+                                 f"{dim}")
             if rank == 3 and isinstance(shape[1], int) and shape[1] != c.region_count:
                 raise ModelError(f"{where}: output {name!r} has {shape[1]} regions, card field 'regions.grid' "
                                  f"{list(c.regions_grid or ())} means {c.region_count}")
@@ -465,6 +468,10 @@ class Embedder:
     @property
     def region_count(self) -> int:
         return self.card.region_count
+
+    @property
+    def region_dim(self) -> int:
+        return (self.card.regions_dim or self.card.dim) if self.has_regions else 0
 
     # ----------------------------------------------------------------------- inference
 

@@ -59,6 +59,25 @@ RATE_WARMUP_S = 30.0  # no adaptation before this much frame time has been seen
 FLOOR_WINDOW = 300
 FLOOR_MIN = 0.005
 
+# Regional novelty (``filter.regional``): each kept frame carries its grid of region cells (the regions
+# graph's 7x7 x 320). A frame is novel by region when, against each of the kept frames most like it, some
+# cell changed far more than the source's own noise lets cells change. Comparing cells of the *same*
+# kept frame (not each cell against any kept cell) also catches a new combination, e.g. one object of
+# two taken away. A cell's change is measured above the CELL_BASE_Q quantile of all cells' changes in
+# that comparison: exposure steps, flicker, noise and re-encoding move most cells together, a small
+# new object moves a few. Each source learns a per-cell noise scale: the median of these excess
+# changes between consecutive frames outside events (textured cells jitter more than flat ones).
+# Constants measured on the quality benchmark (benchmarks/QUALITY.md, finding 16).
+CELL_BASE_Q = 0.75
+CELL_SCALE_MIN = 0.01     # cosine distance: no cell is trusted to be quieter than this
+CELL_WARMUP = 10          # frame steps learnt before regional novelty is used (the whole image decides before)
+CELL_SETTLED = 100        # until this many, the scale is the 90th percentile of the steps instead of the median
+CELL_STILL = 5.0          # event mode: a frame is still only if no cell moved more than this x its noise scale
+SHORTLIST = 16            # kept frames compared cell by cell: the nearest by whole image ...
+SHORTLIST_RECENT = 4      # ... and the newest (what the scene just settled on)
+# Event mode: frames of the last decided event remembered per source (see _Recent).
+RECENT_FRAMES = 32
+
 STATE_NAME = "novelty"
 STATE_VERSION = 1
 GLOBAL_SCOPE = "*"
@@ -96,6 +115,9 @@ class RollingIndex:
         self._ts = np.zeros(0, np.float64)
         self._origin = np.zeros(0, np.int32)
         self._live = np.zeros(0, bool)
+        # Optional per-entry payload (a kept frame's region cells, float16), allocated on first use.
+        self._payload: np.ndarray | None = None
+        self._has_payload = np.zeros(0, bool)
         self._slot: dict[int, int] = {}
         self._free: list[int] = []
         self._order: collections.deque[int] = collections.deque()  # keys in insertion order (lazy)
@@ -146,9 +168,28 @@ class RollingIndex:
     def ts_of(self, key: int) -> float:
         return float(self._ts[self._slot[int(key)]])
 
+    def shortlist(self, vector: np.ndarray, count: int, recent: int) -> list[int]:
+        """Live keys that carry a payload: the ``count`` nearest to ``vector`` plus the ``recent`` newest."""
+        if not len(self) or self._payload is None:
+            return []
+        _, keys = self.search(vector, count)
+        out = [int(k) for k in keys[0] if k >= 0]
+        for k in reversed(self._order):
+            if recent <= 0:
+                break
+            if k in self._slot:
+                recent -= 1
+                if k not in out:
+                    out.append(k)
+        return [k for k in out if self._has_payload[self._slot[k]]]
+
+    def payloads(self, keys: Sequence[int]) -> np.ndarray:
+        """The payloads of live keys, as float32."""
+        return self._payload[[self._slot[int(k)] for k in keys]].astype(np.float32)
+
     # -- writing
-    def add(self, vector: np.ndarray, ts: float, origin: int = 0) -> int:
-        """Insert a kept vector; evicts by size (oldest first) and by age. Returns its key."""
+    def add(self, vector: np.ndarray, ts: float, origin: int = 0, payload: np.ndarray | None = None) -> int:
+        """Insert a kept vector (and its payload); evicts by size (oldest first) and by age. Returns its key."""
         v = _unit(vector).reshape(self.dim)
         key = self.next_key
         self.next_key += 1
@@ -157,6 +198,13 @@ class RollingIndex:
         self._ts[slot] = ts
         self._origin[slot] = origin
         self._live[slot] = True
+        if payload is not None:
+            payload = np.asarray(payload, np.float16)
+            if self._payload is None or self._payload.shape[1:] != payload.shape:  # new or changed grid
+                self._payload = np.zeros((len(self._live),) + payload.shape, np.float16)
+                self._has_payload[:] = False
+            self._payload[slot] = payload
+        self._has_payload[slot] = payload is not None
         self._slot[key] = slot
         self._order.append(key)
         self._index.add(key, v, threads=1)
@@ -195,6 +243,9 @@ class RollingIndex:
         self._ts = np.concatenate([self._ts, np.zeros(grow)])
         self._origin = np.concatenate([self._origin, np.zeros(grow, np.int32)])
         self._live = np.concatenate([self._live, np.zeros(grow, bool)])
+        self._has_payload = np.concatenate([self._has_payload, np.zeros(grow, bool)])
+        if self._payload is not None:
+            self._payload = np.concatenate([self._payload, np.zeros((grow,) + self._payload.shape[1:], np.float16)])
         self._free.extend(range(n + grow - 1, n - 1, -1))
         return self._free.pop()
 
@@ -218,6 +269,9 @@ class RollingIndex:
         out = {"vectors": self._vectors[slots].copy(), "ts": self._ts[slots].copy(),
                "keys": keys, "origin": self._origin[slots].copy(),
                "meta": np.array([self.next_key, self.newest_ts], np.float64)}
+        if self._payload is not None:
+            out["payload"] = self._payload[slots].copy()
+            out["has_payload"] = self._has_payload[slots].copy()
         if graph:
             out["graph"] = np.frombuffer(bytes(self._index.save()), dtype=np.uint8)
         return out
@@ -235,6 +289,7 @@ class RollingIndex:
         order = np.argsort(keys, kind="stable")
         idx = cls(dim, window, dtype)
         idx._bulk_load(vectors[order], ts[order], keys[order], origin[order], state.get("graph"))
+        idx._load_payload(state, order)
         meta = np.asarray(state.get("meta", np.array([0, -math.inf])), np.float64)
         idx.next_key = max(idx.next_key, int(meta[0]))
         idx.newest_ts = max(idx.newest_ts, float(meta[1]))
@@ -253,6 +308,13 @@ class RollingIndex:
             org = np.concatenate([p["origin"] for p in parts])
             order = np.argsort(ts, kind="stable")
             idx._bulk_load(vec[order], ts[order], np.arange(len(ts), dtype=np.int64), org[order])
+            shapes = {p["payload"].shape[1:] for p in parts if "payload" in p}
+            if len(shapes) == 1:
+                shape = shapes.pop()
+                payload = np.concatenate([p["payload"] if "payload" in p else np.zeros((len(p["keys"]),) + shape,
+                                                                                        np.float16) for p in parts])
+                has = np.concatenate([p.get("has_payload", np.zeros(len(p["keys"]), bool)) for p in parts])
+                idx._load_payload({"payload": payload, "has_payload": has}, order)
             idx.newest_ts = max([float(p["meta"][1]) for p in parts] + [float(ts.max())])
             idx.evict()
         return idx
@@ -268,6 +330,7 @@ class RollingIndex:
         vectors = np.ascontiguousarray(vectors, np.float32)
         self._vectors, self._ts, self._origin = vectors.copy(), ts.copy(), origin.copy()
         self._live = np.ones(n, bool)
+        self._has_payload = np.zeros(n, bool)
         self._slot = {int(k): i for i, k in enumerate(keys)}
         self._order = collections.deque(int(k) for k in keys)
         if graph is None or not self._load_graph(graph, keys):
@@ -275,6 +338,13 @@ class RollingIndex:
         self.next_key = int(keys.max()) + 1
         self.newest_ts = float(ts.max())
 
+
+    def _load_payload(self, state: dict[str, np.ndarray], order: np.ndarray) -> None:
+        n = len(self._live)
+        self._has_payload = np.zeros(n, bool)
+        if "payload" in state and len(state["payload"]) == n:
+            self._payload = np.asarray(state["payload"], np.float16)[order]
+            self._has_payload = np.asarray(state.get("has_payload", np.ones(n, bool)), bool)[order]
 
     def _load_graph(self, graph: np.ndarray, keys: np.ndarray) -> bool:
         try:
@@ -331,8 +401,7 @@ class _Probe:
 
 @dataclass
 class _Scope:
-    index: RollingIndex
-    regions: list[RollingIndex]
+    index: RollingIndex   # kept vectors; with regional novelty each carries its region cells as payload
 
 
 @dataclass
@@ -367,10 +436,10 @@ class _Held:
     token: Any
     ts: float
     vector: np.ndarray            # unit
-    regions: np.ndarray | None    # (R, dim) when regional
+    regions: np.ndarray | None    # (R, region_dim) unit cells when regional
     distance: float | None        # to the nearest kept frame (whole image)
-    region: int | None            # the region farthest from its kept regions
-    region_distance: float | None
+    region: int | None            # the cell that changed most
+    region_distance: float | None  # its change, in units of the source's cell noise
     score: float = 0.0            # novelty relative to the thresholds: > 1 is novel
 
 
@@ -403,6 +472,56 @@ class _Motion:
 
 
 @dataclass
+class _Recent:
+    """The last frames of the event a source decided last (at most RECENT_FRAMES). A frame
+    that is novel against the kept set but like one of these continues that event instead of opening a
+    new one, as long as such frames keep coming (each match extends the memory by max_hold_s)."""
+
+    vectors: np.ndarray           # (M, dim) unit
+    cells: np.ndarray | None      # (M, R, region_dim) unit, or None
+    until_ts: float
+
+
+@dataclass
+class _CellNoise:
+    """A source's per-cell noise scale, from cell changes between consecutive frames outside events."""
+
+    previous: np.ndarray | None = None
+    steps: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=FLOOR_WINDOW))
+    scale: np.ndarray | None = None
+    learnt: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.scale is not None and len(self.steps) >= CELL_WARMUP
+
+    def step(self, cells: np.ndarray, learn: bool = True) -> float | None:
+        """The largest cell change since the previous frame, in noise units (None before it is learnt)."""
+        prev, self.previous = self.previous, cells
+        if prev is None or prev.shape != cells.shape:
+            return None
+        d = 1.0 - np.einsum("cd,cd->c", prev, cells)
+        excess = np.abs(d - np.quantile(d, CELL_BASE_Q))
+        moved = float((excess / self.scale).max()) if self.ready else None
+        if learn and float(d.max()) > 1e-7:  # identical cells (a pre-gate skip) say nothing about noise
+            self.steps.append(excess.astype(np.float32))
+            self.learnt += 1
+            if self.learnt <= CELL_SETTLED or self.learnt % 10 == 0:  # the median of 300 x 49 is not free
+                # few samples have not seen the camera's exposure steps yet: assume the high end of them
+                q = 0.5 if self.learnt >= CELL_SETTLED else 0.9
+                self.scale = np.maximum(np.quantile(np.stack(self.steps), q, axis=0), CELL_SCALE_MIN)
+        return moved
+
+    def novelty(self, cells: np.ndarray, kept: np.ndarray) -> tuple[int, float]:
+        """(cell, change in noise units) against the kept frame it is closest to; kept: (K, R, d)."""
+        d = 1.0 - np.einsum("cd,kcd->kc", cells, kept)
+        excess = (d - np.quantile(d, CELL_BASE_Q, axis=1, keepdims=True)) / self.scale
+        per_frame = excess.max(axis=1)
+        j = int(per_frame.argmin())
+        return int(excess[j].argmax()), float(per_frame[j])
+
+
+@dataclass
 class _SourceState:
     threshold: float
     last_keep_ts: float | None = None
@@ -410,14 +529,16 @@ class _SourceState:
     last_distance: float | None = None
     budget: _Budget = dataclasses.field(default_factory=_Budget)
     candidate: _Candidate | None = None
+    last_event: _Recent | None = None  # the frames of the event decided last
     motion: _Motion = dataclasses.field(default_factory=_Motion)
+    cells: _CellNoise = dataclasses.field(default_factory=_CellNoise)
 
 
 class NoveltyFilter:
     """Decide which frames to keep; see the module docstring."""
 
     def __init__(self, cfg: FilterConfig, dim: int, sources: Sequence[str], clock: Clock = SYSTEM_CLOCK,
-                 region_count: int = 0):
+                 region_count: int = 0, region_dim: int | None = None):
         if dim < 1:
             raise ValueError(f"embedding dimension must be positive, got {dim}")
         if not sources:
@@ -427,6 +548,7 @@ class NoveltyFilter:
         self.sources = list(sources)
         self.clock = clock
         self.region_count = region_count
+        self.region_dim = region_dim or dim
         self._source_no = {s: i for i, s in enumerate(self.sources)}
         self._src = {s: _SourceState(cfg.threshold) for s in self.sources}
         self._scopes: dict[str, _Scope] = {}
@@ -466,39 +588,22 @@ class NoveltyFilter:
                     routed.add(name)
         regional = cfg.regional and self.region_count > 0
         probes: dict[str, _Probe] = {}
-        region_probes: dict[tuple[str, int], _Probe] = {}
         rows: list[int] = []
-        region_rows: list[int] = []
         by_scope: dict[str, list[int]] = collections.defaultdict(list)
-        by_scope_regions: dict[str, list[int]] = collections.defaultdict(list)
-        for i, (source, _, _, regions, _) in enumerate(items):
+        for i, (source, ts, vector, regions, token) in enumerate(items):
             scope = self._scope_of(source)
             rows.append(len(by_scope[scope]))
             by_scope[scope].append(i)
-            has_regions = regional and regions is not None
-            if has_regions and np.shape(regions) != (self.region_count, self.dim):
-                raise ValueError(f"regions of {source!r} have shape {np.shape(regions)}, "
-                                 f"expected ({self.region_count}, {self.dim})")
-            region_rows.append(len(by_scope_regions[scope]) if has_regions else -1)
-            if has_regions:
-                by_scope_regions[scope].append(i)
+            if regional and regions is not None:
+                if np.shape(regions) != (self.region_count, self.region_dim):
+                    raise ValueError(f"regions of {source!r} have shape {np.shape(regions)}, "
+                                     f"expected ({self.region_count}, {self.region_dim})")
+                items[i] = (source, ts, vector, _unit(regions), token)
+            else:
+                items[i] = (source, ts, vector, None, token)
         for scope, members in by_scope.items():
             q = np.stack([np.asarray(items[i][2], np.float32) for i in members])
             probes[scope] = _Probe(self._scopes[scope].index, q)
-        for scope, members in by_scope_regions.items():
-            for r, ridx in enumerate(self._scopes[scope].regions):
-                q = np.stack([np.asarray(items[i][3][r], np.float32) for i in members])
-                region_probes[(scope, r)] = _Probe(ridx, q)
-
-        def farthest_region(scope_name: str, i: int, regions: np.ndarray, ts: float) -> tuple[int, float] | None:
-            """The region farthest from its kept regions, as (region, distance); None when none is kept."""
-            worst = None
-            for r, ridx in enumerate(self._scopes[scope_name].regions):
-                ridx.evict(ts)
-                rd = region_probes[(scope_name, r)].nearest(region_rows[i], _unit(regions[r]), cfg.region_threshold)
-                if rd is not None and (worst is None or rd > worst[1]):
-                    worst = (r, rd)
-            return worst
 
         out: list[Decision] = []
         for i, (source, ts, vector, regions, token) in enumerate(items):
@@ -518,12 +623,15 @@ class NoveltyFilter:
                 cand = st.candidate
                 floor = st.motion.floor(cfg.noise_floor_k)
                 step = st.motion.step(vec, learn=False)
-                worst = farthest_region(scope_name, i, regions, ts) if region_rows[i] >= 0 else None
-                cand.frames.append(self._held(token, ts, vec, regions if region_rows[i] >= 0 else None, dist, worst, threshold))
-                cand.still = cand.still + 1 if step is not None and step < floor else 0
+                # a small thing moving in a still scene hardly moves the whole image: the cells must be still too
+                cells_moved = st.cells.step(regions, learn=False) if regions is not None else None
+                worst = self._cell_novelty(scope, st, vec, regions) if regions is not None else None
+                cand.frames.append(self._held(token, ts, vec, regions, dist, worst, threshold))
+                still = step is not None and step < floor and (cells_moved is None or cells_moved < CELL_STILL)
+                cand.still = cand.still + 1 if still else 0
                 kept = False
                 if cand.still >= cfg.settle_frames or ts - cand.frames[0].ts >= cfg.max_hold_s:
-                    kept = self._close(source, st, ts, probes=probes, region_probes=region_probes)
+                    kept = self._close(source, st, ts, probes=probes)
                     routed.add(source)
                 self._adapt(st, ts, kept)
                 out.append(Decision(keep=False, distance=dist, reason=None, threshold=threshold, held=True))
@@ -535,17 +643,24 @@ class NoveltyFilter:
                 keep, reason = True, "first"
             elif dist > threshold:
                 keep, reason = True, "novel"
-            elif region_rows[i] >= 0:
-                worst = farthest_region(scope_name, i, regions, ts)
+            elif regions is not None:
+                worst = self._cell_novelty(scope, st, vec, regions)
                 if worst is not None and worst[1] > cfg.region_threshold:
                     keep, reason, region, decided_by = True, "novel", worst[0], worst[1]
                     threshold = cfg.region_threshold
+            learn = reason != "novel"
+            if event and reason == "novel" and self._continues(st, vec, regions, ts, threshold=st.threshold):
+                # it looks like a frame of the event just decided (the other half of a blinking light, a
+                # swinging sign): still that event, not a new one
+                keep, reason, region, decided_by, threshold = False, None, None, dist, st.threshold
+            if regions is not None:
+                st.cells.step(regions, learn=learn)
             if event:
-                st.motion.step(vec, learn=reason != "novel")
+                st.motion.step(vec, learn=learn)
                 if reason == "novel":  # open a candidate instead of keeping at once
-                    if worst is None and region_rows[i] >= 0:
-                        worst = farthest_region(scope_name, i, regions, ts)
-                    held = self._held(token, ts, vec, regions if region_rows[i] >= 0 else None, dist, worst, st.threshold)
+                    if worst is None and regions is not None:
+                        worst = self._cell_novelty(scope, st, vec, regions)
+                    held = self._held(token, ts, vec, regions, dist, worst, st.threshold)
                     st.candidate = _Candidate([held], (self._epoch, scope.index.next_key))
                     self._adapt(st, ts, False)
                     out.append(Decision(keep=False, distance=decided_by, reason=None, threshold=threshold,
@@ -556,7 +671,7 @@ class NoveltyFilter:
                 if ts - since >= cfg.max_interval_s:
                     keep, reason = True, "heartbeat"
             if keep:
-                self._add(scope_name, vec, regions if regional else None, ts, source, probes, region_probes)
+                self._add(scope_name, vec, regions, ts, source, probes)
                 st.last_keep_ts = ts
             self._adapt(st, ts, keep)
             decision = Decision(keep=keep, distance=decided_by, reason=reason, threshold=threshold, region=region)
@@ -571,7 +686,7 @@ class NoveltyFilter:
             for name, st in self._src.items():
                 if (name not in present and st.candidate is not None
                         and latest - st.candidate.frames[0].ts >= cfg.max_hold_s):
-                    self._close(name, st, latest, probes=probes, region_probes=region_probes)
+                    self._close(name, st, latest, probes=probes)
         return out
 
     def released(self) -> list[tuple[Any, Decision]]:
@@ -634,15 +749,6 @@ class NoveltyFilter:
             self._rescope(cfg)
         for sc in self._scopes.values():
             sc.index.set_window(cfg.window)
-            for r in sc.regions:
-                r.set_window(cfg.window)
-        if cfg.regional and self.region_count > 0:
-            for sc in self._scopes.values():
-                if not sc.regions:
-                    sc.regions = [RollingIndex(self.dim, cfg.window) for _ in range(self.region_count)]
-        else:
-            for sc in self._scopes.values():
-                sc.regions = []
         for st in self._src.values():
             if cfg.budget_per_minute is None or old.budget_per_minute is None:
                 st.threshold = cfg.threshold
@@ -659,12 +765,9 @@ class NoveltyFilter:
             sc = self._scopes[name]
             for key, arr in sc.index.state().items():
                 payload[f"scope{n}.{key}"] = arr
-            for r, ridx in enumerate(sc.regions):
-                for key, arr in ridx.state().items():
-                    payload[f"scope{n}.region{r}.{key}"] = arr
         payload["filter"] = {
             "version": STATE_VERSION, "dim": self.dim, "scope": self.cfg.scope, "scopes": scopes,
-            "region_count": len(next(iter(self._scopes.values())).regions),
+            "region_count": self.region_count, "region_dim": self.region_dim,
             "sources": {s: {"threshold": st.threshold, "last_keep_ts": st.last_keep_ts, "first_ts": st.first_ts,
                             "budget": [st.budget.count, st.budget.weight, st.budget.last_ts],
                             "budget_on": self.cfg.budget_per_minute is not None}
@@ -693,17 +796,11 @@ class NoveltyFilter:
         for n, name in enumerate(meta["scopes"]):
             if name not in self._scopes:
                 continue  # a source that is no longer configured
+            # (files from before region cells rode along as payload also hold scope{n}.region{r}.*: ignored)
             part = {k.split(".", 1)[1]: v for k, v in payload.items() if k.startswith(f"scope{n}.")
                     and not k.startswith(f"scope{n}.region")}
             index = RollingIndex.from_state(self.dim, window, part)
-            regions: list[RollingIndex] = []
-            if self.cfg.regional and self.region_count > 0:
-                for r in range(self.region_count):
-                    pre = f"scope{n}.region{r}."
-                    rpart = {k[len(pre):]: v for k, v in payload.items() if k.startswith(pre)}
-                    regions.append(RollingIndex.from_state(self.dim, window, rpart) if rpart
-                                   else RollingIndex(self.dim, window))
-            scopes[name] = _Scope(index, regions)
+            scopes[name] = _Scope(index)
         for name, sc in scopes.items():
             self._scopes[name] = sc
         self._epoch += 1
@@ -736,58 +833,75 @@ class NoveltyFilter:
         return score
 
     def _add(self, scope_name: str, vec: np.ndarray, regions: np.ndarray | None, ts: float, source: str,
-             probes: dict | None = None, region_probes: dict | None = None) -> None:
-        """Put a kept frame into its scope's indexes (and tell this batch's probes)."""
+             probes: dict | None = None) -> None:
+        """Put a kept frame (with its region cells) into its scope's index (and tell this batch's probes)."""
         scope = self._scopes[scope_name]
-        key = scope.index.add(vec, ts, self._source_no[source])
+        key = scope.index.add(vec, ts, self._source_no[source], payload=regions)
         if probes and scope_name in probes:
             probes[scope_name].added(key)
-        if regions is not None:
-            for r, ridx in enumerate(scope.regions):
-                rkey = ridx.add(regions[r], ts, self._source_no[source])
-                probe = (region_probes or {}).get((scope_name, r))
-                if probe is not None:
-                    probe.added(rkey)
 
-    def _exact(self, scope: _Scope, h: _Held, threshold: float, enough: float
-               ) -> tuple[float, float | None, float, int | None]:
-        """(score, distance, threshold, region) of a held frame against the kept set, by exact scans.
-        Regions are scanned only while the whole image's score is not above ``enough``."""
+    def _continues(self, st: _SourceState, vec: np.ndarray, cells: np.ndarray | None, ts: float,
+                   threshold: float) -> bool:
+        """Whether a novel frame is not novel against the frames of the event decided last (and that
+        memory is still alive): then it belongs to that event. Extends the memory when it does."""
+        recent = st.last_event
+        if recent is None or ts > recent.until_ts:
+            st.last_event = None
+            return False
+        d = 1.0 - recent.vectors @ vec
+        near = d <= threshold
+        if near.any() and cells is not None and recent.cells is not None and self.cfg.regional and st.cells.ready:
+            _, change = st.cells.novelty(cells, recent.cells[near])
+            if change > self.cfg.region_threshold:
+                return False
+        if not near.any():
+            return False
+        recent.until_ts = ts + self.cfg.max_hold_s
+        return True
+
+    def _cell_novelty(self, scope: _Scope, st: _SourceState, vec: np.ndarray, cells: np.ndarray
+                      ) -> tuple[int, float] | None:
+        """(cell, change in noise units) of a frame's most changed region against the kept frames most
+        like it; None before the source's cell noise is learnt or when no kept frame has cells."""
+        if not st.cells.ready:
+            return None
+        keys = scope.index.shortlist(vec, SHORTLIST, SHORTLIST_RECENT)
+        if not keys:
+            return None
+        return st.cells.novelty(cells, scope.index.payloads(keys))
+
+    def _exact(self, scope: _Scope, st: _SourceState, h: _Held, threshold: float, enough: float,
+               region_scale: float = 1.0) -> tuple[float, float | None, float, int | None]:
+        """(score, distance, threshold, region) of a held frame against the kept set, by an exact scan.
+        Region cells are compared only while the whole image's score is not above ``enough``; their
+        score is multiplied by ``region_scale`` (the threshold returned is divided by it)."""
         index = scope.index
         d = float(index.search(h.vector[None, :], exact=True)[0][0, 0]) if len(index) else None
         best = (self._score(d, None, threshold), d, threshold, None)
-        if best[0] > enough or h.regions is None or len(scope.regions) != len(h.regions):
+        if best[0] > enough or h.regions is None or not self.cfg.regional:
             return best
+        worst = self._cell_novelty(scope, st, h.vector, h.regions)
         rt = self.cfg.region_threshold
-        for r, ridx in enumerate(scope.regions):
-            if len(ridx):
-                rd = float(ridx.search(_unit(h.regions[r])[None, :], exact=True)[0][0, 0])
-                if rd / max(rt, 1e-9) > best[0]:
-                    best = (rd / max(rt, 1e-9), rd, rt, r)
+        if worst is not None and worst[1] / max(rt, 1e-9) * region_scale > best[0]:
+            best = (worst[1] / max(rt, 1e-9) * region_scale, worst[1], rt / region_scale, worst[0])
         return best
 
-    def _rescore(self, frames: list[_Held], scope: _Scope, threshold: float) -> None:
+    def _rescore(self, frames: list[_Held], scope: _Scope, st: _SourceState, threshold: float) -> None:
         """Retake held frames' distances after the kept set changed under them (another source of a
         shared scope kept a frame, or the indexes were rebuilt)."""
         q = np.stack([h.vector for h in frames])
         probe = _Probe(scope.index, q)
-        with_regions = [j for j, h in enumerate(frames)
-                        if h.regions is not None and len(h.regions) == len(scope.regions)]
-        rprobes = [_Probe(ridx, np.stack([frames[j].regions[r] for j in with_regions]))
-                   for r, ridx in enumerate(scope.regions)] if with_regions else []
-        row_of = {j: n for n, j in enumerate(with_regions)}
         for j, h in enumerate(frames):
             h.distance = probe.nearest(j, h.vector, threshold)
             h.region, h.region_distance = None, None
-            if j in row_of:
-                for r, rp in enumerate(rprobes):
-                    rd = rp.nearest(row_of[j], _unit(h.regions[r]), self.cfg.region_threshold)
-                    if rd is not None and (h.region_distance is None or rd > h.region_distance):
-                        h.region, h.region_distance = r, rd
+            if h.regions is not None and self.cfg.regional:
+                worst = self._cell_novelty(scope, st, h.vector, h.regions)
+                if worst is not None:
+                    h.region, h.region_distance = worst
             h.score = self._score(h.distance, h.region_distance, threshold)
 
     def _close(self, source: str, st: _SourceState, now_ts: float, probes: dict | None = None,
-               region_probes: dict | None = None, sink: list | None = None) -> bool:
+               sink: list | None = None) -> bool:
         """Decide an open candidate: keep one of its frames (True) or none (False).
 
         The last frame (the settled one) is kept when it is farther than settle_ratio x threshold from
@@ -802,27 +916,32 @@ class NoveltyFilter:
         scope = self._scopes[scope_name]
         threshold = st.threshold
         if cand.version != (self._epoch, scope.index.next_key):
-            self._rescore(cand.frames, scope, threshold)
+            self._rescore(cand.frames, scope, st, threshold)
         chosen = None
         # settled, or at max_hold_s (decided the same way): the latest frame shows the scene as it is now
         last = cand.frames[-1]
-        got = self._exact(scope, last, threshold, cfg.settle_ratio)
+        # settle_ratio relaxes the whole-image test only: region changes are in units of the source's own
+        # noise already, and a halved region threshold kept unchanged scenes again (QUALITY.md, finding 16)
+        got = self._exact(scope, st, last, threshold, cfg.settle_ratio, region_scale=cfg.settle_ratio)
         if got[0] > cfg.settle_ratio:
             chosen = (last, got, cfg.settle_ratio)
         if chosen is None:
             best = max(cand.frames, key=lambda h: h.score)  # first of equals: the earliest
-            got = self._exact(scope, best, threshold, 1.0)
+            got = self._exact(scope, st, best, threshold, 1.0)
             if got[0] > 1.0:
                 chosen = (best, got, 1.0)
         keeps = self._released if sink is None else sink
         if chosen is not None:
             h, (_, dist, thr, region), ratio = chosen
-            self._add(scope_name, h.vector, h.regions if len(scope.regions) else None, h.ts, source,
-                      probes, region_probes)
+            self._add(scope_name, h.vector, h.regions if cfg.regional else None, h.ts, source, probes)
             st.last_keep_ts = max(now_ts, st.last_keep_ts if st.last_keep_ts is not None else -math.inf)
             keeps.append((h.token, Decision(keep=True, distance=dist, reason="first" if dist is None else "novel",
                                             threshold=thr * ratio, region=region)))
         self._discarded.extend(x.token for x in cand.frames if chosen is None or x is not chosen[0])
+        pick = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
+        with_cells = all(h.regions is not None for h in pick)
+        st.last_event = _Recent(np.stack([h.vector for h in pick]),
+                                np.stack([h.regions for h in pick]) if with_cells else None, now_ts + cfg.max_hold_s)
         return chosen is not None
 
     def _scope_names(self, scope: str) -> list[str]:
@@ -832,36 +951,22 @@ class NoveltyFilter:
         return GLOBAL_SCOPE if self.cfg.scope == "global" else source
 
     def _new_scope(self, cfg: FilterConfig) -> _Scope:
-        regions = ([RollingIndex(self.dim, cfg.window) for _ in range(self.region_count)]
-                   if cfg.regional and self.region_count > 0 else [])
-        return _Scope(RollingIndex(self.dim, cfg.window), regions)
+        return _Scope(RollingIndex(self.dim, cfg.window))
 
     def _rescope(self, cfg: FilterConfig) -> None:
-        def rebuild(parts_of: dict[str, list[dict]], n_regions: int) -> dict[str, _Scope]:
-            out = {}
-            for name, parts in parts_of.items():
-                index = RollingIndex.merged(self.dim, cfg.window, [p[0] for p in parts])
-                regions = [RollingIndex.merged(self.dim, cfg.window, [p[1][r] for p in parts if len(p[1]) > r])
-                           for r in range(n_regions)]
-                out[name] = _Scope(index, regions)
-            return out
+        def rebuild(parts_of: dict[str, list[dict]]) -> dict[str, _Scope]:
+            return {name: _Scope(RollingIndex.merged(self.dim, cfg.window, parts)) for name, parts in parts_of.items()}
 
         def split(state: dict[str, np.ndarray], origin_no: int) -> dict[str, np.ndarray]:
             keep = state["origin"] == origin_no
             return {k: (v[keep] if k != "meta" else v) for k, v in state.items()}
 
-        n_regions = len(next(iter(self._scopes.values())).regions)
         parts_of: dict[str, list] = collections.defaultdict(list)
         for sc in self._scopes.values():
             main = sc.index.state(graph=False)
-            regions = [r.state(graph=False) for r in sc.regions]
             for name in self._scope_names(cfg.scope):
-                if cfg.scope == "global":
-                    parts_of[name].append((main, regions))
-                else:
-                    no = self._source_no[name]
-                    parts_of[name].append((split(main, no), [split(r, no) for r in regions]))
-        self._scopes = rebuild(parts_of, n_regions)
+                parts_of[name].append(main if cfg.scope == "global" else split(main, self._source_no[name]))
+        self._scopes = rebuild(parts_of)
         log.info("novelty filter scope changed from %s to %s; indexes rebuilt (%s)", self.cfg.scope, cfg.scope,
                  ", ".join(f"{n}: {len(s.index)}" for n, s in self._scopes.items()))
 

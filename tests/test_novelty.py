@@ -221,29 +221,83 @@ def test_budget_never_forces_keeps_on_a_static_stream():
     assert f.threshold("a") == pytest.approx(cfg.threshold_min)
 
 
-def regional_frames(seed: int):
-    """Two frames whose whole-image embeddings nearly agree while region 2 changes (a small object)."""
+CELLS, CELL_DIM = 16, 24  # a 4x4 grid of region cells, narrower than the whole-image vector (like 49 x 320)
+
+
+def cell_scene(seed: int, frames: int, sigma: float = 0.05):
+    """A still camera: the whole image and every region cell jitter by ``sigma`` (noise, compression)."""
     rng = np.random.default_rng(seed)
-    whole = rand_unit(rng)
-    regions = rand_unit(rng, 4)
-    regions2 = regions.copy()
-    regions2[2] = near(rng, regions[2], 1.2)
-    return whole, regions, near(rng, whole, 0.05), regions2
+    whole, cells = rand_unit(rng), rand_unit(rng, CELLS, CELL_DIM)
+    noisy = [(near(rng, whole, 0.02), near(rng, cells, sigma)) for _ in range(frames)]
+    return rng, whole, cells, noisy
+
+
+def with_object(rng, cells: np.ndarray, at: int) -> np.ndarray:
+    """The same cells with a small new object in cell ``at`` (the whole image hardly changes)."""
+    out = near(rng, cells, 0.05)
+    out[at] = near(rng, rand_unit(rng, dim=CELL_DIM), 0.05)
+    return out
+
+
+def regional_filter(cfg: FilterConfig) -> NoveltyFilter:
+    return NoveltyFilter(cfg, DIM, ["a"], region_count=CELLS, region_dim=CELL_DIM)
+
+
+def warm(f: NoveltyFilter, noisy: list, t0: float = 0.0) -> float:
+    """Feed a still scene until the source's cell noise is learnt; returns the next timestamp."""
+    got = run(f, [("a", t0 + i / FPS, w, c, i) for i, (w, c) in enumerate(noisy)])
+    assert got[0].reason == "first" and not any(d.keep for d in got[1:])
+    return t0 + len(noisy) / FPS
 
 
 def test_regional_finds_a_small_object():
-    whole, regions, whole2, regions2 = regional_frames(13)
-    on = NoveltyFilter(FrameConfig(regional=True, region_threshold=0.25), DIM, ["a"], region_count=4)
-    off = NoveltyFilter(FrameConfig(regional=False), DIM, ["a"], region_count=4)
-    for f in (on, off):
-        assert f.decide([("a", 0.0, whole, regions)])[0].reason == "first"
-    got_on = on.decide([("a", 1.0, whole2, regions2)])[0]
-    got_off = off.decide([("a", 1.0, whole2, regions2)])[0]
+    rng, whole, cells, noisy = cell_scene(13, 120)
+    on, off = regional_filter(FrameConfig(regional=True)), regional_filter(FrameConfig(regional=False))
+    t = warm(on, noisy)
+    warm(off, noisy)
+    frame = ("a", t, near(rng, whole, 0.02), with_object(rng, cells, 5))
+    got_off, got_on = off.decide([frame])[0], on.decide([frame])[0]
     assert not got_off.keep and got_off.distance < 0.15
-    assert got_on.keep and got_on.reason == "novel" and got_on.region == 2
-    assert got_on.distance > 0.25 and got_on.threshold == 0.25
-    # now kept, the object's region is known: the same frame again is not novel
-    assert not on.decide([("a", 2.0, whole2, regions2)])[0].keep
+    assert got_on.keep and got_on.reason == "novel" and got_on.region == 5
+    assert got_on.distance > got_on.threshold == FilterConfig().region_threshold
+    # now kept, the object is known: the same view again (with fresh noise) is not novel
+    assert not on.decide([("a", t + 1, near(rng, whole, 0.02), near(rng, frame[3], 0.05))])[0].keep
+
+
+def test_regional_ignores_a_change_of_every_cell_and_waits_for_the_noise():
+    rng, whole, cells, noisy = cell_scene(14, 120)
+    f = regional_filter(FrameConfig(regional=True))
+    # before the source's cell noise is learnt only the whole image decides: no keep from noise
+    t = warm(f, noisy)
+    # exposure, flicker, re-encoding: every cell moves alike and far more than its noise (cosine distance
+    # 0.3 here), the whole image less than its threshold; a cell counts only above the other cells' change
+    def turned(c: np.ndarray, distance: float) -> np.ndarray:
+        away = unit(rng.standard_normal(c.shape) - (rng.standard_normal(c.shape) * c).sum(1, keepdims=True) * 0)
+        away = unit(away - (away * c).sum(1, keepdims=True) * c)  # orthogonal to each cell
+        angle = np.arccos(1.0 - distance)
+        return unit(np.cos(angle) * c + np.sin(angle) * away)
+
+    assert not any(d.keep for d in run(f, [("a", t + i, near(rng, whole, 0.02), turned(cells, 0.3))
+                                           for i in range(20)]))
+    # one cell turned as far, the others not: a region changed
+    one = near(rng, cells, 0.05)
+    one[7] = turned(cells, 0.3)[7]
+    got = f.decide([("a", t + 30, near(rng, whole, 0.02), one)])[0]
+    assert got.keep and got.region == 7
+
+
+def test_regional_catches_a_new_combination_of_known_things():
+    rng, whole, cells, noisy = cell_scene(15, 120)
+    f = regional_filter(FrameConfig(regional=True))
+    t = warm(f, noisy)
+    a, b = with_object(rng, cells, 2), with_object(rng, cells, 9)
+    assert f.decide([("a", t, near(rng, whole, 0.02), a)])[0].keep
+    assert f.decide([("a", t + 1, near(rng, whole, 0.02), b)])[0].keep
+    # both objects at once: each cell was seen in some kept frame, but no kept frame shows them together
+    both = near(rng, cells, 0.05)
+    both[2], both[9] = near(rng, a[2], 0.05), near(rng, b[9], 0.05)
+    got = f.decide([("a", t + 2, near(rng, whole, 0.02), both)])[0]
+    assert got.keep and got.region in (2, 9)
 
 
 def test_reconfigure_keeps_indexes_and_applies_new_values():
@@ -277,11 +331,14 @@ def test_restart_on_an_unchanged_scene(tmp_path):
     cfg = FrameConfig(budget_per_minute=5.0, max_interval_s=3600.0, regional=True)
     regions = rand_unit(rng, 2)
     f = NoveltyFilter(cfg, DIM, ["a", "b"], region_count=2)
-    run(f, [("a", float(i), near(rng, scene, 0.01), regions) for i in range(100)])
+    run(f, [("a", float(i), near(rng, scene, 0.01), near(rng, regions, 0.01)) for i in range(100)])
     f.save(tmp_path, "model-1")
     g = NoveltyFilter(cfg, DIM, ["a", "b"], region_count=2)
     assert g.load(tmp_path, "model-1")
     assert g.index_size("a") == f.index_size("a") == 1
+    # the kept frame's region cells came back with it
+    sc_f, sc_g = f._scopes["a"].index, g._scopes["a"].index
+    assert np.array_equal(sc_g.payloads(sc_g.shortlist(scene, 4, 1)), sc_f.payloads(sc_f.shortlist(scene, 4, 1)))
     assert g.threshold("a") == f.threshold("a") and g.keep_rate("a") == f.keep_rate("a")
     again = g.decide([("a", 200.0, near(rng, scene, 0.01), regions)])[0]
     assert not again.keep and again.distance < 0.05
@@ -524,15 +581,28 @@ def test_four_field_items_still_work_in_event_mode():
 
 
 def test_region_novel_frames_open_events_too():
-    whole, regions, whole2, regions2 = regional_frames(30)
-    f = NoveltyFilter(event_cfg(regional=True, region_threshold=0.25), DIM, ["a"], region_count=4)
-    assert f.decide([("a", 0.0, whole, regions, 0)])[0].reason == "first"
-    got = f.decide([("a", (1 + i) / FPS, whole2, regions2, 1 + i) for i in range(8)])
-    assert [d.held for d in got] == [True] * 6 + [False] * 2  # tokens 1-6: the event, settled at 6
+    rng, whole, cells, noisy = cell_scene(30, 120)
+    f = regional_filter(event_cfg(regional=True))
+    t = warm(f, noisy)
+    obj = with_object(rng, cells, 5)
+    got = f.decide([("a", t + i / FPS, near(rng, whole, 0.02), near(rng, obj, 0.05), 100 + i) for i in range(8)])
+    assert [d.held for d in got] == [True] * 6 + [False] * 2  # tokens 100-105: the event, settled at 105
     (tok, d), = f.released()
-    assert tok == 6 and d.region == 2 and d.threshold == pytest.approx(0.5 * 0.25) and d.distance > 0.25
-    assert f.discarded() == [1, 2, 3, 4, 5] and f.index_size("a") == 2
+    # the settled frame is judged by the full region threshold (settle_ratio relaxes the whole image only)
+    assert tok == 105 and d.region == 5 and d.threshold == pytest.approx(FilterConfig().region_threshold)
+    assert f.discarded() == [100, 101, 102, 103, 104] and f.index_size("a") == 2
     assert not any(x.keep or x.held for x in got[6:])  # now known
+
+
+def test_a_small_thing_moving_in_a_still_scene_is_not_settled():
+    rng, whole, cells, noisy = cell_scene(33, 120)
+    f = regional_filter(event_cfg(regional=True))
+    t = warm(f, noisy)
+    # an object walks across the grid: the whole image stays still, so only the cells tell it is moving
+    walk = [("a", t + i / FPS, near(rng, whole, 0.02), with_object(rng, cells, i % CELLS), 100 + i) for i in range(12)]
+    got = f.decide(walk)
+    assert all(d.held for d in got)  # held until max_hold_s, not "settled" after settle_frames
+    assert f.holding("a") == len(walk)
 
 
 def test_shared_scope_keeps_a_scene_two_cameras_see_once():

@@ -91,7 +91,7 @@ def test_round_trip_decodes_real_jpeg_with_complete_header_and_seq_per_source(st
         frames = [make_frame(src, i) for i in range(6) for src in ("cam1", "cam2")]
         for n, f in enumerate(frames):
             pub.publish_frame(f, None if f.index == 0 else 0.2 + f.index / 100,
-                              "first" if f.index == 0 else "novel", 0.15)
+                              "first" if f.index == 0 else "novel", 0.15, region=f.index if f.index % 2 else None)
         got = recv_frames(sub, len(frames))
     assert len(got) == len(frames)
     for src in ("cam1", "cam2"):
@@ -105,6 +105,7 @@ def test_round_trip_decodes_real_jpeg_with_complete_header_and_seq_per_source(st
                                    "height", "encoding", "model", "embedding_dim"}
         assert (m.width, m.height, m.model, m.embedding_dim, m.embedding) == (64, 48, MODEL, None, None)
         assert m.ts == f.ts and m.header["threshold"] == 0.15
+        assert m.header["region"] == (f.index if f.index % 2 else None)
         assert (m.reason, m.distance) == (("first", None) if f.index == 0 else ("novel", 0.2 + f.index / 100))
         img = m.image()
         assert img.shape == f.image.shape
@@ -128,7 +129,7 @@ def test_embeddings_part_and_drift_messages(started, metrics):
     frame = next(m for m in msgs if isinstance(m, FrameMessage))
     assert frame.embedding_dim == 1280 and np.array_equal(frame.embedding, f.embedding)
     assert frame.model == "set-after-start"
-    assert frame.header["threshold"] is None
+    assert frame.header["threshold"] is None and frame.header["region"] is None
     got_drift = next(m for m in msgs if isinstance(m, DriftMessage))
     assert got_drift.p_value == 0.5 and got_drift.header == drift
     assert pub.publish_drift({**drift, "mmd2": float("nan")}) is False  # logged and counted, never raised
