@@ -216,10 +216,9 @@ def _contact_sheets(frames: list[dict], root: Path, out: Path, origin: float) ->
                 th = cv2.resize(img, (THUMB_W, min(h, THUMB_W)), interpolation=cv2.INTER_AREA)
             cap = np.full((52, THUMB_W, 3), 255, np.uint8)
             reason = str(rec.get("reason") or "?")
-            d = _number(rec.get("distance"))
             _text(cap, _fmt_ts(float(rec["ts"]), origin), (4, 14), 0.4)
             _text(cap, f"{str(rec['source'])[:18]}  #{rec.get('frame_index', '?')}", (4, 30), 0.4, _GREY)
-            _text(cap, f"{reason}  d={d:.3f}" if d is not None else reason, (4, 46), 0.42,
+            _text(cap, f"{reason}  {_novelty(rec)}" if _novelty(rec) != "-" else reason, (4, 46), 0.42,
                   _REASON_COLOUR.get(reason, _BLACK))
             cells.append(np.vstack([th, cap]))
         ch = max(c.shape[0] for c in cells)
@@ -234,17 +233,39 @@ def _contact_sheets(frames: list[dict], root: Path, out: Path, origin: float) ->
     return names
 
 
+def _region_of(rec: dict) -> int | None:
+    """The region cell that made a frame novel (header ``region``), or None."""
+    r = rec.get("region")
+    return r if isinstance(r, int) and not isinstance(r, bool) else None
+
+
+def _novelty(rec: dict) -> str:
+    """What made a kept frame novel, for captions: the whole-image distance, or a region's change."""
+    d = _number(rec.get("distance"))
+    if d is None:
+        return "-"
+    region = _region_of(rec)
+    return f"region {region}: {d:.1f}x noise" if region is not None else f"d={d:.3f}"
+
+
+def _whole_distance(rec: dict) -> float:
+    """A record's whole-image cosine distance; NaN when none (or when it is a region's change)."""
+    d = _number(rec.get("distance"))
+    return d if d is not None and _region_of(rec) is None else np.nan
+
+
 def _timeline(source: str, kept: list[dict], timeline: list[dict], threshold: float | None,
               out: Path, origin: float) -> str:
     if timeline:
         xs = np.array([float(r["ts"]) for r in timeline]) - origin
-        ys = np.array([_number(r.get("distance")) if _number(r.get("distance")) is not None else np.nan
-                       for r in timeline])
+        ys = np.array([_whole_distance(r) for r in timeline])
     else:
         xs = np.array([float(r["ts"]) for r in kept]) - origin
-        ys = np.array([_number(r.get("distance")) if _number(r.get("distance")) is not None else np.nan for r in kept])
+        ys = np.array([_whole_distance(r) for r in kept])
     kx = np.array([float(r["ts"]) for r in kept]) - origin
-    ky = [(_number(r.get("distance")) if _number(r.get("distance")) is not None else 0.0) for r in kept]
+    # a frame kept for a region's change has no whole-image distance on this axis: marked on the threshold
+    ky = [(_whole_distance(r) if np.isfinite(_whole_distance(r)) else
+           (threshold if _region_of(r) is not None and threshold is not None else 0.0)) for r in kept]
     finite = ys[np.isfinite(ys)]
     top = max([float(finite.max()) if len(finite) else 0.0, threshold or 0.0, max(ky, default=0.0)]) * 1.15 or 1.0
     x0 = float(min(xs.min(initial=np.inf), kx.min(initial=np.inf)))
@@ -252,7 +273,8 @@ def _timeline(source: str, kept: list[dict], timeline: list[dict], threshold: fl
     if not math.isfinite(x0):
         x0, x1 = 0.0, 1.0
     what = "every processed frame" if timeline else "kept frames only (no timeline.jsonl)"
-    ax = _Axes(f"{source}: nearest-neighbour cosine distance ({what}); dots = keeps", x0, x1, 0.0, top,
+    ax = _Axes(f"{source}: nearest-neighbour cosine distance ({what}); dots = keeps (on the threshold: "
+               "novel by a region)", x0, x1, 0.0, top,
                "distance", xfmt=_fmt_offset, yfmt=lambda v: f"{v:.2f}")
     ax.series(xs, ys, _BLUE)
     if threshold is not None:
@@ -310,8 +332,9 @@ def build_report(input_dir: str | Path, out_dir: str | Path | None = None, thres
     if not manifest.records and manifest.bad:
         raise ReportError(f"{manifest_path}: none of its {manifest.bad} line(s) is a usable kept-frame record "
                           f"({'; '.join(manifest.examples)})")
-    if threshold is None:  # the timeline may say which threshold was in force
-        ths = [_number(r.get("threshold")) for r in timeline.records if _number(r.get("threshold")) is not None]
+    if threshold is None:  # the timeline (or the kept frames' headers) may say which threshold was in force
+        ths = [_number(r.get("threshold")) for r in (timeline.records or manifest.records)
+               if _number(r.get("threshold")) is not None and _region_of(r) is None]
         threshold = float(np.median(ths)) if ths else None
 
     kept = sorted(manifest.records, key=lambda r: (float(r["ts"]), str(r["source"])))
@@ -378,12 +401,11 @@ def build_report(input_dir: str | Path, out_dir: str | Path | None = None, thres
     parts.append("<table><tr><th>time</th><th>source</th><th>frame</th><th>reason</th><th>distance</th>"
                  "<th>file</th></tr>")
     for r in kept[:MAX_FRAMES]:
-        d = _number(r.get("distance"))
         f = r.get("file") if isinstance(r.get("file"), str) else ""
         link = f"<a href='{e(_rel(out, root / f))}'>{e(f)}</a>" if f else "-"
         parts.append(f"<tr><td>{e(_fmt_ts(float(r['ts']), origin))}</td><td>{e(str(r['source']))}</td>"
                      f"<td class='n'>{e(str(r.get('frame_index', '-')))}</td><td>{e(str(r.get('reason') or '-'))}</td>"
-                     f"<td class='n'>{f'{d:.4f}' if d is not None else '-'}</td><td>{link}</td></tr>")
+                     f"<td class='n'>{e(_novelty(r))}</td><td>{link}</td></tr>")
     parts.append("</table></body></html>\n")
     index = out / "index.html"
     index.write_text("".join(parts), encoding="utf-8")

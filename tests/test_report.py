@@ -107,3 +107,24 @@ def test_errors_name_the_problem(tmp_path, capsys):
     d = _subscriber_dir(tmp_path)
     assert cli_report(d, tmp_path / "r") == EXIT_OK
     assert capsys.readouterr().out.strip().endswith("index.html")
+
+
+def test_a_frame_kept_for_a_region_is_labelled_and_does_not_stretch_the_distance_axis(tmp_path):
+    d = tmp_path / "kept"
+    (d / "cam").mkdir(parents=True)
+    lines = []
+    for i, (dist, region, th) in enumerate([(None, None, 0.15), (0.3, None, 0.15), (12.04, 5, 9.0)]):
+        name = f"cam/{i:04d}.jpg"
+        cv2.imwrite(str(d / name), _frame(i))
+        lines.append(json.dumps({"v": 1, "source": "cam", "seq": i, "frame_index": i, "ts": T0 + 5 * i,
+                                 "distance": dist, "reason": "first" if i == 0 else "novel", "region": region,
+                                 "threshold": th, "file": name}))
+    (d / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    page = build_report(d, tmp_path / "out").read_text()
+    assert "region 5: 12.0x noise" in page and "d=0.300" in page
+    assert "threshold 0.15" in page  # the whole-image threshold, not the region one
+    # the axis runs to about 0.3 x 1.15, not to 12: the region keep sits on the threshold line
+    tl = cv2.imread(str(tmp_path / "out" / "timeline-cam.png")).astype(int)
+    red = (tl[..., 2] > 180) & (tl[..., 1] < 90) & (tl[..., 0] < 90)
+    rows = np.flatnonzero(red.sum(1) > 100)  # the threshold line spans the plot
+    assert len(rows) and rows.mean() < tl.shape[0] * 0.75  # well above the bottom (it would hug it on a 0-14 axis)
