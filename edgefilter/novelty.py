@@ -118,6 +118,7 @@ class RollingIndex:
         # Optional per-entry payload (a kept frame's region cells, float16), allocated on first use.
         self._payload: np.ndarray | None = None
         self._has_payload = np.zeros(0, bool)
+        self._payload_cache: tuple[tuple[int, ...], np.ndarray] | None = None
         self._slot: dict[int, int] = {}
         self._free: list[int] = []
         self._order: collections.deque[int] = collections.deque()  # keys in insertion order (lazy)
@@ -184,8 +185,15 @@ class RollingIndex:
         return [k for k in out if self._has_payload[self._slot[k]]]
 
     def payloads(self, keys: Sequence[int]) -> np.ndarray:
-        """The payloads of live keys, as float32."""
-        return self._payload[[self._slot[int(k)] for k in keys]].astype(np.float32)
+        """The payloads of live keys, as float32 (read-only). Consecutive frames of a source mostly ask
+        for the same kept frames, so the last answer is reused: keys are never reused, so the same keys
+        mean the same payloads."""
+        wanted = tuple(int(k) for k in keys)
+        if self._payload_cache is None or self._payload_cache[0] != wanted:
+            got = self._payload[[self._slot[k] for k in wanted]].astype(np.float32)
+            got.flags.writeable = False
+            self._payload_cache = (wanted, got)
+        return self._payload_cache[1]
 
     # -- writing
     def add(self, vector: np.ndarray, ts: float, origin: int = 0, payload: np.ndarray | None = None) -> int:
@@ -342,6 +350,7 @@ class RollingIndex:
     def _load_payload(self, state: dict[str, np.ndarray], order: np.ndarray) -> None:
         n = len(self._live)
         self._has_payload = np.zeros(n, bool)
+        self._payload_cache = None
         if "payload" in state and len(state["payload"]) == n:
             self._payload = np.asarray(state["payload"], np.float16)[order]
             self._has_payload = np.asarray(state.get("has_payload", np.ones(n, bool)), bool)[order]
@@ -482,6 +491,13 @@ class _Recent:
     until_ts: float
 
 
+def _baseline(d: np.ndarray) -> np.ndarray:
+    """The CELL_BASE_Q quantile of the last axis (the nearest order statistic: np.partition, not the
+    slower np.quantile)."""
+    k = int(round(CELL_BASE_Q * (d.shape[-1] - 1)))
+    return np.partition(d, k, axis=-1)[..., k]
+
+
 @dataclass
 class _CellNoise:
     """A source's per-cell noise scale, from cell changes between consecutive frames outside events."""
@@ -501,7 +517,7 @@ class _CellNoise:
         if prev is None or prev.shape != cells.shape:
             return None
         d = 1.0 - np.einsum("cd,cd->c", prev, cells)
-        excess = np.abs(d - np.quantile(d, CELL_BASE_Q))
+        excess = np.abs(d - _baseline(d))
         moved = float((excess / self.scale).max()) if self.ready else None
         if learn and float(d.max()) > 1e-7:  # identical cells (a pre-gate skip) say nothing about noise
             self.steps.append(excess.astype(np.float32))
@@ -515,7 +531,7 @@ class _CellNoise:
     def novelty(self, cells: np.ndarray, kept: np.ndarray) -> tuple[int, float]:
         """(cell, change in noise units) against the kept frame it is closest to; kept: (K, R, d)."""
         d = 1.0 - np.einsum("cd,kcd->kc", cells, kept)
-        excess = (d - np.quantile(d, CELL_BASE_Q, axis=1, keepdims=True)) / self.scale
+        excess = (d - _baseline(d)[..., None]) / self.scale
         per_frame = excess.max(axis=1)
         j = int(per_frame.argmin())
         return int(excess[j].argmax()), float(per_frame[j])
