@@ -46,7 +46,7 @@ log = logging.getLogger("quality_bench")
 MODEL = ROOT / "models" / "efficientnet_lite0.onnx"
 REGIONS_MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 INT8_MODEL = ROOT / "models" / "efficientnet_lite0_int8.onnx"
-FEATURES_VERSION = 3  # 3: preprocess block-averages then bilinear
+FEATURES_VERSION = 4  # 3: preprocess block-averages then bilinear; 4: 7x7x320 region cells
 TARGET_RECALL = 0.95
 HSV_WIDTH = 160  # PySceneDetect downscales before scoring; 160 px keeps the feature cache small
 
@@ -95,7 +95,7 @@ def card_embedder(path: Path):
 @dataclasses.dataclass
 class Features:
     vec: np.ndarray        # (K, 1280) float32, unit
-    regions: np.ndarray    # (K, 9, 1280) float16, unit rows
+    regions: np.ndarray    # (K, 49, 320) float16, unit rows (the regions graph's 7x7 cells)
     vec8: np.ndarray | None  # (K, 1280) float32 from the int8 model
     thumb: np.ndarray      # (K, 36, 64) float32 grey
     phash: np.ndarray      # (K, 8) uint8, packed 64-bit pHash
@@ -124,7 +124,7 @@ def compute_features(stream: Stream, cache_dir: Path, int8: bool, embedders: dic
     t0 = time.perf_counter()
     order = sorted(range(K), key=lambda k: (stream.renders[k].origin, stream.renders[k].frame))
     vec = np.zeros((K, 1280), np.float32)
-    regions = np.zeros((K, 9, 1280), np.float16)
+    regions = None
     vec8 = np.zeros((K, 1280), np.float32) if int8 else None
     thumb = np.zeros((K, 36, 64), np.float32)
     phash = np.zeros((K, 8), np.uint8)
@@ -133,11 +133,14 @@ def compute_features(stream: Stream, cache_dir: Path, int8: bool, embedders: dic
     batch: list[np.ndarray] = []
 
     def flush() -> None:
+        nonlocal regions
         if not batch:
             return
         x = np.stack(batch)
         v, r = embedders["regions"](x)
         vec[batch_keys] = v
+        if regions is None:
+            regions = np.zeros((K,) + r.shape[1:], np.float16)
         regions[batch_keys] = r.astype(np.float16)
         if int8:
             v8, _ = embedders["int8"](x)
@@ -184,6 +187,7 @@ class FilterRun:
     skipped: float               # share of frames the pre-gate skipped
     decided: dict[int, int]      # kept frame -> frame after which it was published (event mode holds)
     events: list[tuple[int, int, bool]]  # event mode: (first held frame, deciding frame, kept one)
+    regions: dict[int, tuple[int, float]] = dataclasses.field(default_factory=dict)  # kept by a region: (cell, change)
 
 
 def run_filter(stream: Stream, vectors: np.ndarray, cfg: FilterConfig, regions: np.ndarray | None = None,
@@ -198,7 +202,9 @@ def run_filter(stream: Stream, vectors: np.ndarray, cfg: FilterConfig, regions: 
     measured delay is the filter's own (from event start to the deciding frame), not the batching's."""
     name = stream.name
     batch = batch or (1 if cfg.mode == "event" else 32)
-    filt = NoveltyFilter(cfg, vectors.shape[1], [name], FakeClock(), region_count=9 if regions is not None else 0)
+    filt = NoveltyFilter(cfg, vectors.shape[1], [name], FakeClock(),
+                         region_count=regions.shape[1] if regions is not None else 0,
+                         region_dim=regions.shape[2] if regions is not None else None)
     gate = ChangeGate(GatesConfig(skip_unchanged=skip_unchanged)) if skip_unchanged > 0 else None
     keys = stream.keys
     n = len(keys)
@@ -215,7 +221,8 @@ def run_filter(stream: Stream, vectors: np.ndarray, cfg: FilterConfig, regions: 
     kept: list[int] = []
     decided: dict[int, int] = {}
     events: list[tuple[int, int, bool]] = []
-    dist = np.full(n, np.nan, np.float32)
+    dist = np.full(n, np.nan, np.float32)  # whole-image distances (a region's change is in other units)
+    by_region: dict[int, tuple[int, float]] = {}
     open_at: int | None = None
 
     def settle(keeps, at: int) -> None:
@@ -223,7 +230,10 @@ def run_filter(stream: Stream, vectors: np.ndarray, cfg: FilterConfig, regions: 
         for tok, d in keeps:
             kept.append(tok)
             decided[tok] = at
-            dist[tok] = d.distance if d.distance is not None else np.nan
+            if d.region is not None:
+                by_region[tok] = (d.region, d.distance)
+            else:
+                dist[tok] = d.distance if d.distance is not None else np.nan
         gone = filt.discarded()
         if (keeps or gone) and open_at is not None and not filt.holding(name):
             events.append((open_at, at, bool(keeps)))
@@ -240,11 +250,13 @@ def run_filter(stream: Stream, vectors: np.ndarray, cfg: FilterConfig, regions: 
                 kept.append(a + j)
             if d.held and open_at is None:
                 open_at = a + j
-            if d.distance is not None:
+            if d.keep and d.region is not None:
+                by_region[a + j] = (d.region, d.distance)
+            elif d.distance is not None and d.region is None:
                 dist[a + j] = d.distance
         settle(filt.released(), a + len(items) - 1)
     settle(filt.flush(), n - 1)
-    return FilterRun(sorted(kept), dist, skipped / n, decided, events)
+    return FilterRun(sorted(kept), dist, skipped / n, decided, events, by_region)
 
 
 # ----------------------------------------------------------------------------- methods
@@ -319,40 +331,41 @@ def evaluate(stream: Stream, f: Features, quick: bool) -> dict:
                  "minutes": len(stream) / stream.fps / 60,
                  "events": len([e for e in events_of(stream.state) if e.novel]),
                  "changes": len(events_of(stream.state)), "methods": {}, "sweeps": {}}
-    default = FilterConfig()  # event mode
-    frame = dataclasses.replace(default, mode="frame")
-    run = run_filter(stream, f.vec, default)
+    default = FilterConfig()  # event mode, regional novelty on
+    whole = dataclasses.replace(default, regional=False)  # the whole-image embedding alone
+    frame = dataclasses.replace(whole, mode="frame")
+    run = run_filter(stream, f.vec, default, regions=f.regions)
     out["methods"]["edgefilter"] = summarise(stream, run.kept, run.decided)
-    out["edgefilter_run"] = {"kept": run.kept, "distance": run.distance}
+    out["edgefilter_run"] = {"kept": run.kept, "distance": run.distance, "regions": run.regions}
     out["holds"] = hold_stats(stream, run)
+    run = run_filter(stream, f.vec, whole)
+    out["methods"]["edgefilter whole image"] = summarise(stream, run.kept, run.decided)
     run = run_filter(stream, f.vec, frame)
     out["methods"]["edgefilter frame"] = summarise(stream, run.kept)
     # threshold sweeps, per frame and per event; region threshold sweeps
     ths = [0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25] if not quick else [0.06, 0.08, 0.1, 0.15, 0.2]
-    for label, cfg in (("edgefilter threshold", frame), ("edgefilter event threshold", default)):
+    for label, cfg in (("edgefilter threshold", frame), ("edgefilter event threshold", whole)):
         out["sweeps"][label] = [(t, summarise(stream, *_kd(run_filter(stream, f.vec, dataclasses.replace(cfg, threshold=t)))))
                                 for t in ths]
-    rts = [0.15, 0.2, 0.25, 0.3] if not quick else [0.2, 0.25]
-    for label, cfg in (("edgefilter regional r", frame), ("edgefilter event regional r", default)):
+    rts = [7.0, 8.0, 9.0, 10.0, 12.0] if not quick else [8.0, 9.0, 10.0]  # noise units (filter.region_threshold)
+    for label, cfg in (("edgefilter regional r", frame), ("edgefilter event regional r", whole)):
         out["sweeps"][label] = [
             (rt, summarise(stream, *_kd(run_filter(stream, f.vec, dataclasses.replace(cfg, regional=True, region_threshold=rt),
                                                    regions=f.regions)))) for rt in rts]
     # pre-gate
     for g in ([4.0] if quick else [2.0, 4.0, 8.0]):
-        run = run_filter(stream, f.vec, default, skip_unchanged=g, thumbs=f.thumb)
+        run = run_filter(stream, f.vec, default, regions=f.regions, skip_unchanged=g, thumbs=f.thumb)
         row = summarise(stream, run.kept, run.decided)
         row["model_skipped"] = run.skipped
         out["methods"][f"edgefilter pre-gate {g:g}"] = row
-    # regional novelty, per event and per frame, at the default and at r=0.2 (from the sweeps)
-    for mode, label in (("edgefilter event regional r", "edgefilter regional"),
-                        ("edgefilter regional r", "edgefilter frame regional")):
-        sweep = dict(out["sweeps"][mode])
-        out["methods"][label] = sweep[default.region_threshold]
-        if 0.2 in sweep:
-            out["methods"][f"{label} r=0.2"] = sweep[0.2]
-    if f.vec8 is not None:
-        run = run_filter(stream, f.vec8, default)
-        out["methods"]["edgefilter int8"] = summarise(stream, run.kept, run.decided)
+    # regional novelty per frame at the default region threshold, and the neighbours of the default per event
+    out["methods"]["edgefilter frame regional"] = dict(out["sweeps"]["edgefilter regional r"])[default.region_threshold]
+    for rt, row in out["sweeps"]["edgefilter event regional r"]:
+        if rt != default.region_threshold and abs(rt - default.region_threshold) <= 1.0:
+            out["methods"][f"edgefilter r={rt:g}"] = row
+    if f.vec8 is not None:  # the int8 graph has no region output
+        run = run_filter(stream, f.vec8, whole)
+        out["methods"]["edgefilter int8 whole image"] = summarise(stream, run.kept, run.decided)
     # the benchmark prototype the event mode was built from (same defaults, its own noise floor)
     frame_vec = f.vec[stream.keys]
     k, dec = baselines.HoldFilter().run(frame_vec)
@@ -389,7 +402,7 @@ def _baseline_detail(stream: Stream, f: Features, name: str, param) -> dict:
 # ----------------------------------------------------------------------------- report of one stream
 
 
-def write_stream_report(stream: Stream, run: dict, out: Path, threshold: float) -> Path:
+def write_stream_report(stream: Stream, run: dict, out: Path, threshold: float, region_threshold: float) -> Path:
     """Write edgefilter's run over ``stream`` in a subscriber's layout (manifest.jsonl, JPEGs, plus
     the benchmark-only timeline.jsonl) and render it with ``edgefilter report``."""
     from edgefilter.report import build_report
@@ -404,8 +417,12 @@ def write_stream_report(stream: Stream, run: dict, out: Path, threshold: float) 
             name = f"frames/{stream.name}-{i:06d}.jpg"
             cv2.imwrite(str(out / name), img, [cv2.IMWRITE_JPEG_QUALITY, 85])
             d = float(dist[i]) if np.isfinite(dist[i]) else None
+            region, th = None, threshold
+            if i in run.get("regions", {}):
+                (region, d), th = run["regions"][i], region_threshold
             man.write(json.dumps({"v": 1, "source": stream.name, "seq": seq, "frame_index": i, "ts": i / stream.fps,
-                                  "distance": d, "reason": "first" if d is None else "novel",
+                                  "distance": d, "reason": "first" if d is None else "novel", "region": region,
+                                  "threshold": th,
                                   "width": img.shape[1], "height": img.shape[0], "encoding": "jpeg",
                                   "model": "efficientnet_lite0", "embedding_dim": 1280, "file": name,
                                   "received": i / stream.fps}) + "\n")
@@ -433,7 +450,8 @@ def markdown(results: list[dict], meta: dict) -> str:
     lines += ["| stream | frames (min) | events (changes) |", "| --- | --- | --- |"]
     for r in results:
         lines.append(f"| {r['name']} | {r['frames']} ({r['minutes']:.1f}) | {r['events']} ({r['changes']}) |")
-    lines += ["", "**Filter methods** (default config - event mode - unless the row says otherwise; no per-stream "
+    lines += ["", "**Filter methods** (default config - event mode, regional novelty - unless the row says otherwise; "
+              "'whole image': `regional: false`; no per-stream "
               "tuning). recall: novel events hit; change: every change of state hit; redundant: keeps of a state "
               "after its first keep; static max: most such keeps in one stretched unchanged period; delay: mean "
               "seconds from an event's start to the decision that kept its first kept frame.", "",
@@ -489,10 +507,11 @@ def markdown(results: list[dict], meta: dict) -> str:
                          f"{_fmt(ratio)} | {'yes' if e['static_redundant_max'] <= 1 else 'no'} | "
                          f"{'yes' if met else 'no'} |")
     for key, title, p in (
-            ("edgefilter threshold", "Threshold sweep, per frame (`mode: frame`)", "t"),
-            ("edgefilter event threshold", "Threshold sweep, per event (`mode: event`, default settle parameters)", "t"),
+            ("edgefilter threshold", "Threshold sweep, whole image, per frame (`mode: frame`, `regional: false`)", "t"),
+            ("edgefilter event threshold", "Threshold sweep, whole image, per event (`mode: event`, `regional: false`)",
+             "t"),
             ("edgefilter regional r", "Region threshold sweep, per frame (`regional: true`, t=0.15)", "r"),
-            ("edgefilter event regional r", "Region threshold sweep, per event (`regional: true`, t=0.15)", "r")):
+            ("edgefilter event regional r", "Region threshold sweep, per event (the defaults but r)", "r")):
         lines += ["", f"**{title}**: recall / change recall / kept / static max:", ""]
         ths = None
         for r in results:
@@ -590,7 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s: %d frames, edgefilter recall %.2f kept %d (%.0f s)", s.name, len(s),
                  r["methods"]["edgefilter"]["recall"], r["methods"]["edgefilter"]["kept"], r["seconds"])
         if args.report == s.name:
-            write_stream_report(s, r["edgefilter_run"], args.out / f"report-{s.name}", FilterConfig().threshold)
+            write_stream_report(s, r["edgefilter_run"], args.out / f"report-{s.name}", FilterConfig().threshold,
+                                FilterConfig().region_threshold)
         results.append(r)
     meta = {"date": datetime.date.today().isoformat(), "machine": machine(), "mode": "quick" if args.quick else "full",
             "seconds": time.perf_counter() - t0, "embedder": getattr(embedders["regions"], "kind", "?")
