@@ -86,6 +86,10 @@ class ModelCard:
     def region_count(self) -> int:
         return self.regions_grid[0] * self.regions_grid[1] if self.regions_grid else 0
 
+    @property
+    def region_dim(self) -> int:
+        return (self.regions_dim or self.dim) if self.regions_name is not None else 0
+
 
 def _get(d: Any, dotted: str, kind: type | tuple[type, ...], path: Path, required: bool = True) -> Any:
     cur = d
@@ -422,7 +426,7 @@ class Embedder:
         outputs = {o.name: o for o in self._session.get_outputs()}
         checks = [(c.output_name, 2, "output", c.dim)]
         if c.regions_name is not None:
-            checks.append((c.regions_name, 3, "regions", c.regions_dim or c.dim))
+            checks.append((c.regions_name, 3, "regions", c.region_dim))
         for name, rank, key, dim in checks:
             o = outputs.get(name)
             if o is None:
@@ -471,7 +475,7 @@ class Embedder:
 
     @property
     def region_dim(self) -> int:
-        return (self.card.regions_dim or self.card.dim) if self.has_regions else 0
+        return self.card.region_dim
 
     # ----------------------------------------------------------------------- inference
 

@@ -864,14 +864,13 @@ class NoveltyFilter:
         if recent is None or ts > recent.until_ts:
             st.last_event = None
             return False
-        d = 1.0 - recent.vectors @ vec
-        near = d <= threshold
-        if near.any() and cells is not None and recent.cells is not None and self.cfg.regional and st.cells.ready:
+        near = 1.0 - recent.vectors @ vec <= threshold
+        if not near.any():
+            return False
+        if cells is not None and recent.cells is not None and self.cfg.regional and st.cells.ready:
             _, change = st.cells.novelty(cells, recent.cells[near])
             if change > self.cfg.region_threshold:
                 return False
-        if not near.any():
-            return False
         recent.until_ts = ts + self.cfg.max_hold_s
         return True
 
@@ -921,7 +920,8 @@ class NoveltyFilter:
         """Decide an open candidate: keep one of its frames (True) or none (False).
 
         The last frame (the settled one) is kept when it is farther than settle_ratio x threshold from
-        every kept frame: the scene settled on something new. Otherwise the held frame farthest from
+        every kept frame, or one of its regions changed by more than region_threshold: the scene settled
+        on something new. Otherwise the held frame farthest from
         the kept set is kept, provided it is still novel (in a shared scope another source may have
         kept the same thing meanwhile). The rest are discarded.
         """

@@ -218,7 +218,8 @@ def _contact_sheets(frames: list[dict], root: Path, out: Path, origin: float) ->
             reason = str(rec.get("reason") or "?")
             _text(cap, _fmt_ts(float(rec["ts"]), origin), (4, 14), 0.4)
             _text(cap, f"{str(rec['source'])[:18]}  #{rec.get('frame_index', '?')}", (4, 30), 0.4, _GREY)
-            _text(cap, f"{reason}  {_novelty(rec)}" if _novelty(rec) != "-" else reason, (4, 46), 0.42,
+            novelty = _novelty(rec)
+            _text(cap, f"{reason}  {novelty}" if novelty != "-" else reason, (4, 46), 0.42,
                   _REASON_COLOUR.get(reason, _BLACK))
             cells.append(np.vstack([th, cap]))
         ch = max(c.shape[0] for c in cells)
@@ -264,8 +265,9 @@ def _timeline(source: str, kept: list[dict], timeline: list[dict], threshold: fl
         ys = np.array([_whole_distance(r) for r in kept])
     kx = np.array([float(r["ts"]) for r in kept]) - origin
     # a frame kept for a region's change has no whole-image distance on this axis: marked on the threshold
-    ky = [(_whole_distance(r) if np.isfinite(_whole_distance(r)) else
-           (threshold if _region_of(r) is not None and threshold is not None else 0.0)) for r in kept]
+    kd = [_whole_distance(r) for r in kept]
+    ky = [(d if np.isfinite(d) else (threshold if _region_of(r) is not None and threshold is not None else 0.0))
+          for d, r in zip(kd, kept)]
     finite = ys[np.isfinite(ys)]
     top = max([float(finite.max()) if len(finite) else 0.0, threshold or 0.0, max(ky, default=0.0)]) * 1.15 or 1.0
     x0 = float(min(xs.min(initial=np.inf), kx.min(initial=np.inf)))
