@@ -1,0 +1,29 @@
+"""The novelty filter: keep a frame when it is far (cosine) from every frame kept recently.
+
+Kept embeddings live in a :class:`RollingIndex` per scope (one per source, or one shared by all
+sources) bounded by the window's size and age. Only kept frames ever enter an index, so the index
+stays small and its cost is paid per keep, not per frame. A micro-batch may interleave sources; frames
+are decided in order, exactly as if they came one by one.
+
+One rule per module:
+
+- ``index``: the rolling usearch index and batched exact probes of it;
+- ``whole``: the whole-image rule (novel when farther than the threshold from every kept frame) and
+  the noise floor that tells a still scene from a moving one;
+- ``regional``: the optional regional rule (a small new thing in a still view; off by default);
+- ``view``: where a frame changed against the scene before, from grey thumbnails (best view, pre-gate);
+- ``events``: which frame of an event is kept (the settled new state, or the best view of a thing that
+  passed through);
+- ``budget``: the keep-rate controller; ``persistence``: saving and restoring;
+- ``filter``: :class:`NoveltyFilter`, which wires them into one :class:`Decision` per frame.
+
+Held frames (event mode) come back through :meth:`NoveltyFilter.released` (kept) or
+:meth:`NoveltyFilter.discarded` (not kept), each exactly once, so the caller knows when it may free
+their pixels.
+"""
+from .filter import GLOBAL_SCOPE, Decision, NoveltyFilter
+from .index import CANDIDATES, INDEX_DTYPE, Probe, RollingIndex, unit
+from .persistence import STATE_NAME, STATE_VERSION
+
+__all__ = ["Decision", "NoveltyFilter", "RollingIndex", "Probe", "unit", "GLOBAL_SCOPE",
+           "CANDIDATES", "INDEX_DTYPE", "STATE_NAME", "STATE_VERSION"]

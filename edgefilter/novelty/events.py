@@ -1,0 +1,139 @@
+"""Events (``filter.mode: event``): which frame of a change is kept.
+
+A novel frame opens a *candidate* for its source; every following frame of that source joins it until
+the scene is still again (``settle_frames`` frames in a row that each moved less than the source's noise
+floor) or ``max_hold_s`` passes. Then one frame is kept:
+
+- the scene **settled into a new state** (its thumbnail differs from the scene before the event:
+  something was put down, someone sat down): the settled frame, when it is farther than
+  ``settle_ratio`` x threshold from every kept frame;
+- the scene **went back to how it was** (a car drove through, a visitor left), the hold ran out (a busy
+  road), or the new state is too close to one already kept: the event's **best view** among its novel
+  frames, i.e. the frame whose change against the scene before the event is largest with the changed
+  thing clear of the image border (see ``view.py``); the most novel frame breaks ties and decides
+  when there are no thumbnails.
+
+Keeping the settled frame of a transit kept the empty road after the car had left; keeping the most
+novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md, finding 17).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from . import view as views
+
+# Frames of the last decided event remembered per source (see Recent).
+RECENT_FRAMES = 32
+# An event fades when its frames stop being novel (a frame counts as novel again only above this many
+# times the threshold: distances of a receding thing wander around it) while what changed shows at most
+# FADED_VIEW of its best view (a car driving away; nothing, once it has left).
+RENOVEL = 1.2
+FADED_VIEW = 0.5
+
+
+@dataclass
+class Held:
+    """One frame of an open candidate, with its novelty when it was seen."""
+
+    token: Any
+    ts: float
+    vector: np.ndarray             # unit
+    regions: np.ndarray | None     # (R, region_dim) unit cells when regional
+    view: np.ndarray | None        # grey thumbnail, for the best view
+    distance: float | None         # to the nearest kept frame (whole image)
+    region: int | None = None      # the cell that changed most
+    region_score: float | None = None  # its change, in units of the source's cell noise
+    score: float = 0.0             # novelty relative to the thresholds: > 1 is novel
+
+
+@dataclass
+class Candidate:
+    frames: list[Held]
+    version: tuple[int, int]       # (filter epoch, scope index next_key) when the distances were taken
+    background: np.ndarray | None  # thumbnail of the scene just before the event
+    still: int = 0                 # consecutive still frames at the end
+    quiet: int = 0                 # consecutive frames at the end that are fading (see fading())
+    peak: float = 0.0              # the best view score so far
+    views: dict[int, float] = field(default_factory=dict)  # id(held) -> view score, computed once
+
+
+@dataclass
+class Recent:
+    """The last frames of the event a source decided last (at most RECENT_FRAMES). A frame that is
+    novel against the kept set but like one of these continues that event instead of opening a new
+    one, as long as such frames keep coming (each match extends the memory by max_hold_s)."""
+
+    vectors: np.ndarray            # (M, dim) unit
+    cells: np.ndarray | None       # (M, R, region_dim) unit, or None
+    until_ts: float
+
+
+class Exact(NamedTuple):
+    """A held frame against the kept set now, by an exact scan."""
+
+    score: float                 # relative to the thresholds: > 1 is novel
+    distance: float | None       # whole-image cosine distance to the nearest kept frame
+    region: int | None
+    region_score: float | None
+
+
+@dataclass(frozen=True)
+class Pick:
+    frame: Held
+    exact: Exact
+    ratio: float     # the share of the threshold the frame had to pass (settle_ratio for a settled frame)
+    how: str         # "settled" | "best view"
+
+
+def returned(cand: Candidate) -> bool | None:
+    """Whether the scene at the end of the event looks as it did before it (None: no thumbnails)."""
+    last = cand.frames[-1]
+    if cand.background is None or last.view is None:
+        return None
+    return views.unchanged(last.view, cand.background)
+
+
+def view_score(cand: Candidate, h: Held) -> float:
+    if cand.background is None or h.view is None:
+        return 0.0
+    key = id(h)
+    if key not in cand.views:
+        cand.views[key] = views.change(h.view, cand.background).view
+    return cand.views[key]
+
+
+def fading(cand: Candidate) -> int:
+    """Account the event's newest frame; return how many frames in a row have been fading."""
+    h = cand.frames[-1]
+    shown = view_score(cand, h)
+    cand.peak = max(cand.peak, shown)
+    small = cand.background is None or h.view is None or shown <= FADED_VIEW * cand.peak
+    if h.score <= 1.0 and small:
+        cand.quiet += 1
+    elif h.score > RENOVEL:
+        cand.quiet = 0
+    return cand.quiet
+
+
+def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[[Held, float], Exact]
+           ) -> Pick | None:
+    """The frame of a closed candidate to keep, or None when none of it is new.
+
+    ``exact(frame, enough)`` scores a frame against the kept set now (regions are only looked at while
+    the whole image does not already pass ``enough``).
+    """
+    last = cand.frames[-1]
+    if settled and returned(cand) is not True:  # a new state (or, without thumbnails, maybe one)
+        got = exact(last, settle_ratio)
+        if got.score > settle_ratio:
+            return Pick(last, got, settle_ratio, "settled")
+    novel = [h for h in cand.frames if h.score > 1.0]
+    # best view first, then the most novel; the sort is stable, so the earliest of equals
+    for h in sorted(novel, key=lambda h: (view_score(cand, h), h.score), reverse=True)[:3]:
+        got = exact(h, 1.0)
+        if got.score > 1.0:
+            return Pick(h, got, 1.0, "best view")
+    return None

@@ -1,0 +1,484 @@
+"""NoveltyFilter: the rules of this package wired into one decision per frame."""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..config import FilterConfig
+from . import persistence
+from .budget import Budget
+from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading
+from .index import Probe, RollingIndex, unit
+from .regional import CELL_STILL, CellNoise, cell_novelty
+from .view import unchanged
+from .whole import Motion, is_novel
+
+log = logging.getLogger("edgefilter.novelty")
+
+GLOBAL_SCOPE = "*"
+
+
+@dataclass(frozen=True)
+class Decision:
+    keep: bool
+    distance: float | None   # cosine distance (whole image) to the nearest kept frame; None: nothing kept yet
+    reason: str | None       # "first" | "novel" | "heartbeat"; None when not kept
+    threshold: float         # the whole-image threshold the frame passed (or was held to)
+    region: int | None = None        # the region cell that made the frame novel, when a region did
+    held: bool = False               # event mode: held as (part of) an open candidate; see released()/discarded()
+    region_score: float | None = None  # regional: the most changed cell's change, in units of its noise
+    pick: str | None = None          # event mode, kept frames: "settled" or "best view"
+
+
+class _Item(NamedTuple):
+    source: str
+    ts: float
+    vector: np.ndarray           # unit
+    regions: np.ndarray | None   # unit cells, when this source compares regions
+    token: Any
+    view: np.ndarray | None
+
+
+@dataclass
+class _Scope:
+    index: RollingIndex   # kept vectors; with regional novelty each carries its region cells as payload
+
+
+@dataclass
+class _SourceState:
+    threshold: float
+    last_keep_ts: float | None = None
+    first_ts: float | None = None
+    last_distance: float | None = None
+    budget: Budget = dataclasses.field(default_factory=Budget)
+    candidate: Candidate | None = None
+    last_event: Recent | None = None       # the frames of the event decided last
+    background: np.ndarray | None = None   # thumbnail of the scene outside events
+    previous_view: np.ndarray | None = None  # thumbnail of the previous frame (in an event: of the still run's first)
+    motion: Motion = dataclasses.field(default_factory=Motion)
+    cells: CellNoise = dataclasses.field(default_factory=CellNoise)
+
+
+class NoveltyFilter:
+    """Decide which frames to keep; see the package docstring.
+
+    Thread-safe: ``decide`` and ``reconfigure`` (a SIGHUP from another thread) share one lock.
+    """
+
+    def __init__(self, cfg: FilterConfig, dim: int, sources: Sequence[str], clock: Clock = SYSTEM_CLOCK,
+                 region_count: int = 0, region_dim: int | None = None,
+                 source_filters: Mapping[str, FilterConfig] | None = None):
+        if dim < 1:
+            raise ValueError(f"embedding dimension must be positive, got {dim}")
+        if not sources:
+            raise ValueError("the novelty filter needs at least one source")
+        self.dim = dim
+        self.sources = list(sources)
+        self.clock = clock
+        self.region_count = region_count
+        self.region_dim = region_dim or dim
+        self._lock = threading.RLock()
+        self.cfg = cfg
+        self._overrides = self._checked_overrides(cfg, source_filters)
+        self._source_no = {s: i for i, s in enumerate(self.sources)}
+        self._src = {s: _SourceState(self.cfg_of(s).threshold) for s in self.sources}
+        self._scopes: dict[str, _Scope] = {name: self._new_scope(cfg) for name in self._scope_names(cfg.scope)}
+        self._released: list[tuple[Any, Decision]] = []
+        self._discarded: list[Any] = []
+        self._epoch = 0  # bumped when indexes or thresholds are replaced: held distances must be retaken
+
+    # -- public
+    def cfg_of(self, source: str) -> FilterConfig:
+        """The filter settings in force for one source (its ``sources[].filter`` over ``filter``)."""
+        return self._overrides.get(source, self.cfg)
+
+    def decide(self, items: Sequence[tuple]) -> list[Decision]:
+        """Decide a micro-batch of (source, ts, vector, regions[, token[, view]]) in order.
+
+        ``token`` is opaque (the daemon passes its Frame): it comes back from :meth:`released` or
+        :meth:`discarded` for frames that were held (``Decision.held``). ``view`` is the frame's grey
+        thumbnail (``gates.grey_thumbnail``); without it an event keeps its most novel frame instead
+        of its best view. One Decision per item.
+        """
+        with self._lock:
+            batch = [self._item(it) for it in items]
+            routed: set[str] = set()  # sources whose keeps in this call go through released(), in order
+            for name, st in self._src.items():
+                if st.candidate is not None and self.cfg_of(name).mode != "event":
+                    self._close(name, st, st.candidate.frames[-1].ts)  # switched to frame mode
+                    routed.add(name)
+            rows, probes = self._probes(batch)
+            out = [self._decide_one(it, row, probes, routed) for it, row in zip(batch, rows)]
+            if batch:  # a source that stopped sending is not left holding frames forever
+                latest = max(it.ts for it in batch)
+                present = {it.source for it in batch}
+                for name, st in self._src.items():
+                    if (name not in present and st.candidate is not None
+                            and latest - st.candidate.frames[0].ts >= self.cfg_of(name).max_hold_s):
+                        self._close(name, st, latest, probes=probes)
+            return out
+
+    def released(self) -> list[tuple[Any, Decision]]:
+        """Held frames kept since the last call, in decision order, as (token, Decision(keep=True)).
+
+        The Decision's distance is the frame's distance to the nearest kept frame when it was chosen;
+        its threshold is the one it passed (``settle_ratio`` x threshold for a settled frame).
+        """
+        with self._lock:
+            out, self._released = self._released, []
+            return out
+
+    def discarded(self) -> list[Any]:
+        """Tokens of held frames finally not kept since the last call (their pixels can go)."""
+        with self._lock:
+            out, self._discarded = self._discarded, []
+            return out
+
+    def flush(self, source: str | None = None) -> list[tuple[Any, Decision]]:
+        """Decide every open candidate (of one source, or all) now, as if it had reached max_hold_s.
+
+        Returns the keeps; the frames not kept go to :meth:`discarded`. Call before saving at shutdown
+        and at the end of a finite source.
+        """
+        with self._lock:
+            if source is not None and source not in self._src:
+                raise ValueError(f"unknown source {source!r} (configured: {', '.join(self.sources)})")
+            out: list[tuple[Any, Decision]] = []
+            for name, st in self._src.items():
+                if (source is None or name == source) and st.candidate is not None:
+                    self._close(name, st, st.candidate.frames[-1].ts, sink=out)
+            return out
+
+    def holding(self, source: str | None = None) -> int:
+        """Frames held in open candidates (of one source, or all)."""
+        with self._lock:
+            return sum(len(st.candidate.frames) for name, st in self._src.items()
+                       if st.candidate is not None and (source is None or name == source))
+
+    def index_size(self, source: str) -> int:
+        with self._lock:
+            return len(self._scopes[self._scope_of(source)].index)
+
+    def threshold(self, source: str) -> float:
+        return self._src[source].threshold
+
+    def last_distance(self, source: str) -> float | None:
+        return self._src[source].last_distance
+
+    def keep_rate(self, source: str) -> float | None:
+        """The budget controller's keeps per minute for a source (None before any frame time)."""
+        return self._src[source].budget.rate_per_minute()
+
+    def reconfigure(self, cfg: FilterConfig, source_filters: Mapping[str, FilterConfig] | None = None) -> None:
+        """Apply a reloaded filter section without losing what was kept.
+
+        A scope change rebuilds: per-source indexes are merged by time into one, or the shared one is
+        split by the source that kept each frame.
+        """
+        overrides = self._checked_overrides(cfg, source_filters)
+        with self._lock:
+            old = {s: self.cfg_of(s) for s in self.sources}
+            old_scope = self.cfg.scope
+            self._epoch += 1
+            if cfg.scope != old_scope:
+                self._rescope(cfg)
+            for sc in self._scopes.values():
+                sc.index.set_window(cfg.window)
+            self.cfg, self._overrides = cfg, overrides
+            for name, st in self._src.items():
+                new = self.cfg_of(name)
+                if new.budget_per_minute is None or old[name].budget_per_minute is None:
+                    st.threshold = new.threshold
+                    st.budget = Budget()
+                else:  # keep what the controller learnt, inside the new bounds
+                    st.threshold = min(max(st.threshold, new.threshold_min), new.threshold_max)
+
+    def save(self, directory, model_id: str):
+        with self._lock:
+            return persistence.save(self, directory, model_id)
+
+    def load(self, directory, model_id: str) -> bool:
+        """Restore saved indexes and controller state; False (and unchanged) when there is none usable.
+
+        A corrupt file raises :class:`~edgefilter.errors.StateError` (it is renamed aside by load_state).
+        """
+        with self._lock:
+            return persistence.load(self, directory, model_id)
+
+    # -- one frame
+    def _item(self, item: tuple) -> _Item:
+        if len(item) not in (4, 5, 6):
+            raise ValueError(f"a filter item is (source, ts, vector, regions[, token[, view]]), got {len(item)} fields")
+        source, ts, vector, regions = item[:4]
+        if source not in self._src:
+            raise ValueError(f"unknown source {source!r} (configured: {', '.join(self.sources)})")
+        if np.shape(vector) != (self.dim,):
+            raise ValueError(f"embedding of {source!r} has shape {np.shape(vector)}, expected ({self.dim},)")
+        cells = None
+        if regions is not None and self.cfg_of(source).regional and self.region_count > 0:
+            if np.shape(regions) != (self.region_count, self.region_dim):
+                raise ValueError(f"regions of {source!r} have shape {np.shape(regions)}, "
+                                 f"expected ({self.region_count}, {self.region_dim})")
+            cells = unit(regions)
+        return _Item(source, float(ts), unit(vector), cells, item[4] if len(item) > 4 else None,
+                     item[5] if len(item) > 5 else None)
+
+    def _probes(self, batch: list[_Item]) -> tuple[list[int], dict[str, Probe]]:
+        """One batched index search per scope; each item's row in its scope's probe."""
+        rows: list[int] = []
+        members: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+        for it in batch:
+            scope = self._scope_of(it.source)
+            rows.append(len(members[scope]))
+            members[scope].append(it.vector)
+        return rows, {s: Probe(self._scopes[s].index, np.stack(v)) for s, v in members.items()}
+
+    def _decide_one(self, it: _Item, row: int, probes: dict[str, Probe], routed: set[str]) -> Decision:
+        cfg = self.cfg_of(it.source)
+        st = self._src[it.source]
+        scope_name = self._scope_of(it.source)
+        scope = self._scopes[scope_name]
+        if st.first_ts is None:
+            st.first_ts = it.ts
+        scope.index.evict(it.ts)
+        threshold = st.threshold
+        dist = probes[scope_name].nearest(row, it.vector, threshold)
+        st.last_distance = dist
+        event = cfg.mode == "event"
+        if event and st.candidate is not None:
+            return self._join(it, cfg, st, scope, dist, probes, routed)
+        st.previous_view = it.view
+
+        worst = self._cells(scope, st, it) if it.regions is not None else None
+        by_region = worst is not None and worst[1] > cfg.region_threshold
+        novel = dist is not None and (dist > threshold or by_region)
+        if it.view is not None and not novel:
+            st.background = it.view  # the scene as it is outside events (not the rest of one just decided)
+        if novel and event and self._continues(st, cfg, it, threshold):
+            # like a frame of the event just decided (the other half of a blinking light, a swinging sign,
+            # the rest of a long visit): still that event, not a new one
+            novel = False
+        if it.regions is not None:
+            st.cells.step(it.regions, learn=not novel)
+        st.motion.step(it.vector, learn=not novel)
+        region = worst[0] if novel and by_region and not is_novel(dist, threshold) else None
+        region_score = worst[1] if worst is not None else None
+        if event and novel:  # open a candidate instead of keeping at once
+            held = self._held(it, dist, worst, threshold, cfg)
+            st.candidate = Candidate([held], (self._epoch, scope.index.next_key), st.background)
+            self._adapt(st, cfg, it.ts, False)
+            return Decision(False, dist, None, threshold, region, held=True, region_score=region_score)
+        keep, reason = (True, "first") if dist is None else (novel, "novel" if novel else None)
+        if not keep and cfg.max_interval_s is not None:
+            since = st.last_keep_ts if st.last_keep_ts is not None else st.first_ts
+            if it.ts - since >= cfg.max_interval_s:
+                keep, reason = True, "heartbeat"
+        if keep and it.view is not None:
+            st.background = it.view
+        if keep:
+            self._add(scope_name, it.vector, it.regions, it.ts, it.source, probes)
+            st.last_keep_ts = it.ts
+        self._adapt(st, cfg, it.ts, keep)
+        decision = Decision(keep, dist, reason, threshold, region, region_score=region_score)
+        if keep and it.source in routed:
+            self._released.append((it.token, decision))
+            decision = dataclasses.replace(decision, keep=False, held=True)
+        return decision
+
+    def _join(self, it: _Item, cfg: FilterConfig, st: _SourceState, scope: _Scope, dist: float | None,
+              probes: dict[str, Probe], routed: set[str]) -> Decision:
+        """A frame of an open event: held with it; the event closes when the scene is still or the hold ends."""
+        cand = st.candidate
+        assert cand is not None
+        floor = st.motion.floor(cfg.noise_floor_k)
+        step = st.motion.step(it.vector, learn=False)
+        # a small thing moving in a still scene hardly moves the whole image: the cells must be still too
+        cells_moved = st.cells.step(it.regions, learn=False) if it.regions is not None else None
+        worst = self._cells(scope, st, it) if it.regions is not None else None
+        cand.frames.append(self._held(it, dist, worst, st.threshold, cfg))
+        if it.view is not None and st.previous_view is not None:
+            # no blob of pixels moved since the still run began (a camera's noise moves an embedding as much
+            # as a car crossing does; a far car moves too little between two frames to show)
+            still = unchanged(it.view, st.previous_view)
+            if not still:
+                st.previous_view = it.view  # the anchor of the next still run
+        else:
+            still = step is not None and step < floor
+            st.previous_view = it.view
+        still = still and (cells_moved is None or cells_moved < CELL_STILL)
+        cand.still = cand.still + 1 if still else 0
+        kept = False
+        settled = cand.still >= cfg.settle_frames
+        # the thing left, or shrank to a fraction of its best view, and the frames stopped being novel
+        faded = fading(cand) >= cfg.settle_frames
+        if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
+            kept = self._close(it.source, st, it.ts, probes=probes, settled=settled, cut=not (settled or faded))
+            routed.add(it.source)
+        self._adapt(st, cfg, it.ts, kept)
+        return Decision(False, dist, None, st.threshold, held=True,
+                        region_score=worst[1] if worst is not None else None)
+
+    # -- events
+    def _held(self, it: _Item, dist: float | None, worst: tuple[int, float] | None, threshold: float,
+              cfg: FilterConfig) -> Held:
+        h = Held(it.token, it.ts, it.vector, it.regions, it.view, dist,
+                 worst[0] if worst else None, worst[1] if worst else None)
+        h.score = self._score(h.distance, h.region_score, threshold, cfg)
+        return h
+
+    @staticmethod
+    def _score(dist: float | None, region_score: float | None, threshold: float, cfg: FilterConfig) -> float:
+        """Novelty relative to the thresholds (> 1: novel)."""
+        score = math.inf if dist is None else dist / max(threshold, 1e-9)
+        if region_score is not None:
+            score = max(score, region_score / max(cfg.region_threshold, 1e-9))
+        return score
+
+    def _continues(self, st: _SourceState, cfg: FilterConfig, it: _Item, threshold: float) -> bool:
+        """Whether a novel frame is not novel against the frames of the event decided last (and that
+        memory is still alive): then it belongs to that event. Extends the memory when it does."""
+        recent = st.last_event
+        if recent is None or it.ts > recent.until_ts:
+            st.last_event = None
+            return False
+        near = 1.0 - recent.vectors @ it.vector <= threshold
+        if not near.any():
+            return False
+        if it.regions is not None and recent.cells is not None and st.cells.ready:
+            _, change = st.cells.novelty(it.regions, recent.cells[near])
+            if change > cfg.region_threshold:
+                return False
+        recent.until_ts = it.ts + cfg.max_hold_s
+        return True
+
+    def _cells(self, scope: _Scope, st: _SourceState, it: _Item) -> tuple[int, float] | None:
+        return cell_novelty(scope.index, st.cells, it.vector, it.regions)
+
+    def _exact(self, scope: _Scope, st: _SourceState, cfg: FilterConfig, h: Held, threshold: float,
+               enough: float, region_scale: float = 1.0) -> Exact:
+        """A held frame against the kept set, by an exact scan. Region cells are compared only while the
+        whole image's score is not above ``enough``; their score is multiplied by ``region_scale``."""
+        index = scope.index
+        d = float(index.search(h.vector[None, :], exact=True)[0][0, 0]) if len(index) else None
+        best = Exact(self._score(d, None, threshold, cfg), d, None, None)
+        if best.score > enough or h.regions is None or not cfg.regional:
+            return best
+        worst = cell_novelty(index, st.cells, h.vector, h.regions)
+        if worst is not None:
+            by_region = worst[1] / max(cfg.region_threshold, 1e-9) * region_scale
+            if by_region > best.score:
+                return Exact(by_region, d, worst[0], worst[1])
+            return best._replace(region_score=worst[1])
+        return best
+
+    def _rescore(self, frames: list[Held], scope: _Scope, st: _SourceState, cfg: FilterConfig,
+                 threshold: float) -> None:
+        """Retake held frames' distances after the kept set changed under them (another source of a
+        shared scope kept a frame, or the indexes were rebuilt)."""
+        probe = Probe(scope.index, np.stack([h.vector for h in frames]))
+        for j, h in enumerate(frames):
+            h.distance = probe.nearest(j, h.vector, threshold)
+            h.region, h.region_score = None, None
+            if h.regions is not None and cfg.regional:
+                worst = cell_novelty(scope.index, st.cells, h.vector, h.regions)
+                if worst is not None:
+                    h.region, h.region_score = worst
+            h.score = self._score(h.distance, h.region_score, threshold, cfg)
+
+    def _close(self, source: str, st: _SourceState, now_ts: float, probes: dict | None = None,
+               sink: list | None = None, settled: bool = False, cut: bool = False) -> bool:
+        """Decide an open candidate (see events.choose): keep one of its frames (True) or none (False)."""
+        cand, st.candidate = st.candidate, None
+        assert cand is not None
+        cfg = self.cfg_of(source)
+        scope_name = self._scope_of(source)
+        scope = self._scopes[scope_name]
+        threshold = st.threshold
+        if cand.version != (self._epoch, scope.index.next_key):
+            self._rescore(cand.frames, scope, st, cfg, threshold)
+
+        def exact(h: Held, enough: float) -> Exact:
+            # settle_ratio relaxes the whole-image test only: region changes are in units of the source's own
+            # noise already, and a halved region threshold kept unchanged scenes again (QUALITY.md, finding 16)
+            return self._exact(scope, st, cfg, h, threshold, enough, region_scale=enough)
+
+        pick = choose(cand, settled, cfg.settle_ratio, exact)
+        keeps = self._released if sink is None else sink
+        if pick is not None:
+            h, got = pick.frame, pick.exact
+            self._add(scope_name, h.vector, h.regions if cfg.regional else None, h.ts, source, probes)
+            st.last_keep_ts = max(now_ts, st.last_keep_ts if st.last_keep_ts is not None else -math.inf)
+            region = got.region if got.distance is not None and got.distance <= threshold * pick.ratio else None
+            keeps.append((h.token, Decision(True, got.distance, "first" if got.distance is None else "novel",
+                                            threshold * pick.ratio, region, region_score=got.region_score,
+                                            pick=pick.how)))
+        self._discarded.extend(x.token for x in cand.frames if pick is None or x is not pick.frame)
+        if pick is not None and cut:  # cut by max_hold_s: what follows and looks like it is still this event
+            latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
+            with_cells = all(h.regions is not None for h in latest)
+            st.last_event = Recent(np.stack([h.vector for h in latest]),
+                                   np.stack([h.regions for h in latest]) if with_cells else None,
+                                   now_ts + cfg.max_hold_s)
+        if settled and cand.frames[-1].view is not None:
+            st.background = cand.frames[-1].view  # the scene as it is now
+        return pick is not None
+
+    # -- scopes, budget
+    def _scope_names(self, scope: str) -> list[str]:
+        return [GLOBAL_SCOPE] if scope == "global" else list(self.sources)
+
+    def _scope_of(self, source: str) -> str:
+        return GLOBAL_SCOPE if self.cfg.scope == "global" else source
+
+    def _new_scope(self, cfg: FilterConfig) -> _Scope:
+        return _Scope(RollingIndex(self.dim, cfg.window))
+
+    def _rescope(self, cfg: FilterConfig) -> None:
+        def split(state: dict[str, np.ndarray], origin_no: int) -> dict[str, np.ndarray]:
+            keep = state["origin"] == origin_no
+            return {k: (v[keep] if k != "meta" else v) for k, v in state.items()}
+
+        parts_of: dict[str, list] = collections.defaultdict(list)
+        for sc in self._scopes.values():
+            main = sc.index.state(graph=False)
+            for name in self._scope_names(cfg.scope):
+                parts_of[name].append(main if cfg.scope == "global" else split(main, self._source_no[name]))
+        self._scopes = {name: _Scope(RollingIndex.merged(self.dim, cfg.window, parts))
+                        for name, parts in parts_of.items()}
+        log.info("novelty filter scope changed from %s to %s; indexes rebuilt (%s)", self.cfg.scope, cfg.scope,
+                 ", ".join(f"{n}: {len(s.index)}" for n, s in self._scopes.items()))
+
+    def _add(self, scope_name: str, vec: np.ndarray, regions: np.ndarray | None, ts: float, source: str,
+             probes: dict | None = None) -> None:
+        """Put a kept frame (with its region cells) into its scope's index (and tell this batch's probes)."""
+        key = self._scopes[scope_name].index.add(vec, ts, self._source_no[source], payload=regions)
+        if probes and scope_name in probes:
+            probes[scope_name].added(key)
+
+    def _adapt(self, st: _SourceState, cfg: FilterConfig, ts: float, kept: bool) -> None:
+        st.threshold = st.budget.adapt(st.threshold, ts, kept, cfg.budget_per_minute, cfg.threshold_min,
+                                       cfg.threshold_max)
+
+    def _checked_overrides(self, cfg: FilterConfig, source_filters: Mapping[str, FilterConfig] | None
+                           ) -> dict[str, FilterConfig]:
+        out = {}
+        for name, over in (source_filters or {}).items():
+            if name not in self.sources:
+                raise ValueError(f"filter settings for unknown source {name!r} (configured: {', '.join(self.sources)})")
+            if over.scope != cfg.scope or over.window != cfg.window:
+                raise ValueError(f"source {name!r}: filter.scope and filter.window cannot differ per source")
+            if over.threshold_min > over.threshold_max:
+                raise ValueError(f"source {name!r}: threshold_min {over.threshold_min} exceeds threshold_max "
+                                 f"{over.threshold_max}")
+            out[name] = over
+        if cfg.threshold_min > cfg.threshold_max:
+            raise ValueError(f"filter.threshold_min {cfg.threshold_min} exceeds threshold_max {cfg.threshold_max}")
+        return out

@@ -1,0 +1,72 @@
+"""Saving and restoring a NoveltyFilter's kept frames and controller state (``<dir>/novelty.npz``)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..state import load_state, save_state
+from .budget import Budget
+from .index import RollingIndex
+
+if TYPE_CHECKING:
+    from .filter import NoveltyFilter
+
+log = logging.getLogger("edgefilter.novelty")
+
+STATE_NAME = "novelty"
+STATE_VERSION = 1
+
+
+def save(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> Path:
+    payload: dict[str, Any] = {}
+    scopes = list(filt._scopes)
+    for n, name in enumerate(scopes):
+        for key, arr in filt._scopes[name].index.state().items():
+            payload[f"scope{n}.{key}"] = arr
+    payload["filter"] = {
+        "version": STATE_VERSION, "dim": filt.dim, "scope": filt.cfg.scope, "scopes": scopes,
+        "region_count": filt.region_count, "region_dim": filt.region_dim,
+        "sources": {s: {"threshold": st.threshold, "last_keep_ts": st.last_keep_ts, "first_ts": st.first_ts,
+                        "budget": [st.budget.count, st.budget.weight, st.budget.last_ts],
+                        "budget_on": filt.cfg_of(s).budget_per_minute is not None}
+                    for s, st in filt._src.items()},
+    }
+    return save_state(directory, STATE_NAME, payload, model_id)
+
+
+def load(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> bool:
+    from .filter import _Scope
+
+    payload = load_state(directory, STATE_NAME, model_id)
+    if payload is None:
+        return False
+    meta = payload.get("filter")
+    if not isinstance(meta, dict) or meta.get("version") != STATE_VERSION:
+        log.warning("novelty state in %s has an unknown layout; starting empty", directory)
+        return False
+    if meta["dim"] != filt.dim or meta["scope"] != filt.cfg.scope:
+        log.warning("novelty state in %s was made with dim %s scope %s, now dim %s scope %s; starting empty",
+                    directory, meta["dim"], meta["scope"], filt.dim, filt.cfg.scope)
+        return False
+    window = filt.cfg.window
+    for n, name in enumerate(meta["scopes"]):
+        if name not in filt._scopes:
+            continue  # a source that is no longer configured
+        # (files from before region cells rode along as payload also hold scope{n}.region{r}.*: ignored)
+        part = {k.split(".", 1)[1]: v for k, v in payload.items() if k.startswith(f"scope{n}.")
+                and not k.startswith(f"scope{n}.region")}
+        filt._scopes[name] = _Scope(RollingIndex.from_state(filt.dim, window, part))
+    filt._epoch += 1
+    for s, saved in meta["sources"].items():
+        st = filt._src.get(s)
+        if st is None:
+            continue
+        st.last_keep_ts = saved["last_keep_ts"]
+        st.first_ts = saved["first_ts"]
+        cfg = filt.cfg_of(s)
+        if cfg.budget_per_minute is not None and saved.get("budget_on"):
+            st.threshold = min(max(float(saved["threshold"]), cfg.threshold_min), cfg.threshold_max)
+            count, weight, last_ts = saved["budget"]
+            st.budget = Budget(float(count), float(weight), last_ts)
+    return True
