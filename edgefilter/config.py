@@ -24,7 +24,7 @@ import yaml
 from .errors import ConfigError, ConfigProblem
 
 # The regions graph: the same network and embedding as efficientnet_lite0.onnx, plus the 7x7 grid of
-# region cells that filter.regional (on by default) compares.
+# region cells that filter.regional (off by default) compares, so that turning it on needs no other model.
 DEFAULT_MODEL = "models/efficientnet_lite0_regions.onnx"
 
 
@@ -61,6 +61,8 @@ class SourceConfig:
     open_timeout_s: float = opt(10.0, "OpenCV open timeout for streams", min=0.0, min_exclusive=True)
     read_timeout_s: float = opt(5.0, "OpenCV read timeout for streams", min=0.0, min_exclusive=True)
     backoff: BackoffConfig = opt(None, "reconnect backoff", factory=BackoffConfig)
+    filter: SourceFilterConfig = opt(None, "this source's own filter settings, over the `filter` section",
+                                     factory=lambda: SourceFilterConfig())
 
 
 @dataclass(frozen=True)
@@ -104,22 +106,43 @@ class FilterConfig:
     threshold_max: float = opt(0.6, "highest threshold the budget may set", min=0.0, max=2.0)
     mode: Literal["frame", "event"] = opt(
         "event", "`frame`: keep a novel frame at once; `event`: hold a novel frame as a candidate until the scene "
-                 "settles, then keep its settled (or most novel) frame, at most `max_hold_s` later")
+                 "is still again, then keep the settled frame if the scene settled into a new state, else the "
+                 "event's best view (the changed thing whole and largest), at most `max_hold_s` later")
     settle_frames: int = opt(5, "event mode: consecutive still frames that end an event", min=1)
-    settle_ratio: float = opt(0.5, "event mode: a settled frame is kept when farther than this times the "
-                                   "threshold from every kept frame; otherwise the event's most novel frame is kept",
+    settle_ratio: float = opt(0.5, "event mode: a settled new state is kept when farther than this times the "
+                                   "threshold from every kept frame; otherwise the event's best view is kept",
                               min=0.0, max=1.0)
     max_hold_s: float = opt(5.0, "event mode: longest time a candidate is held before a decision",
                             min=0.0, min_exclusive=True)
     noise_floor_k: float = opt(2.0, "event mode: a frame is still when it moved less than this times the "
                                     "stream's running median frame-to-frame distance", min=0.0, min_exclusive=True)
-    regional: bool = opt(True, "also compare the model's grid of region cells (needs a model whose card has a "
-                               "region output, like the default models/efficientnet_lite0_regions.onnx; set false "
-                               "for a model without one): a frame is novel when, against each of the kept frames "
-                               "most like it, some region changed")
+    regional: bool = opt(False, "also compare the model's grid of region cells (needs a model whose card has a "
+                               "region output, like the default models/efficientnet_lite0_regions.onnx): a frame is novel when, "
+                               "against each of the kept frames most like it, some region changed. Off by default: "
+                               "camera shake of 1-3 px makes it keep unchanged scenes; for rigid cameras only")
     region_threshold: float = opt(9.0, "regional: a region changed when its cosine distance exceeds the frame's "
                                        "typical cell change by this many times the source's learnt noise for that "
                                        "cell", min=0.0, min_exclusive=True, max=1000.0)
+
+
+# Filter keys a source may set for itself (``sources[].filter``); scope and window belong to the indexes.
+PER_SOURCE_FILTER_KEYS = ("threshold", "mode", "regional", "region_threshold", "budget_per_minute",
+                          "threshold_min", "threshold_max", "max_interval_s", "max_hold_s", "settle_frames",
+                          "settle_ratio", "noise_floor_k")
+
+
+def _source_filter_class() -> type:
+    """FilterConfig's per-source keys, each optional (null: the `filter` section's value)."""
+    hints = typing.get_type_hints(FilterConfig)
+    made = []
+    for f in dataclasses.fields(FilterConfig):
+        if f.name in PER_SOURCE_FILTER_KEYS:
+            meta = dict(f.metadata, doc=f"this source's `filter.{f.name}` (null: the `filter` section's)")
+            made.append((f.name, typing.Optional[hints[f.name]], field(default=None, metadata=meta)))
+    return dataclasses.make_dataclass("SourceFilterConfig", made, frozen=True)
+
+
+SourceFilterConfig = _source_filter_class()
 
 
 @dataclass(frozen=True)
@@ -129,9 +152,11 @@ class GatesConfig:
     bright: float = opt(245.0, "drop frames whose mean grey level is above this (0-255)", min=0.0, max=255.0)
     blur: float = opt(0.0, "drop frames whose Laplacian variance is below this (0: off)", min=0.0)
     frozen: bool = opt(True, "drop a frame identical to the source's previous frame")
-    skip_unchanged: float = opt(0.0, "pre-gate: skip the model for frames whose brightness-normalised "
-                                     "thumbnail differs from the last embedded one by less than this "
-                                     "(mean absolute difference, 0-255; 0: off)", min=0.0, max=255.0)
+    skip_unchanged: float = opt(20.0, "pre-gate: skip the model for a frame in which no blob of pixels changed "
+                                      "beyond exposure, shake and noise since the last embedded frame, and whose "
+                                      "brightness-normalised thumbnail differs from it by less than this (mean "
+                                      "absolute difference, 0-255; 0: pre-gate off). Off for sources with filter.regional, "
+                                      "whose cell noise is learnt from every frame", min=0.0, max=255.0)
     max_skip: int = opt(30, "embed at least every this many frames even when the pre-gate would skip", min=1)
 
 
@@ -193,6 +218,19 @@ class Config:
     shutdown_timeout_s: float = opt(10.0, "deadline to drain queues on shutdown", min=0.0)
     # Where the file was read from; relative paths resolve against it. Not a YAML key.
     base_dir: str = field(default=".", metadata={"internal": True})
+
+    def filter_for(self, source: str) -> FilterConfig:
+        """The filter settings of one source: its ``sources[].filter`` keys over the ``filter`` section."""
+        for src in self.sources:
+            if src.name == source:
+                given = {k: v for k, v in dataclasses.asdict(src.filter).items() if v is not None}
+                return dataclasses.replace(self.filter, **given) if given else self.filter
+        raise KeyError(source)
+
+    def source_filters(self) -> dict[str, FilterConfig]:
+        """The sources whose filter settings differ from the ``filter`` section, with theirs."""
+        return {s.name: self.filter_for(s.name) for s in self.sources
+                if any(v is not None for v in dataclasses.asdict(s.filter).values())}
 
 
 # --------------------------------------------------------------------------- loading
@@ -385,6 +423,12 @@ def _cross_checks(cfg: Config, root: yaml.Node | None, chk: _Checker) -> None:
     if f.threshold_min > f.threshold_max:
         chk.problem("filter.threshold_min", _child(fnode, "threshold_min") or fnode,
                     "must not exceed filter.threshold_max")
+    for i, src in enumerate(cfg.sources):
+        mine = cfg.filter_for(src.name) if src.name else f
+        if mine is not f and mine.threshold_min > mine.threshold_max:
+            item = seqnode.value[i] if isinstance(seqnode, yaml.SequenceNode) and i < len(seqnode.value) else None
+            chk.problem(f"sources[{i}].filter.threshold_min", _child(item, "filter") or item,
+                        "must not exceed threshold_max (this source's or the filter section's)")
     g = cfg.gates
     if g.dark >= g.bright:
         chk.problem("gates.dark", _child(_child(root, "gates"), "dark") or root, "must be below gates.bright")

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from . import __version__
 from .capture import Capture
 from .clock import SYSTEM_CLOCK, Clock
-from .config import Config, load_config, resolve_path
+from .config import Config, GatesConfig, SourceFilterConfig, load_config, resolve_path
 from .drift import DriftMonitor
 from .errors import ConfigError, EdgefilterError, PublishError
 from .frame import Frame
@@ -40,6 +40,7 @@ from .metrics import Metrics
 from .model import Embedder
 from .notify import Notifier
 from .novelty import NoveltyFilter
+from .novelty.view import view_thumbnail
 from .preprocess import preprocess, stack
 from .publisher import Publisher
 from .reference import load_reference
@@ -77,7 +78,8 @@ class Daemon:
         # from one model call to the next without waiting on the capture threads for the GIL.
         self._ready_q: queue.Queue = queue.Queue(maxsize=1)
         self._filter_q: queue.Queue = queue.Queue(maxsize=4)  # batches; the filter is far faster than the model
-        self._gates = {s.name: _SourceGates(QualityGate(cfg.gates), ChangeGate(cfg.gates)) for s in cfg.sources}
+        self._gates = {s.name: _SourceGates(QualityGate(cfg.gates), ChangeGate(_pre_gate(cfg, s.name)))
+                       for s in cfg.sources}
         self._last_embedding: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         self._threads: list[threading.Thread] = []
         self._captures: list[Capture] = []
@@ -136,13 +138,15 @@ class Daemon:
         self.publisher.model_id = self.embedder.model_id
         self.metrics.build_info.info({"version": __version__, "model": self.embedder.model_id,
                                       "provider": self.embedder.provider})
+        regional = [s.name for s in cfg.sources if cfg.filter_for(s.name).regional]
+        if regional and not self.embedder.has_regions:
+            raise ConfigError(f"filter.regional is on (for {', '.join(regional)}) but the model "
+                              f"{self.embedder.model_id} has no region output: set filter.regional: false, or use "
+                              "a model whose card has one (models/efficientnet_lite0_regions.onnx)")
         self.novelty = NoveltyFilter(cfg.filter, self.embedder.dim, self.names, clock=self.clock,
-                                     region_count=self.embedder.region_count if cfg.filter.regional else 0,
-                                     region_dim=self.embedder.region_dim if cfg.filter.regional else None)
-        if cfg.filter.regional and not self.embedder.has_regions:
-            raise ConfigError(f"filter.regional is on (the default) but the model {self.embedder.model_id} has no "
-                              "region output: set filter.regional: false, or use a model whose card has one "
-                              "(models/efficientnet_lite0_regions.onnx)")
+                                     region_count=self.embedder.region_count if regional else 0,
+                                     region_dim=self.embedder.region_dim if regional else None,
+                                     source_filters=cfg.source_filters())
         if self.state_dir is not None:
             self._restore_state()
         if cfg.drift.enabled:
@@ -259,11 +263,12 @@ class Daemon:
         self.metrics.frames_captured.labels(source=name).inc()
         gates = self._gates[name]
         thumb = grey_thumbnail(frame.image) if frame.image is not None and frame.image.size else None
+        frame.view = view_thumbnail(frame.image) if thumb is not None else None  # for best views and the pre-gate
         reason = gates.quality.check(frame.image, thumb)
         if reason is not None:
             self.metrics.drop(name, reason)
             return not self._stop.is_set()
-        if gates.change.should_skip(thumb):
+        if gates.change.should_skip(thumb, frame.view):
             frame.gated = True
             self.metrics.frames_gated.labels(source=name).inc()
         else:
@@ -360,7 +365,7 @@ class Daemon:
 
     def _filter_batch(self, batch: list[Frame]) -> None:
         assert self.novelty is not None
-        decisions = self.novelty.decide([(f.source, f.ts, f.embedding, f.regions, f) for f in batch])
+        decisions = self.novelty.decide([(f.source, f.ts, f.embedding, f.regions, f, f.view) for f in batch])
         for f, d in zip(batch, decisions):
             if d.distance is not None:
                 self.metrics.nn_distance.labels(source=f.source).observe(d.distance)
@@ -389,7 +394,8 @@ class Daemon:
         self.metrics.frames_kept_by_reason.labels(source=frame.source, reason=d.reason).inc()
         if d.region is not None:
             self.metrics.frames_kept_regional.labels(source=frame.source).inc()
-        self.publisher.publish_frame(frame, d.distance, d.reason, d.threshold, region=d.region)
+        self.publisher.publish_frame(frame, d.distance, d.reason, d.threshold, region=d.region,
+                                     region_score=d.region_score)
 
     def _settle_held(self, keeps: list) -> None:
         assert self.novelty is not None
@@ -472,8 +478,10 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(self.config_path)
-            if [s.name for s in new.sources] != self.names or new.sources != self.cfg.sources:
-                log.warning("reload: source changes need a restart; they are not applied")
+            same_names = [s.name for s in new.sources] == self.names
+            if not same_names or _without_filters(new.sources) != _without_filters(self.cfg.sources):
+                log.warning("reload: source changes need a restart; they are not applied (per-source filter "
+                            "settings are)")
             if new.model != self.cfg.model:
                 log.warning("reload: model changes need a restart; they are not applied")
             if (new.embed.max_batch, new.embed.queue_size) != (self.cfg.embed.max_batch, self.cfg.embed.queue_size):
@@ -482,15 +490,18 @@ class Daemon:
             if new.publish.bind != self.cfg.publish.bind or new.publish.curve != self.cfg.publish.curve:
                 log.warning("reload: publish.bind and publish.curve changes need a restart; not applied")
             assert self.novelty is not None and self.publisher is not None
-            self.novelty.reconfigure(new.filter)
+            sources = ([dataclasses.replace(old, filter=mine.filter) for old, mine in zip(self.cfg.sources, new.sources)]
+                       if same_names else self.cfg.sources)
+            self.novelty.reconfigure(new.filter, dataclasses.replace(self.cfg, filter=new.filter,
+                                                                     sources=sources).source_filters())
             self.publisher.reconfigure(dataclasses.replace(new.publish, bind=self.cfg.publish.bind,
                                                            curve=self.cfg.publish.curve))
-            for g in self._gates.values():
+            for name, g in self._gates.items():
                 g.quality.reconfigure(new.gates)
-                g.change.reconfigure(new.gates)
+                g.change.reconfigure(_pre_gate(new, name))
             if self.drift is not None:
                 self.drift.reconfigure(new.drift)
-            self.cfg = dataclasses.replace(self.cfg, filter=new.filter, gates=new.gates, drift=new.drift,
+            self.cfg = dataclasses.replace(self.cfg, sources=sources, filter=new.filter, gates=new.gates, drift=new.drift,
                                            embed=dataclasses.replace(new.embed, queue_size=self.cfg.embed.queue_size,
                                                                      max_batch=self.cfg.embed.max_batch),
                                            publish=dataclasses.replace(new.publish, bind=self.cfg.publish.bind,
@@ -526,6 +537,18 @@ class Daemon:
                 self.exit_code = 1
                 self._stop.set()
         return run
+
+
+def _pre_gate(cfg: Config, source: str) -> GatesConfig:
+    """A source's pre-gate settings: off where regional novelty learns its cell noise from every frame."""
+    if cfg.filter_for(source).regional:
+        return dataclasses.replace(cfg.gates, skip_unchanged=0.0)
+    return cfg.gates
+
+
+def _without_filters(sources: list) -> list:
+    """Sources as far as a restart is concerned (their filter settings reload)."""
+    return [dataclasses.replace(s, filter=SourceFilterConfig()) for s in sources]
 
 
 def _show_progress(cfg: Config) -> bool:

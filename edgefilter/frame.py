@@ -17,4 +17,5 @@ class Frame:
     embedding: np.ndarray | None = None   # L2-normalised float32 (dim,), set by the embedder
     regions: np.ndarray | None = None     # optional (R, dim) region embeddings
     gated: bool = False    # True when the pre-gate skipped the model (embedding reused)
+    view: np.ndarray | None = None        # grey thumbnail (gates.grey_thumbnail), for the event's best view
     meta: dict = field(default_factory=dict)

@@ -83,6 +83,7 @@ class _FrameItem:
     threshold: float | None
     seq: int = -1
     region: int | None = None
+    region_score: float | None = None
 
 
 class Publisher:
@@ -184,9 +185,10 @@ class Publisher:
     # ------------------------------------------------------------------ the pipeline's side (never blocks)
 
     def publish_frame(self, frame: Frame, distance: float | None, reason: str, threshold: float | None,
-                      region: int | None = None) -> None:
+                      region: int | None = None, region_score: float | None = None) -> None:
         """Queue a kept frame; JPEG encoding and sending happen on the publisher thread."""
-        self._enqueue("frame", _FrameItem(frame, distance, reason, threshold, region=region))
+        self._enqueue("frame", _FrameItem(frame, distance, reason, threshold, region=region,
+                                          region_score=region_score))
 
     def publish_drift(self, header: dict) -> bool:
         """Queue drift statistics; False when the header is not valid v1 (logged as an error and
@@ -434,6 +436,8 @@ class Publisher:
             "model": self.model_id, "embedding_dim": None if embedding is None else int(embedding.size),
             "threshold": None if threshold is None else float(threshold),
             "region": None if item.region is None else int(item.region),
+            "region_score": (None if item.region_score is None or not math.isfinite(item.region_score)
+                             else round(float(item.region_score), 3)),
         }
         return encode_frame(header, jpeg.tobytes(), embedding)
 

@@ -25,6 +25,8 @@ def make_config(tmp_path, port, sources, **sections) -> Config:
     sections.setdefault("publish", PublishConfig(bind=f"tcp://127.0.0.1:{port}"))
     sections.setdefault("metrics", MetricsConfig(bind=None))
     sections.setdefault("filter", FilterConfig(threshold=0.1))
+    # every frame through the model, so counts of embedded frames are exact (the pre-gate has its own tests)
+    sections.setdefault("gates", GatesConfig(skip_unchanged=0.0))
     return Config(sources=sources, base_dir=str(tmp_path), **sections)
 
 
@@ -125,7 +127,9 @@ def test_a_small_object_is_kept_by_its_region(tmp_path, port, regional):
     later = [m for m in msgs[1:]]
     if regional:  # the whole thumbnail moves less than 0.5; its top-left quarter (region 0) far more than its noise
         assert [m.frame_index for m in later] == [60] and later[0].header["region"] == 0
-        assert later[0].distance > later[0].header["threshold"] == FilterConfig().region_threshold
+        # distance keeps its meaning (whole image, below the threshold); the region's change has its own key
+        assert later[0].distance < later[0].header["threshold"] == 0.5
+        assert later[0].header["region_score"] > FilterConfig().region_threshold
         assert run.value("edgefilter_frames_kept_regional_total", source="cam") == 1
     else:
         assert later == [] and run.value("edgefilter_frames_kept_regional_total", source="cam") == 0
@@ -236,7 +240,7 @@ def test_quality_gates_drop_and_count_dark_frames(tmp_path, port):
     frames = [static_scene(1)] * 10 + [np.zeros((120, 160, 3), np.uint8)] * 10
     video = make_video(tmp_path / "dark.avi", frames, fps=25)
     cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(video))],
-                      gates=dataclasses.replace(GatesConfig(), frozen=False))
+                      gates=dataclasses.replace(GatesConfig(), frozen=False, skip_unchanged=0.0))
     run = Running(cfg, FakeEmbedder())
     try:
         run.collect()

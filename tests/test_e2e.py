@@ -69,7 +69,9 @@ def test_daemon_process_publishes_kept_frames_and_metrics_agree(daemon_config, t
                 continue
             done = metric(samples, "edgefilter_frames_captured_total", source="clip") == FRAMES
             kept = metric(samples, "edgefilter_frames_kept_total", source="clip")
-            processed = metric(samples, "edgefilter_frames_embedded_total", source="clip")
+            # every frame went through the model or was skipped by the pre-gate (on by default) as unchanged
+            processed = (metric(samples, "edgefilter_frames_embedded_total", source="clip")
+                         + metric(samples, "edgefilter_frames_gated_total", source="clip"))
             if done and processed == FRAMES and kept == len(msgs) and kept > 0:
                 break
         else:

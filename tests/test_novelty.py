@@ -259,7 +259,9 @@ def test_regional_finds_a_small_object():
     got_off, got_on = off.decide([frame])[0], on.decide([frame])[0]
     assert not got_off.keep and got_off.distance < 0.15
     assert got_on.keep and got_on.reason == "novel" and got_on.region == 5
-    assert got_on.distance > got_on.threshold == FilterConfig().region_threshold
+    # the header keeps its meaning: distance is the whole-image cosine distance, the region's change has its own key
+    assert got_on.distance < got_on.threshold == FilterConfig().threshold
+    assert got_on.region_score > FilterConfig().region_threshold
     # now kept, the object is known: the same view again (with fresh noise) is not novel
     assert not on.decide([("a", t + 1, near(rng, whole, 0.02), near(rng, frame[3], 0.05))])[0].keep
 
@@ -589,7 +591,8 @@ def test_region_novel_frames_open_events_too():
     assert [d.held for d in got] == [True] * 6 + [False] * 2  # tokens 100-105: the event, settled at 105
     (tok, d), = f.released()
     # the settled frame is judged by the full region threshold (settle_ratio relaxes the whole image only)
-    assert tok == 105 and d.region == 5 and d.threshold == pytest.approx(FilterConfig().region_threshold)
+    assert tok == 105 and d.region == 5 and d.region_score > FilterConfig().region_threshold
+    assert d.distance < d.threshold and d.pick == "settled"
     assert f.discarded() == [100, 101, 102, 103, 104] and f.index_size("a") == 2
     assert not any(x.keep or x.held for x in got[6:])  # now known
 
