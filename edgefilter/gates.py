@@ -2,9 +2,11 @@
 
 :class:`QualityGate` drops frames no one wants (too dark, too bright, blurred,
 frozen, corrupt), each counted under its reason. :class:`ChangeGate` is the
-pre-gate: a frame whose brightness-normalised grey thumbnail is certainly the same
-as the last *embedded* frame's skips the model and reuses that embedding, with a
-bound on how many frames in a row may skip.
+pre-gate: a frame whose grey thumbnail is certainly the same as the last *embedded*
+frame's skips the model and reuses that embedding, with a bound on how many frames in
+a row may skip. "Certainly the same" is two tests: the brightness-normalised mean
+difference is small, and no blob of pixels changed beyond exposure, shake and noise
+(``novelty.view``: the same test that decides whether a scene went back to how it was).
 
 Both keep per-source state and are used from that source's capture thread only.
 """
@@ -14,6 +16,7 @@ import cv2
 import numpy as np
 
 from .config import GatesConfig
+from .novelty.view import unchanged
 
 THUMB_SIZE = (64, 36)  # (w, h): small enough to cost ~0.1 ms, large enough to see a hand enter
 
@@ -82,6 +85,7 @@ class ChangeGate:
     def __init__(self, cfg: GatesConfig):
         self.cfg = cfg
         self._reference: np.ndarray | None = None  # normalised thumbnail of the last embedded frame
+        self._reference_view: np.ndarray | None = None  # its view thumbnail
         self._skipped = 0
 
     @property
@@ -93,15 +97,21 @@ class ChangeGate:
             return None
         return float(np.abs(normalise_brightness(thumb) - self._reference).mean())
 
-    def should_skip(self, thumb: np.ndarray) -> bool:
-        """True when this frame may reuse the last embedding; otherwise it becomes the new reference."""
+    def should_skip(self, thumb: np.ndarray, view: np.ndarray | None = None) -> bool:
+        """True when this frame may reuse the last embedding; otherwise it becomes the new reference.
+
+        ``view`` (``novelty.view.view_thumbnail``) adds the test that no blob of pixels changed; without
+        it only the mean difference decides.
+        """
         if not self.active:
             return False
         diff = self.difference(thumb)
-        if diff is not None and diff < self.cfg.skip_unchanged and self._skipped < self.cfg.max_skip:
+        if (diff is not None and diff < self.cfg.skip_unchanged and self._skipped < self.cfg.max_skip
+                and (view is None or self._reference_view is None or unchanged(view, self._reference_view))):
             self._skipped += 1
             return True
         self._reference = normalise_brightness(thumb)
+        self._reference_view = view
         self._skipped = 0
         return False
 

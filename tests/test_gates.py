@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from edgefilter.config import GatesConfig
+from edgefilter.novelty.view import view_thumbnail
 from edgefilter.gates import ChangeGate, QualityGate, grey_thumbnail
 
 
@@ -75,8 +76,31 @@ def test_change_gate_bounds_consecutive_skips():
     assert decisions == [False, True, True, True, False, True, True, True, False]
 
 
-def test_change_gate_off_by_default():
-    gate = ChangeGate(GatesConfig())
+def test_change_gate_on_by_default_and_off_at_zero():
     thumb = grey_thumbnail(scene())
-    assert not gate.active
-    assert [gate.should_skip(thumb) for _ in range(3)] == [False, False, False]
+    assert ChangeGate(GatesConfig()).active
+    off = ChangeGate(GatesConfig(skip_unchanged=0.0))
+    assert not off.active
+    assert [off.should_skip(thumb) for _ in range(3)] == [False, False, False]
+
+
+def test_change_gate_embeds_a_blob_of_change_that_the_mean_hides():
+    # a thing of 0.3 % of the image moves the brightness-normalised mean by far less than the threshold,
+    # but it is a blob of change: the model must see it; exposure, noise and a 2 px shake alone are skipped
+    rng = np.random.default_rng(3)
+    base = scene()
+    gate = ChangeGate(GatesConfig(max_skip=1000))
+
+    def ask(img):
+        return gate.should_skip(grey_thumbnail(img), view_thumbnail(img))
+
+    assert not ask(base)
+    for i in range(20):
+        shift = np.float32([[1, 0, rng.integers(-2, 3)], [0, 1, rng.integers(-2, 3)]])
+        shaken = cv2.warpAffine(base, shift, (base.shape[1], base.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+        noisy = np.clip(shaken.astype(np.float32) * rng.uniform(0.85, 1.15) + rng.normal(0, 3, base.shape), 0, 255)
+        assert ask(noisy.astype(np.uint8)), f"unchanged frame {i} was not skipped"
+    with_thing = base.copy()
+    cv2.rectangle(with_thing, (150, 100), (172, 128), (255, 255, 255), -1)
+    assert gate.difference(grey_thumbnail(with_thing)) < GatesConfig().skip_unchanged  # the mean alone would skip it
+    assert not ask(with_thing)
