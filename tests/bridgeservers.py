@@ -180,7 +180,7 @@ class SeaweedFS:
 
     def close(self) -> None:
         _terminate(self.s3, 3)
-        _terminate(self.server, 5)
+        _terminate(self.server, 1)  # test data: no need to wait for a clean shutdown
 
 
 class MqttCollector:
