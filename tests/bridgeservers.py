@@ -60,6 +60,22 @@ def _terminate(proc: subprocess.Popen | None, grace: float) -> None:
         proc.wait(10)
 
 
+def make_tls_files(folder: Path) -> dict[str, Path]:
+    """A throw-away CA and a broker certificate for 127.0.0.1, made with the openssl command."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {k: folder / n for k, n in (("ca", "ca.crt"), ("ca_key", "ca.key"), ("cert", "server.crt"),
+                                        ("key", "server.key"), ("csr", "server.csr"), ("ext", "san.ext"))}
+    files["ext"].write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (["req", "-x509", *ec, "-keyout", files["ca_key"], "-out", files["ca"], "-days", "2",
+                 "-subj", "/CN=edgefilter test CA"],
+                ["req", *ec, "-keyout", files["key"], "-out", files["csr"], "-subj", "/CN=127.0.0.1"],
+                ["x509", "-req", "-in", files["csr"], "-CA", files["ca"], "-CAkey", files["ca_key"],
+                 "-CAcreateserial", "-out", files["cert"], "-days", "2", "-extfile", files["ext"]]):
+        subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True)
+    return files
+
+
 class Mosquitto:
     """mosquitto on a loopback port with persistence in ``workdir`` (so a restart keeps sessions and queues)."""
 
@@ -187,7 +203,7 @@ class MqttCollector:
     """A real MQTT subscriber (QoS 1, persistent session) that records every message it receives."""
 
     def __init__(self, port: int, topic: str, *, client_id: str | None = None,
-                 auth: tuple[str, str] | None = None):
+                 auth: tuple[str, str] | None = None, ca_file: Path | None = None):
         self.messages: list[tuple[str, bytes, bool]] = []  # (topic, payload, retained)
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -195,6 +211,8 @@ class MqttCollector:
                                   f"{port}", clean_session=False)
         if auth:
             self.client.username_pw_set(*auth)
+        if ca_file:
+            self.client.tls_set(ca_certs=str(ca_file))
         self.client.reconnect_delay_set(min_delay=1, max_delay=1)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *a: self._subscribed.set()

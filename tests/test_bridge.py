@@ -12,7 +12,8 @@ import uuid
 
 import numpy as np
 import pytest
-from bridgeservers import BUCKET, SECRET_KEY, FramePublisher, MqttCollector, Mosquitto, write_bridge_config
+from bridgeservers import (BUCKET, SECRET_KEY, FramePublisher, MqttCollector, Mosquitto, make_tls_files,
+                           write_bridge_config)
 from conftest import free_port, wait_for
 from daemonproc import metric, scrape
 
@@ -235,6 +236,48 @@ def test_wrong_mqtt_password_is_logged_without_the_password_and_nothing_is_lost(
             collector.close()
         assert "right-password" not in caplog.text
     finally:
+        broker.close()
+
+
+def test_tls_and_password_to_the_broker(tmp_path, seaweedfs, bucket, publisher, monkeypatch):
+    tls = make_tls_files(tmp_path / "tls")
+    broker = Mosquitto(tmp_path / "tls-broker", password=("bridge", "tls-password"), tls=tls)
+    monkeypatch.setenv("EF_TEST_MQTT_PASSWORD", "tls-password")
+    collector = MqttCollector(broker.port, "edgefilter/#", auth=("bridge", "tls-password"), ca_file=tls["ca"])
+    cfg = write_bridge_config(tmp_path, daemons=[("box1", publisher.endpoint)], mqtt_port=broker.port,
+                              s3_endpoint=seaweedfs.endpoint, bucket=bucket,
+                              mqtt=("username: bridge", "password: {env: EF_TEST_MQTT_PASSWORD}",
+                                    f"tls: {{enabled: true, ca_file: '{tls['ca']}'}}"))
+    bridge = Bridge(load_bridge_config(cfg))
+    try:
+        bridge.start()
+        assert bridge.mqtt.where == f"mqtts://127.0.0.1:{broker.port}"
+        publisher.wait_subscribed()
+        publisher.frame("cam1", 0)
+        assert wait_for(lambda: len(collector.payloads("/frame")) == 1, TIMEOUT)
+    finally:
+        bridge.stop(drain_s=0.5)
+        collector.close()
+        broker.close()
+
+
+def test_a_broker_certificate_from_another_ca_is_refused(tmp_path, seaweedfs, bucket, publisher, caplog):
+    broker = Mosquitto(tmp_path / "tls-broker", tls=make_tls_files(tmp_path / "tls"))
+    other_ca = make_tls_files(tmp_path / "other")["ca"]
+    cfg = write_bridge_config(tmp_path, daemons=[("box1", publisher.endpoint)], mqtt_port=broker.port,
+                              s3_endpoint=seaweedfs.endpoint, bucket=bucket,
+                              mqtt=(f"tls: {{enabled: true, ca_file: '{other_ca}'}}",))
+    bridge = Bridge(load_bridge_config(cfg))
+    try:
+        bridge.start()
+        publisher.wait_subscribed()
+        publisher.frame("cam1", 0)
+        assert wait_for(lambda: bridge.metrics.value("edgefilter_bridge_outbox_messages") == 1, 10)
+        assert not bridge.mqtt.wait_up(2)
+        assert bridge.metrics.value("edgefilter_bridge_link_up", link="mqtt") == 0
+        assert "cannot connect: [SSL: CERTIFICATE_VERIFY_FAILED]" in caplog.text
+    finally:
+        bridge.stop(drain_s=0.5)
         broker.close()
 
 

@@ -106,3 +106,17 @@ def test_the_reference_in_docs_fleet_is_current():
     doc = (ROOT / "docs" / "fleet.md").read_text()
     assert reference_markdown() in doc, "regenerate: python3 -m edgefilter.bridge.config"
     assert metrics_markdown() in doc, "regenerate: python3 -m edgefilter.bridge.metrics"
+
+
+def test_the_bridge_unit_passes_systemd_analyze(tmp_path):
+    from test_systemd import MAX_EXPOSURE, systemd_analyze
+    text = (ROOT / "systemd" / "edgefilter-bridge.service").read_text()
+    assert "ExecStart=/opt/edgefilter/bin/edgefilter bridge -c /etc/edgefilter-bridge/bridge.yaml" in text
+    unit = tmp_path / "edgefilter-bridge.service"
+    unit.write_text(text.replace("ExecStart=/opt/edgefilter/bin/edgefilter ", f"ExecStart={sys.executable} "))
+    verify = subprocess.run([systemd_analyze(), "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and "edgefilter-bridge.service" not in verify.stderr, verify.stderr
+    security = subprocess.run([systemd_analyze(), "security", "--offline=yes", "--no-pager", str(unit)],
+                              capture_output=True, text=True, timeout=60)
+    exposure = float(security.stdout.rsplit("Overall exposure level for edgefilter-bridge.service: ", 1)[1].split()[0])
+    assert exposure <= MAX_EXPOSURE

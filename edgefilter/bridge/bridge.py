@@ -100,6 +100,10 @@ class Bridge:
             log.info("subscribed to %s (%s)", d.name, d.connect)
         self._spawn("bridge-forward", self._forward_loop)
 
+    def healthy(self) -> bool:
+        """Every receiver and the forwarder still run (a link outage is not unhealthy: the outbox takes it)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
     def _spawn(self, name: str, target, *args) -> None:
         t = threading.Thread(target=target, args=args, name=name, daemon=True)
         t.start()
@@ -318,7 +322,7 @@ def cli_bridge(config_path: str, log_level: str | None, setup_logging) -> int:
         notifier.ready(f"forwarding {len(cfg.daemons)} daemon(s) to {bridge.mqtt.where} and {bridge.store.where}")
         interval = notifier.watchdog_interval()
         while not stop.wait(interval or 1.0):
-            if interval:
+            if interval and bridge.healthy():
                 notifier.watchdog()
         notifier.stopping()
     finally:

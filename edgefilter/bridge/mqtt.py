@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 
@@ -59,6 +60,7 @@ class MqttLink:
                     from None
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
+        self._client.on_connect_fail = self._handle_connect_fail
         self._client.on_publish = self._handle_publish
 
     @property
@@ -82,6 +84,11 @@ class MqttLink:
             self._last_error = None
             self._cond.notify_all()
         self._on_state(True)
+
+    def _handle_connect_fail(self, client, userdata) -> None:
+        # paho calls this from inside its `except OSError`, so the reason (refused, TLS, DNS) is at hand.
+        error = sys.exc_info()[1]
+        self._note_down(f"cannot connect: {error or 'connection failed'}")
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._note_down(f"disconnected: {reason_code}")
