@@ -50,7 +50,8 @@ class Bridge:
         self.metrics = BridgeMetrics(registry)
         self._clock = clock
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # a message arrived
+        self._link_up = threading.Event()  # the broker is back, or stop: end a retry wait early
         self._threads: list[threading.Thread] = []
         self._subscribers: list[Subscriber] = []
         self._inflight: dict[int, int] = {}  # outbox id -> MQTT message id, published and not yet acknowledged
@@ -114,6 +115,7 @@ class Bridge:
         self._drain_deadline = self._clock.monotonic() + drain_s
         self._stop.set()
         self._wake.set()
+        self._link_up.set()
         for t in self._threads:
             t.join(timeout=drain_s + self.cfg.mqtt.ack_timeout_s + self.cfg.s3.timeout_s)
         for sub in self._subscribers:
@@ -195,24 +197,27 @@ class Bridge:
                     self._wake.wait(_EXPIRE_EVERY_S)
                     self._wake.clear()
                     continue
-                if self._forward(batch):
+                done, progressed = self._forward(batch)
+                if done:
                     backoff = retry.initial_s
                     continue
+                if progressed:
+                    continue  # e.g. uploads go on while the broker is away: no reason to wait
                 if not self._stop.is_set():
-                    self._stop.wait(backoff)  # a stop request cuts the wait short
+                    self._link_up.wait(backoff)  # the broker coming back (or a stop) cuts the wait short
+                    self._link_up.clear()
                 else:
                     self._clock.sleep(min(backoff, max(0.0, self._drain_deadline - self._clock.monotonic())))
                 backoff = min(retry.max_s, max(backoff * 2, 0.05))
         except Exception:  # a bug here must not silently stop forwarding
             log.exception("bridge forwarder failed")
 
-    def _forward(self, batch: list[Entry]) -> bool:
-        """One round over the oldest messages; True when all of them went out."""
-        uploaded: set[int] = set()
-        pending = [e for e in batch if e.kind == "frame" and not e.stored]
-        store_ok = True
-        if pending:
-            uploaded, store_ok = self._upload(pending)
+    def _forward(self, batch: list[Entry]) -> tuple[bool, bool]:
+        """One round over the oldest messages: (all of them went out, something moved)."""
+        # Uploads run ahead of the head: while the broker is away the store still gets every JPEG, so the
+        # flush after the outage is MQTT alone.
+        pending = self.outbox.unstored(self.cfg.outbox.batch)
+        uploaded, store_ok = self._upload(pending) if pending else (set(), True)
         ready: list[Entry] = []
         for e in batch:  # MQTT keeps the outbox order: stop at the first frame the store does not have yet
             if e.kind == "frame" and not (e.stored or e.id in uploaded):
@@ -220,10 +225,10 @@ class Bridge:
             ready.append(e)
         self._forget_dropped(batch[0].id)
         if not ready:
-            return False
+            return False, bool(uploaded)
         if not self.mqtt.up:
             self.metrics.retries.labels(link="mqtt").inc()
-            return False
+            return False, bool(uploaded)
         mids: dict[int, Entry] = {}
         for e in ready:
             mid = self._inflight.get(e.id)
@@ -240,8 +245,8 @@ class Bridge:
         self.outbox.remove([e.id for e in done])
         if len(acked) < len(mids):
             self.metrics.retries.labels(link="mqtt").inc()
-            return False
-        return store_ok and len(ready) == len(batch)
+            return False, bool(uploaded or done)
+        return store_ok and len(ready) == len(batch), True
 
     def _forget_dropped(self, head_id: int) -> None:
         """In-flight messages the outbox limits dropped are no longer waited for."""
@@ -289,6 +294,7 @@ class Bridge:
         self.metrics.link_up.labels(link="mqtt").set(int(up))
         if up:
             self._wake.set()
+            self._link_up.set()
 
     def _payload(self, e: Entry) -> bytes:
         body = json.loads(e.header)

@@ -37,6 +37,7 @@ class MqttLink:
         self._acked: set[int] = set()
         self._ignored: set[int] = set()  # status messages and forgotten ones: nobody waits for their PUBACK
         self._up = False
+        self._stopping = False  # our own disconnect is not an outage worth a warning
         self._last_error: str | None = None
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, clean_session=False,
                                    protocol=paho.MQTTv311)
@@ -91,6 +92,10 @@ class MqttLink:
         self._note_down(f"cannot connect: {error or 'connection failed'}")
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._stopping:
+            with self._cond:
+                self._up = False
+            return
         self._note_down(f"disconnected: {reason_code}")
 
     def _handle_publish(self, client, userdata, mid, reason_code, properties) -> None:
@@ -157,5 +162,6 @@ class MqttLink:
         if self.up:
             mid = self._client.publish(self.status_topic, OFFLINE, qos=1, retain=True).mid
             self.wait_acked([mid], timeout)
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()

@@ -128,11 +128,18 @@ class Outbox:
 
     def head(self, limit: int) -> list[Entry]:
         """The oldest ``limit`` messages, oldest first."""
+        return self._select("", limit)
+
+    def _select(self, where: str, limit: int) -> list[Entry]:
         with self._lock:
             rows = self._db.execute("SELECT id, created, kind, source, key, header, jpeg, embedding, stored "
-                                    "FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
+                                    f"FROM outbox {where} ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [Entry(id=r[0], created=r[1], kind=r[2], source=r[3], key=r[4], header=r[5], jpeg=r[6],
                       embedding=r[7], stored=bool(r[8])) for r in rows]
+
+    def unstored(self, limit: int) -> list[Entry]:
+        """The oldest ``limit`` frames whose JPEG is not in the store yet."""
+        return self._select("WHERE kind = 'frame' AND stored = 0", limit)
 
     def mark_stored(self, ids: list[int]) -> None:
         if ids:
