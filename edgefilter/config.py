@@ -429,19 +429,26 @@ def compose_yaml(text: str, file: str | None, required: str) -> yaml.Node:
     return root
 
 
-def parse_config(text: str, file: str | None = None, base_dir: str | None = None) -> Config:
-    """Parse and check config text; raise :class:`ConfigError` listing every problem."""
+def parse_checked(cls: type, cross_checks: Any, text: str, file: str | None, base_dir: str | None,
+                  required: str) -> Any:
+    """Parse config text into the dataclass ``cls``, then run ``cross_checks(cfg, root, checker)``; raise
+    :class:`ConfigError` listing every problem. Shared by the daemon's and the bridge's config."""
     chk = _Checker(file)
-    root = compose_yaml(text, file, "`sources`")
-    cfg = chk.section(Config, root, "")
+    root = compose_yaml(text, file, required)
+    cfg = chk.section(cls, root, "")
     if cfg is _BAD:
         raise ConfigError(chk.problems)
     if base_dir is not None:
         cfg = dataclasses.replace(cfg, base_dir=base_dir)
-    _cross_checks(cfg, root, chk)
+    cross_checks(cfg, root, chk)
     if chk.problems:
         raise ConfigError(chk.problems)
     return cfg
+
+
+def parse_config(text: str, file: str | None = None, base_dir: str | None = None) -> Config:
+    """Parse and check config text; raise :class:`ConfigError` listing every problem."""
+    return parse_checked(Config, _cross_checks, text, file, base_dir, "`sources`")
 
 
 def read_config_text(path: str | os.PathLike) -> str:

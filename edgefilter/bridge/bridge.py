@@ -28,7 +28,7 @@ from prometheus_client import start_http_server
 from ..client import Subscriber
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import EXIT_OK, PublishError
-from ..message import FrameMessage
+from ..message import DriftMessage, FrameMessage
 from ..notify import Notifier
 from .config import BridgeConfig, read_secret
 from .metrics import BridgeMetrics
@@ -152,7 +152,7 @@ class Bridge:
             except Exception:  # an outbox failure (disk full) must be seen, and must not end the thread
                 log.exception("%s: cannot queue a message from %s in the outbox", daemon, msg.source)
 
-    def _accept(self, daemon: str, msg) -> None:
+    def _accept(self, daemon: str, msg: FrameMessage | DriftMessage) -> None:
         header = json.dumps(msg.header, separators=(",", ":"))
         if isinstance(msg, FrameMessage):
             embedding = None

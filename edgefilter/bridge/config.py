@@ -6,7 +6,6 @@ The reference table in docs/fleet.md is generated (``python -m edgefilter.bridge
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import _BAD, _Checker, _child, _NAME_CHARS, check_host_port, compose_yaml, opt, read_config_text
+from ..config import _Checker, _child, _NAME_CHARS, check_host_port, opt, parse_checked, read_config_text
 from ..config import reference_markdown as _reference_markdown
 from ..errors import ConfigError, ConfigProblem
 
@@ -199,17 +198,7 @@ def _cross_checks(cfg: BridgeConfig, root: yaml.Node, chk: _Checker) -> None:
 
 def parse_bridge_config(text: str, file: str | None = None, base_dir: str | None = None) -> BridgeConfig:
     """Parse and check bridge config text; ConfigError lists every problem with its line."""
-    chk = _Checker(file)
-    root = compose_yaml(text, file, "`site` and `daemons`")
-    cfg = chk.section(BridgeConfig, root, "")
-    if cfg is _BAD:
-        raise ConfigError(chk.problems)
-    if base_dir is not None:
-        cfg = dataclasses.replace(cfg, base_dir=base_dir)
-    _cross_checks(cfg, root, chk)
-    if chk.problems:
-        raise ConfigError(chk.problems)
-    return cfg
+    return parse_checked(BridgeConfig, _cross_checks, text, file, base_dir, "`site` and `daemons`")
 
 
 def load_bridge_config(path: str | os.PathLike) -> BridgeConfig:

@@ -11,9 +11,9 @@ from ..metrics import reference_markdown as _reference_markdown
 
 KINDS = ("frame", "drift")
 LINKS = ("mqtt", "s3")
-# Why a message never reached the broker: the outbox's size or age limit, or a message the broker or
-# store refused for good (e.g. too large), which retrying cannot fix.
-DROP_REASONS = ("full", "expired", "rejected")
+# Why a message never reached the broker: the outbox's size or age limit. Nothing else drops a message:
+# every failure of the broker or the store is retried.
+DROP_REASONS = ("full", "expired")
 
 
 class BridgeMetrics:
