@@ -22,6 +22,8 @@ import boto3
 import cv2
 import numpy as np
 import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
 import botocore.config
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -251,11 +253,22 @@ def jpeg(seed: int, size: tuple[int, int] = (64, 48)) -> bytes:
 class FramePublisher:
     """The daemon's end of the wire: a real XPUB socket sending edgefilter v1 messages."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, curve_secret: Path | None = None,
+                 authorized_keys: Path | None = None):
+        """``curve_secret``: serve CURVE with this certificate, admitting only the public keys in
+        ``authorized_keys`` (as the daemon does with publish.curve)."""
         self.port = port or free_port()
         self.context = zmq.Context()
+        self.auth = None
         self.sock = self.context.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.LINGER, 2000)
+        if curve_secret is not None:
+            self.auth = ThreadAuthenticator(self.context)
+            self.auth.start()
+            self.auth.configure_curve(domain="*", location=str(authorized_keys))
+            public, secret = zmq.auth.load_certificate(str(curve_secret))
+            self.sock.curve_server = True
+            self.sock.curve_publickey, self.sock.curve_secretkey = public, secret
         self.sock.bind(f"tcp://127.0.0.1:{self.port}")
         self.t0 = 1_764_547_200.0  # 2025-12-01 00:00 UTC: keys land in a known folder
 
@@ -290,17 +303,20 @@ class FramePublisher:
 
     def close(self) -> None:
         self.sock.close()
+        if self.auth is not None:
+            self.auth.stop()
         self.context.term()
 
 
-def write_bridge_config(folder: Path, *, daemons: list[tuple[str, str]], mqtt_port: int, s3_endpoint: str,
+def write_bridge_config(folder: Path, *, daemons: list[tuple[str, str] | str], mqtt_port: int, s3_endpoint: str,
                         bucket: str, metrics_port: int | None = None, mqtt: tuple[str, ...] = (),
                         s3: tuple[str, ...] = (), outbox: tuple[str, ...] = ()) -> Path:
     """A bridge.yaml whose S3 keys come from files (as a deployment would keep them)."""
     (folder / "s3-access").write_text(ACCESS_KEY + "\n")
     (folder / "s3-secret").write_text(SECRET_KEY + "\n")
     lines = ["site: plant-a", "name: box-1", "daemons:"]
-    lines += [f"  - {{name: {n}, connect: '{c}'}}" for n, c in daemons]
+    # a daemon: (name, endpoint), or its whole YAML flow mapping
+    lines += [f"  - {{name: {d[0]}, connect: '{d[1]}'}}" if isinstance(d, tuple) else f"  - {d}" for d in daemons]
     lines += ["mqtt:", f"  port: {mqtt_port}", "  ack_timeout_s: 2", "  keepalive_s: 5", *("  " + x for x in mqtt),
               "s3:", f"  endpoint: {s3_endpoint}", f"  bucket: {bucket}", "  create_bucket: true",
               "  access_key: {file: s3-access}", "  secret_key: {file: s3-secret}", "  timeout_s: 2",

@@ -6,12 +6,15 @@ import base64
 import json
 import logging
 import signal
+import shutil
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq.auth
 from bridgeservers import (BUCKET, SECRET_KEY, FramePublisher, MqttCollector, Mosquitto, make_tls_files,
                            write_bridge_config)
 from conftest import free_port, wait_for
@@ -142,6 +145,39 @@ def test_seq_gaps_and_malformed_messages_are_counted_and_survived(running, publi
     assert r.value("edgefilter_bridge_seq_gaps_total", daemon="box1") == 3
     assert r.value("edgefilter_bridge_malformed_total", daemon="box1") == 1
     assert "box1/cam1: 3 kept frame(s) never reached the bridge: expected seq 2, received 5" in caplog.text
+
+
+def test_two_daemons_one_with_curve(tmp_path, broker, seaweedfs, bucket, publisher):
+    """One bridge, two daemons: a plaintext one and one that admits only the bridge's CURVE key."""
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    keys.mkdir()
+    allowed.mkdir()
+    server_public, server_secret = zmq.auth.create_certificates(keys, "server")
+    bridge_public, bridge_secret = zmq.auth.create_certificates(keys, "bridge")
+    shutil.copy(bridge_public, allowed)
+    secure = FramePublisher(curve_secret=Path(server_secret), authorized_keys=allowed)
+    collector = MqttCollector(broker.port, "edgefilter/#")
+    cfg = write_bridge_config(tmp_path, mqtt_port=broker.port, s3_endpoint=seaweedfs.endpoint, bucket=bucket,
+                              daemons=[("box1", publisher.endpoint),
+                                       f"{{name: box2, connect: '{secure.endpoint}', server_key: '{server_public}', "
+                                       f"client_cert: '{bridge_secret}'}}"])
+    bridge = Bridge(load_bridge_config(cfg))
+    try:
+        bridge.start()
+        publisher.wait_subscribed()
+        secure.wait_subscribed()
+        for seq in range(3):
+            publisher.frame("cam1", seq)
+            secure.frame("cam2", seq)
+        assert wait_for(lambda: len(collector.payloads("/frame")) == 6, TIMEOUT)
+        by_source = {s: [p["seq"] for p in collector.payloads("/frame") if p["source"] == s] for s in ("cam1", "cam2")}
+        assert by_source == {"cam1": [0, 1, 2], "cam2": [0, 1, 2]}
+        assert bridge.metrics.value("edgefilter_bridge_received_total", daemon="box2", kind="frame") == 3
+        assert len(seaweedfs.keys(bucket)) == 6
+    finally:
+        bridge.stop(drain_s=0.5)
+        collector.close()
+        secure.close()
 
 
 def test_broker_stopped_and_restarted_mid_stream(running, publisher, broker, seaweedfs, bucket):
