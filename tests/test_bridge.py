@@ -92,6 +92,14 @@ def assert_delivered_once(seaweedfs, bucket, collector, expected: list[str]) -> 
     assert seen == expected
 
 
+def test_object_keys_are_deterministic_sorted_by_time_and_never_climb_folders():
+    header = {"source": "cam1", "ts": 1_764_547_200.25, "seq": 7}
+    assert object_key("plant-a", header) == object_key("plant-a", dict(header)) \
+        == "plant-a/cam1/2025-12-01/1764547200250_00000007.jpg"
+    assert object_key("plant-a", {**header, "ts": 1_764_633_599.999}).startswith("plant-a/cam1/2025-12-01/")
+    assert object_key("plant-a", {**header, "source": ".."}).startswith("plant-a/_../")
+
+
 def test_frames_and_drift_reach_the_store_and_the_broker(running, publisher, broker, seaweedfs, bucket):
     r = running(mqtt=("embeddings: true",), s3=("sidecar: true",))
     vec = np.linspace(-1, 1, 8, dtype=np.float32)

@@ -33,7 +33,9 @@ def object_key(site: str, header: dict) -> str:
     sort by capture time within a source and day."""
     ts = float(header["ts"])
     day = time.strftime("%Y-%m-%d", time.gmtime(ts))
-    return f"{site}/{header['source']}/{day}/{int(round(ts * 1000)):013d}_{int(header['seq']):08d}.jpg"
+    source = header["source"]  # checked by the decoder: [A-Za-z0-9_.-], but "." and ".." must not become paths
+    folder = "_" + source if source in (".", "..") else source
+    return f"{site}/{folder}/{day}/{int(round(ts * 1000)):013d}_{int(header['seq']):08d}.jpg"
 
 
 def sidecar_key(key: str) -> str:
