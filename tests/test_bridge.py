@@ -327,7 +327,8 @@ def test_a_broker_certificate_from_another_ca_is_refused(tmp_path, seaweedfs, bu
 
 def test_bridge_killed_with_a_full_outbox_loses_nothing(tmp_path, broker, seaweedfs, bucket, publisher):
     """`edgefilter bridge` as a process: the broker is down, frames pile up in the outbox, the bridge is
-    SIGKILLed; started again with the broker back, it delivers every frame exactly once by key."""
+    SIGKILLed; started again with the broker back, it delivers every frame exactly once by key. Killed once
+    more, its last will says `offline`."""
     metrics_port = free_port()
     cfg = write_bridge_config(tmp_path, daemons=[("box1", publisher.endpoint)], mqtt_port=broker.port,
                               s3_endpoint=seaweedfs.endpoint, bucket=bucket, metrics_port=metrics_port)
@@ -358,8 +359,14 @@ def test_bridge_killed_with_a_full_outbox_loses_nothing(tmp_path, broker, seawee
         assert wait_for(lambda: len(set(frame_keys(collector))) == 30, TIMEOUT), (tmp_path / "bridge.log").read_text()
         assert_delivered_once(seaweedfs, bucket, collector, expected)
         assert wait_for(lambda: outbox() == 0, 10)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        assert collector.raw("/status")[-1] == (b"online", False)
+        # killed again: the broker publishes the last will, retained, for everyone watching the status
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert wait_for(lambda: collector.raw("/status")[-1] == (b"offline", False), 10)
+        late = MqttCollector(broker.port, "edgefilter/plant-a/box-1/status", client_id="late")
+        assert wait_for(lambda: late.raw("/status") == [(b"offline", True)], 5)
+        late.close()
     finally:
         if proc.poll() is None:
             proc.kill()
