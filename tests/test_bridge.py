@@ -359,11 +359,11 @@ def test_bridge_killed_with_a_full_outbox_loses_nothing(tmp_path, broker, seawee
         assert wait_for(lambda: len(set(frame_keys(collector))) == 30, TIMEOUT), (tmp_path / "bridge.log").read_text()
         assert_delivered_once(seaweedfs, bucket, collector, expected)
         assert wait_for(lambda: outbox() == 0, 10)
-        assert collector.raw("/status")[-1] == (b"online", False)
+        assert collector.raw("/status")[-1][0] == b"online"  # live, or retained if it came before our resubscribe
         # killed again: the broker publishes the last will, retained, for everyone watching the status
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        assert wait_for(lambda: collector.raw("/status")[-1] == (b"offline", False), 10)
+        assert wait_for(lambda: collector.raw("/status")[-1][0] == b"offline", 10)
         late = MqttCollector(broker.port, "edgefilter/plant-a/box-1/status", client_id="late")
         assert wait_for(lambda: late.raw("/status") == [(b"offline", True)], 5)
         late.close()
