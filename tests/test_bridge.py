@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq.auth
-from bridgeservers import (BUCKET, SECRET_KEY, FramePublisher, MqttCollector, Mosquitto, make_tls_files,
+from bridgeservers import (ACCESS_KEY, BUCKET, SECRET_KEY, FramePublisher, MqttCollector, Mosquitto, make_tls_files,
                            write_bridge_config)
 from conftest import free_port, wait_for
 from daemonproc import metric, scrape
@@ -281,6 +281,27 @@ def test_wrong_mqtt_password_is_logged_without_the_password_and_nothing_is_lost(
         assert "right-password" not in caplog.text
     finally:
         broker.close()
+
+
+def test_wrong_s3_keys_from_the_environment_are_logged_without_the_secret(tmp_path, broker, seaweedfs, bucket,
+                                                                          publisher, caplog, monkeypatch):
+    monkeypatch.setenv("EF_TEST_S3_ACCESS", ACCESS_KEY)
+    monkeypatch.setenv("EF_TEST_S3_SECRET", "not-the-s3-secret")
+    cfg = write_bridge_config(tmp_path, daemons=[("box1", publisher.endpoint)], mqtt_port=broker.port,
+                              s3_endpoint=seaweedfs.endpoint, bucket=bucket)
+    cfg.write_text(cfg.read_text().replace("{file: s3-access}", "{env: EF_TEST_S3_ACCESS}")
+                   .replace("{file: s3-secret}", "{env: EF_TEST_S3_SECRET}"))
+    bridge = Bridge(load_bridge_config(cfg))
+    try:
+        bridge.start()
+        publisher.wait_subscribed()
+        publisher.frame("cam1", 0)
+        assert wait_for(lambda: "(check s3.access_key and s3.secret_key)" in caplog.text, 10)
+        assert bridge.metrics.value("edgefilter_bridge_link_up", link="s3") == 0
+        assert bridge.metrics.value("edgefilter_bridge_outbox_messages") == 1  # waits for keys that work
+    finally:
+        bridge.stop(drain_s=0.5)
+    assert "not-the-s3-secret" not in caplog.text
 
 
 def test_tls_and_password_to_the_broker(tmp_path, seaweedfs, bucket, publisher, monkeypatch):

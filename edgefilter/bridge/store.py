@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 _MAX_METADATA_VALUE = 256
 
 
+# Refusals that mean the keys are wrong or lack rights (HEAD requests have no body: only "403").
+_AUTH_CODES = {"403", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken"}
+
+
 class StoreError(Exception):
     """An upload failed; the message names the store and the reason (never a credential)."""
 
@@ -79,7 +83,9 @@ class ObjectStore:
             return fn(**kwargs)
         except botocore.exceptions.ClientError as e:
             err = e.response.get("Error", {})
-            raise StoreError(f"{self.where}: {what}: {err.get('Code', '?')}: {err.get('Message', e)}") from None
+            code = str(err.get("Code", "?"))
+            hint = " (check s3.access_key and s3.secret_key)" if code in _AUTH_CODES else ""
+            raise StoreError(f"{self.where}: {what}: {code}: {err.get('Message', e)}{hint}") from None
         except (botocore.exceptions.BotoCoreError, OSError) as e:
             raise StoreError(f"{self.where}: {what}: {e}") from None
 
