@@ -188,7 +188,8 @@ def test_two_daemons_one_with_curve(tmp_path, broker, seaweedfs, bucket, publish
         secure.close()
 
 
-def test_broker_stopped_and_restarted_mid_stream(running, publisher, broker, seaweedfs, bucket):
+def test_broker_stopped_and_restarted_mid_stream(running, publisher, broker, seaweedfs, bucket, caplog):
+    caplog.set_level(logging.INFO, logger="edgefilter.bridge")
     r = running()
     headers = [publisher.frame("cam1", seq) for seq in range(10)]
     assert wait_for(lambda: len(r.collector.payloads("/frame")) == 10, TIMEOUT)
@@ -207,6 +208,7 @@ def test_broker_stopped_and_restarted_mid_stream(running, publisher, broker, sea
     assert r.value("edgefilter_bridge_retries_total", link="mqtt") >= 1
     assert r.value("edgefilter_bridge_link_up", link="mqtt") == 1
     assert wait_for(lambda: r.value("edgefilter_bridge_outbox_messages") == 0, 5)
+    assert "(session resumed)" in caplog.text  # the broker kept the bridge's persistent session across its restart
 
 
 def test_store_stopped_and_restarted_mid_stream(running, publisher, seaweedfs, bucket):
