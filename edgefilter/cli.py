@@ -94,6 +94,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return cli_report(args.input, args.out, threshold=args.threshold)
 
 
+def cmd_bridge(args: argparse.Namespace) -> int:
+    try:
+        from .bridge.bridge import cli_bridge
+    except ImportError as exc:  # paho-mqtt and boto3 come with the `bridge` extra only
+        raise EdgefilterError(f"the bridge needs the `bridge` extra (pip install 'edgefilter[bridge]'): {exc}") \
+            from None
+    return cli_bridge(args.config, args.log_level, _setup_logging)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level or "warning")
     from .bench import cli_bench
@@ -144,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="directory written by `edgefilter subscribe`")
     p.add_argument("--out", default=None, help="report directory (default: INPUT/report)")
     p.add_argument("--threshold", type=float, default=None, help="threshold line to draw on timelines")
+
+    p = add("bridge", "forward kept frames and drift from daemons to MQTT and S3-compatible storage", cmd_bridge)
+    p.add_argument("-c", "--config", default="bridge.yaml", help="bridge config file (default: bridge.yaml)")
 
     p = add("bench", "measure raw model and end-to-end throughput side by side", cmd_bench)
     p.add_argument("-c", "--config", default=None, help="config whose model and settings to use")

@@ -432,16 +432,19 @@ def _cross_checks(cfg: Config, root: yaml.Node | None, chk: _Checker) -> None:
     g = cfg.gates
     if g.dark >= g.bright:
         chk.problem("gates.dark", _child(_child(root, "gates"), "dark") or root, "must be below gates.bright")
-    bind = cfg.metrics.bind
-    if bind is not None:
-        host, sep, port = bind.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            chk.problem("metrics.bind", _child(_child(root, "metrics"), "bind") or root,
-                        f"must be HOST:PORT with a port from 1 to 65535, got {bind!r}")
+    check_host_port(chk, "metrics.bind", cfg.metrics.bind, _child(_child(root, "metrics"), "bind") or root)
     pub = cfg.publish.bind
     if "://" not in pub:
         chk.problem("publish.bind", _child(_child(root, "publish"), "bind") or root,
                     f"must be a ZeroMQ endpoint such as tcp://127.0.0.1:5556, got {pub!r}")
+
+
+def check_host_port(chk: _Checker, path: str, bind: str | None, node: yaml.Node | None) -> None:
+    """A metrics endpoint's HOST:PORT (None: off)."""
+    if bind is not None:
+        host, sep, port = bind.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            chk.problem(path, node, f"must be HOST:PORT with a port from 1 to 65535, got {bind!r}")
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
@@ -452,9 +455,9 @@ def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
     return None
 
 
-def parse_config(text: str, file: str | None = None, base_dir: str | None = None) -> Config:
-    """Parse and check config text; raise :class:`ConfigError` listing every problem."""
-    chk = _Checker(file)
+def compose_yaml(text: str, file: str | None, required: str) -> yaml.Node:
+    """The YAML node tree of a config text (values keep their lines); ConfigError when it is not YAML or
+    empty (``required`` names what an empty file lacks). Shared with the bridge's config."""
     try:
         root = yaml.compose(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:
@@ -465,29 +468,48 @@ def parse_config(text: str, file: str | None = None, base_dir: str | None = None
     except yaml.YAMLError as exc:
         raise ConfigError(ConfigProblem(path="", message=f"not valid YAML: {exc}", file=file)) from None
     if root is None:
-        raise ConfigError(ConfigProblem(path="", message="the file is empty; at least `sources` is required",
+        raise ConfigError(ConfigProblem(path="", message=f"the file is empty; at least {required} is required",
                                         file=file))
-    cfg = chk.section(Config, root, "")
+    return root
+
+
+def parse_checked(cls: type, cross_checks: Any, text: str, file: str | None, base_dir: str | None,
+                  required: str) -> Any:
+    """Parse config text into the dataclass ``cls``, then run ``cross_checks(cfg, root, checker)``; raise
+    :class:`ConfigError` listing every problem. Shared by the daemon's and the bridge's config."""
+    chk = _Checker(file)
+    root = compose_yaml(text, file, required)
+    cfg = chk.section(cls, root, "")
     if cfg is _BAD:
         raise ConfigError(chk.problems)
     if base_dir is not None:
         cfg = dataclasses.replace(cfg, base_dir=base_dir)
-    _cross_checks(cfg, root, chk)
+    cross_checks(cfg, root, chk)
     if chk.problems:
         raise ConfigError(chk.problems)
     return cfg
 
 
-def load_config(path: str | os.PathLike) -> Config:
-    """Read and check a config file."""
+def parse_config(text: str, file: str | None = None, base_dir: str | None = None) -> Config:
+    """Parse and check config text; raise :class:`ConfigError` listing every problem."""
+    return parse_checked(Config, _cross_checks, text, file, base_dir, "`sources`")
+
+
+def read_config_text(path: str | os.PathLike) -> str:
+    """A config file's text; ConfigError naming the file when it cannot be read."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(ConfigProblem(path="", message="file not found", file=str(p))) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(ConfigProblem(path="", message=f"cannot read: {exc}", file=str(p))) from None
-    return parse_config(text, file=str(p), base_dir=str(p.resolve().parent))
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and check a config file."""
+    p = Path(path)
+    return parse_config(read_config_text(p), file=str(p), base_dir=str(p.resolve().parent))
 
 
 def resolve_path(cfg: Config, value: str) -> Path:
@@ -518,8 +540,8 @@ def default_config(**sections: Any) -> Config:
 # --------------------------------------------------------------------------- reference docs
 
 
-def reference_markdown() -> str:
-    """The configuration reference as a Markdown table (kept in the README)."""
+def reference_markdown(root: type | None = None) -> str:
+    """The configuration reference as a Markdown table (kept in the README; the bridge's in docs/fleet.md)."""
     rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
 
     def walk(cls: type, prefix: str) -> None:
@@ -539,7 +561,7 @@ def reference_markdown() -> str:
             default = f.default if f.default is not dataclasses.MISSING else None
             rows.append(f"| `{key}` | {_type_name(tp, f.metadata)} | `{_yaml_repr(default)}` | {f.metadata['doc']} |")
 
-    walk(Config, "")
+    walk(root or Config, "")
     return "\n".join(rows)
 
 

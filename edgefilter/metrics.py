@@ -114,9 +114,10 @@ class Metrics:
         return 0.0 if v is None else v
 
 
-def reference_markdown() -> str:
-    """The metrics list as a Markdown table (kept in the README; a test checks it is current)."""
-    m = Metrics()
+def reference_markdown(metrics: object | None = None) -> str:
+    """The metrics list as a Markdown table (kept in the README; a test checks it is current). ``metrics``:
+    another set's instance (the bridge's, in docs/fleet.md)."""
+    m = metrics if metrics is not None else Metrics()
     rows = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
     collectors = [v for v in vars(m).values() if hasattr(v, "describe")]  # in definition order
     for collector in collectors:

@@ -26,3 +26,12 @@ def wait_for(pred, timeout: float = 5.0) -> bool:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """A real SeaweedFS with an S3 gateway, once per session: it takes seconds to start (tests/bridgeservers.py)."""
+    from bridgeservers import SeaweedFS
+    store = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    yield store
+    store.close()
