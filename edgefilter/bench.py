@@ -783,7 +783,7 @@ def _base_config(s: BenchSettings) -> Config:
     return dataclasses.replace(
         cfg, model=model, embed=dataclasses.replace(cfg.embed, max_batch=s.batch),
         publish=dataclasses.replace(cfg.publish, hwm=max(cfg.publish.hwm, 10000)),
-        log_level="warning")
+        log=dataclasses.replace(cfg.log, level="warning"))
 
 
 def _sources(video: Path, n: int, **kw: Any) -> list[SourceConfig]:

@@ -2,8 +2,9 @@
 
 Every user mistake ends as one line ``edgefilter: error: ...`` (every problem for a
 bad config) and a documented exit status, never a traceback:
-0 ok, 1 runtime failure, 64 usage, 66 missing input, 69 unavailable (model/CUDA/bind),
-78 bad configuration (systemd's unit does not restart on it).
+0 ok, 1 runtime failure, 64 usage, 65 bad data (message, state file), 66 missing input,
+69 unavailable (model/CUDA/bind, or the install extra a command needs), 78 bad configuration
+(systemd's unit does not restart on 64 or 78). The README's exit-status table is checked against these.
 """
 from __future__ import annotations
 
@@ -16,22 +17,23 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import logging
 import sys
-from typing import Sequence
+from typing import Any, NoReturn, Sequence
 
 from . import __version__
-from .errors import (EXIT_CONFIG, EXIT_DATAERR, EXIT_ERROR, EXIT_NOINPUT, EXIT_UNAVAILABLE, ConfigError,
+from .errors import (EXIT_CONFIG, EXIT_DATAERR, EXIT_ERROR, EXIT_NOINPUT, EXIT_UNAVAILABLE, EXIT_USAGE, ConfigError,
                      EdgefilterError, MessageError, ModelError, PublishError, ReferenceError_, SourceError,
                      StateError)
 
 log = logging.getLogger("edgefilter")
 
 
-def _setup_logging(level: str) -> None:
-    # Under systemd the journal adds its own timestamps.
-    fmt = "%(levelname)s %(name)s: %(message)s" if "JOURNAL_STREAM" in os.environ \
-        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
-    logging.getLogger("edgefilter").setLevel(level.upper())
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    from .logs import setup_logging
+    setup_logging(level, fmt)
+
+
+# The base install is for subscribers; the extras bring these for the other commands.
+_EXTRA_MODULES = {"onnxruntime", "usearch", "prometheus_client", "cv2"}
 
 
 def _exit_status(exc: EdgefilterError) -> int:
@@ -49,7 +51,9 @@ def _exit_status(exc: EdgefilterError) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
     cfg = load_config(args.config)
-    _setup_logging(args.log_level or cfg.log_level)
+    _setup_logging(args.log_level or cfg.log.level, cfg.log.format)
+    from .logs import enable_faulthandler
+    enable_faulthandler()  # the watchdog's SIGABRT then shows every thread's Python stack in the journal
     from .daemon import Daemon
     return Daemon(cfg, config_path=args.config).run()
 
@@ -109,10 +113,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return cli_bench(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a bad command line; edgefilter's documented status for that is 64 (EX_USAGE)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def version_text() -> str:
+    """The version and the default model's id (from its card: cheap, no onnxruntime)."""
+    import json
+
+    from .config import DEFAULT_MODEL, Config, resolve_path
+    card = resolve_path(Config(), DEFAULT_MODEL).with_suffix(".json")
+    try:
+        model = json.loads(card.read_text(encoding="utf-8"))["id"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        model = f"unknown ({card}: {exc})"
+    return f"edgefilter {__version__}\ndefault model {model}"
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings: Sequence[str], dest: str, **kw: Any):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and the default model's id")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(version_text())
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgefilter", description="Keep the camera frames that show something "
-                                     "new; publish them and drift statistics over ZeroMQ.")
-    parser.add_argument("--version", action="version", version=f"edgefilter {__version__}")
+    parser = _Parser(prog="edgefilter", description="Keep the camera frames that show something "
+                     "new; publish them and drift statistics over ZeroMQ.")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -196,6 +230,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"edgefilter: error: {msg}", file=sys.stderr)
         return _exit_status(exc)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in _EXTRA_MODULES:
+            raise
+        extra = "'edgefilter[report]'" if args.command == "report" else \
+            "'edgefilter[cpu]' (or 'edgefilter[gpu]' on a machine with an NVIDIA GPU)"
+        print(f"edgefilter: error: `edgefilter {args.command}` needs the module {exc.name}, which this "
+              f"installation lacks: pip install {extra}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
 

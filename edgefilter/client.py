@@ -196,7 +196,11 @@ class Subscriber:
         self._last_seq[msg.source] = msg.seq
         self.gaps.setdefault(msg.source, 0)
         if last is None:
-            return  # joined mid-stream: frames before the first one seen are not a gap
+            # Joined mid-stream: frames before the first one seen are not a gap, but say so once per source.
+            if msg.seq > 0:
+                log.info("%s: connected after the first %d kept frame(s) (first seq received: %d); those are "
+                         "not received", msg.source, msg.seq, msg.seq)
+            return
         if msg.seq > last + 1:
             self.gaps[msg.source] += msg.seq - last - 1
             self._on_gap(msg.source, last + 1, msg.seq)

@@ -11,7 +11,9 @@ configuration reference is generated from it (``python -m edgefilter.config``).
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import os
+import re
 import sys
 import types
 import typing
@@ -204,6 +206,15 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = opt("info", "log level")
+    format: Literal["text", "json"] = opt("text", "`text`: one readable line per event; `json`: one JSON object "
+                                                  "per line (ts, level, logger, message, exc)")
+    status_interval_s: float | None = opt(60.0, "log a status line (frames in, kept, dropped, per source) this "
+                                                "often at info (null: never)", min=0.0, min_exclusive=True)
+
+
+@dataclass(frozen=True)
 class Config:
     sources: list[SourceConfig] = opt(None, "the frame sources (at least one)", factory=list)
     model: ModelConfig = opt(None, "the embedding model", factory=ModelConfig)
@@ -214,7 +225,7 @@ class Config:
     publish: PublishConfig = opt(None, "ZeroMQ publishing", factory=PublishConfig)
     metrics: MetricsConfig = opt(None, "Prometheus endpoint", factory=MetricsConfig)
     state: StateConfig = opt(None, "persistence across restarts", factory=StateConfig)
-    log_level: Literal["debug", "info", "warning", "error"] = opt("info", "log level")
+    log: LogConfig = opt(None, "logging", factory=LogConfig)
     shutdown_timeout_s: float = opt(10.0, "deadline to drain queues on shutdown", min=0.0)
     # Where the file was read from; relative paths resolve against it. Not a YAML key.
     base_dir: str = field(default=".", metadata={"internal": True})
@@ -305,8 +316,32 @@ class _Checker:
             if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
                 self.problem(path, node, f"must be a string, got {raw!r}")
                 return _BAD
-            return str(raw)
+            return self.substitute(str(raw), node, path)
         raise TypeError(f"unsupported config type {tp!r}")  # programming error, not user error
+
+    def substitute(self, text: str, node: yaml.Node, path: str) -> Any:
+        """``${NAME}``: the environment variable; ``${credential:NAME}``: the file NAME in systemd's
+        $CREDENTIALS_DIRECTORY (LoadCredential=); ``$${`` is a literal ``${``. So secrets stay out of the file."""
+        errors: list[str] = []
+
+        def one(m: re.Match) -> str:
+            if m.group(0) == "$${":
+                return "${"
+            name = m.group(1)
+            if name.startswith("credential:"):
+                return _credential(name.partition(":")[2], errors)
+            if not _VAR_NAME.match(name):
+                errors.append(f"${{{name}}}: not an environment variable name (write $${{ for a literal ${{)")
+                return ""
+            if name not in os.environ:
+                errors.append(f"environment variable {name} is not set (used as ${{{name}}})")
+                return ""
+            return os.environ[name]
+
+        out = _SUBSTITUTION.sub(one, text)
+        for e in errors:
+            self.problem(path, node, e)
+        return _BAD if errors else out
 
     def scalar(self, node: yaml.Node, path: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -364,6 +399,27 @@ class _Checker:
         except TypeError as exc:  # pragma: no cover - dataclass misuse
             self.problem(path, node, str(exc))
             return _BAD
+
+
+_SUBSTITUTION = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _credential(name: str, errors: list[str]) -> str:
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        errors.append(f"${{credential:{name}}} needs $CREDENTIALS_DIRECTORY, which is not set "
+                      "(systemd sets it for LoadCredential=)")
+        return ""
+    if not name or "/" in name or name.startswith("."):
+        errors.append(f"${{credential:{name}}}: not a credential name")
+        return ""
+    try:
+        # systemd writes credentials as given; a trailing newline from `echo secret > file` is not part of it.
+        return (Path(directory) / name).read_text(encoding="utf-8").rstrip("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(f"${{credential:{name}}}: cannot read {Path(directory) / name}: {exc}")
+        return ""
 
 
 class _Bad:
@@ -513,18 +569,30 @@ def load_config(path: str | os.PathLike) -> Config:
 
 
 def resolve_path(cfg: Config, value: str) -> Path:
-    """Resolve a path from the config: absolute, else against the config's folder, else the package root."""
+    """Resolve a path from the config: absolute, else against the config's folder, else the source checkout,
+    else (for ``models/...``) the installed package data ``edgefilter.models``."""
     p = Path(os.path.expanduser(value))
     if p.is_absolute():
         return p
     candidate = Path(cfg.base_dir) / p
     if candidate.exists():
         return candidate
-    # A source checkout (editable install) keeps models/ beside the package; a wheel puts them in share/.
-    for root in (Path(__file__).resolve().parent.parent, Path(sys.prefix) / "share" / "edgefilter"):
-        if (root / p).exists():
-            return root / p
-    return candidate
+    checkout = Path(__file__).resolve().parent.parent / p  # a source checkout keeps models/ beside the package
+    if checkout.exists():
+        return checkout
+    return packaged_model_file(p) or candidate
+
+
+def packaged_model_file(p: Path) -> Path | None:
+    """``models/NAME`` from the installed package data, or None when it is not there."""
+    if len(p.parts) < 2 or p.parts[0] != "models":
+        return None
+    try:
+        found = importlib.resources.files("edgefilter.models").joinpath(*p.parts[1:])
+    except ModuleNotFoundError:  # a source checkout on PYTHONPATH: models/ is not a subpackage there
+        return None
+    # Installed into a directory (pip never installs zipped): onnxruntime needs a real file path.
+    return Path(str(found)) if found.is_file() else None
 
 
 def default_config(**sections: Any) -> Config:

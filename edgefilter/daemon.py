@@ -26,16 +26,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from . import __version__
 from .capture import Capture
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, GatesConfig, SourceFilterConfig, load_config, resolve_path
 from .drift import DriftMonitor
-from .errors import ConfigError, EdgefilterError, PublishError
+from .endpoint import Endpoint
+from .errors import ConfigError, EdgefilterError
 from .frame import Frame
 from .gates import ChangeGate, QualityGate, grey_thumbnail
+from .health import SourceWatch, StatusLine
 from .metrics import Metrics
 from .model import Embedder
 from .notify import Notifier
@@ -87,7 +89,9 @@ class Daemon:
         self._kept = 0
         self._last_progress = clock.monotonic()
         self._last_save = clock.monotonic()
-        self._metrics_server: Any = None
+        self._endpoint: Endpoint | None = None
+        self._sources_watch = SourceWatch(self.metrics, clock)
+        self._status_line = StatusLine(self.metrics, self.names, clock)
         self.publisher: Publisher | None = None
         self.embedder: Embedder | None = None
         self.novelty: NoveltyFilter | None = None
@@ -125,13 +129,11 @@ class Daemon:
         self.publisher.start()
         log.info("publishing on %s", self.publisher.bound_endpoint)
         if cfg.metrics.bind:
-            host, _, port = cfg.metrics.bind.rpartition(":")
-            host = host.strip("[]")
-            try:
-                self._metrics_server = start_http_server(int(port), addr=host, registry=self.metrics.registry)
-            except OSError as exc:
-                raise PublishError(f"metrics.bind {cfg.metrics.bind}: cannot listen: {exc}") from None
-            log.info("metrics on http://%s/metrics", cfg.metrics.bind)
+            self.metrics.add_runtime_collectors()
+            self._endpoint = Endpoint(cfg.metrics.bind, self.metrics.registry, self.health_problems,
+                                      lambda: self.metrics.value("edgefilter_ready") == 1)
+            self._endpoint.start()
+            log.info("metrics on http://%s/metrics (and /healthz, /readyz)", cfg.metrics.bind)
         self.embedder = self._embedder_factory(cfg, cache_dir=str(self._engine_cache_dir()))
         if hasattr(self.embedder, "warm_up"):
             self.embedder.warm_up()  # GPU only: no first-batch latency spike per batch size
@@ -189,6 +191,9 @@ class Daemon:
                 next_pet = now + interval
                 if self._healthy(now, interval):
                     self.notifier.watchdog()
+            self._sources_watch.update(self._captures)
+            if self.cfg.log.status_interval_s is not None:
+                self._status_line.maybe_log(self.cfg.log.status_interval_s, self._captures)
             if progress:
                 progress.update()
         if progress:
@@ -196,9 +201,23 @@ class Daemon:
 
     def _healthy(self, now: float, interval: float) -> bool:
         """Progress, for the service watchdog: no stage holds work it has not touched for too long."""
+        return not self._stage_problems(now, interval)
+
+    def _stage_problems(self, now: float, interval: float) -> list[str]:
+        problems = [f"pipeline thread {t.name} has died" for t in self._threads if not t.is_alive()]
         waiting = self._embed_q.qsize() + self._ready_q.qsize() + self._filter_q.qsize()
-        stuck = waiting > 0 and now - self._last_progress > max(2 * interval, 5.0)
-        return not stuck and all(t.is_alive() for t in self._threads)
+        idle = now - self._last_progress
+        if waiting > 0 and idle > max(2 * interval, 5.0):
+            problems.append(f"{waiting} frame(s) waiting but no frame finished for {idle:.0f} s")
+        return problems
+
+    def health_problems(self) -> list[str]:
+        """Why the daemon is unhealthy (/healthz): stages stuck or dead, live sources down beyond their
+        reconnect budget. Empty when healthy."""
+        if self.metrics.value("edgefilter_ready") != 1:
+            return ["not ready: starting or stopping"]
+        interval = self.notifier.watchdog_interval() or 1.0
+        return self._stage_problems(self.clock.monotonic(), interval) + self._sources_watch.problems(self._captures)
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
@@ -219,13 +238,8 @@ class Daemon:
             self._save_state()
         if self.publisher is not None:
             self.publisher.stop(max(0.5, deadline - self.clock.monotonic()))
-        if self._metrics_server is not None:
-            server = self._metrics_server[0] if isinstance(self._metrics_server, tuple) else self._metrics_server
-            try:
-                server.shutdown()
-                server.server_close()
-            except Exception:  # pragma: no cover - best effort at exit
-                pass
+        if self._endpoint is not None:
+            self._endpoint.stop()
         self.metrics.ready.set(0)
         log.info("stopped: %d frames processed, %d kept", self._processed, self._kept)
 
@@ -426,7 +440,7 @@ class Daemon:
         m, s = self.metrics, h["source"]
         for gauge, key in ((m.drift_p_value, "p_value"), (m.drift_mmd2, "mmd2"), (m.drift_ks_min_p, "ks_min_p"),
                            (m.drift_centroid_shift, "centroid_shift"), (m.drift_nn_distance, "nn_distance"),
-                           (m.drift_keep_rate, "keep_rate")):
+                           (m.drift_keep_ratio, "keep_rate")):
             if h.get(key) is not None:
                 gauge.labels(source=s).set(float(h[key]))
         m.drift_flag.labels(source=s).set(1.0 if h.get("drift") else 0.0)
@@ -506,8 +520,8 @@ class Daemon:
                                                                      max_batch=self.cfg.embed.max_batch),
                                            publish=dataclasses.replace(new.publish, bind=self.cfg.publish.bind,
                                                                        curve=self.cfg.publish.curve),
-                                           log_level=new.log_level, shutdown_timeout_s=new.shutdown_timeout_s)
-            logging.getLogger("edgefilter").setLevel(new.log_level.upper())
+                                           log=new.log, shutdown_timeout_s=new.shutdown_timeout_s)
+            logging.getLogger("edgefilter").setLevel(new.log.level.upper())
         except (EdgefilterError, ValueError) as exc:
             self.metrics.reloads.labels(result="error").inc()
             log.error("reload failed, keeping the running config:\n%s", exc)

@@ -7,7 +7,11 @@ with :meth:`Metrics.value`.
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info, PlatformCollector, ProcessCollector,
+                               disable_created_metrics)
+
+# The *_created series double the output and no dashboard or alert reads them. Process-wide setting.
+disable_created_metrics()
 
 # Why a frame never reached the filter. Fixed set: label values never come from input.
 DROP_REASONS = ("backpressure", "dark", "bright", "blurred", "frozen", "corrupt", "shutdown")
@@ -79,8 +83,8 @@ class Metrics:
                                           ["source"], registry=r)
         self.drift_nn_distance = Gauge("edgefilter_drift_nn_distance", "Mean NN distance from window to reference",
                                        ["source"], registry=r)
-        self.drift_keep_rate = Gauge("edgefilter_drift_keep_rate", "Share of the window's frames kept",
-                                     ["source"], registry=r)
+        self.drift_keep_ratio = Gauge("edgefilter_drift_keep_ratio", "Share of the window's frames kept (0-1)",
+                                      ["source"], registry=r)
         self.drift_flag = Gauge("edgefilter_drift", "1 when the last window drifted at drift.alpha", ["source"],
                                 registry=r)
         self.drift_updates = Counter("edgefilter_drift_updates", "Drift statistics computed", ["source"], registry=r)
@@ -90,6 +94,11 @@ class Metrics:
         self.ready = Gauge("edgefilter_ready", "1 once publishing and metrics are up", registry=r)
         self.last_progress = Gauge("edgefilter_last_progress_timestamp_seconds",
                                    "Unix time the pipeline last finished a frame", registry=r)
+
+    def add_runtime_collectors(self) -> None:
+        """The standard process_* (memory, CPU, open files) and python_info series, for the daemon's endpoint."""
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     def init_source(self, source: str) -> None:
         """Create every per-source series at 0 so dashboards see them before the first event."""

@@ -12,8 +12,9 @@ The unit uses ``Type=notify`` with ``ExecReload=kill -HUP $MAINPID`` rather than
 to ``notify-reload`` later without a code change. Either way, systemd shows the
 unit as "reloading" from ``RELOADING=1`` until the next ``READY=1``.
 
-:class:`Watchdog` pets ``WATCHDOG=1`` only while the pipeline makes progress, so a
-stuck pipeline is killed and restarted by systemd (``WatchdogSec=``).
+The daemon's main loop sends ``WATCHDOG=1`` every :meth:`Notifier.watchdog_interval` only while the
+pipeline makes progress (``Daemon._healthy``), so a stuck pipeline is killed and restarted by systemd
+(``WatchdogSec=``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from .clock import SYSTEM_CLOCK, Clock
 
@@ -143,82 +144,3 @@ def _watchdog_usec(environ: Mapping[str, str], pid: int) -> int | None:
 def _status(text: str) -> str:
     # One datagram line per assignment: a newline in the text would start a new key.
     return "STATUS=" + " ".join(str(text).split("\n"))
-
-
-class Watchdog:
-    """Pets the systemd watchdog only while the pipeline makes progress.
-
-    ``last_progress()`` returns the ``clock.monotonic()`` time of the pipeline's last
-    sign of forward motion, or None before the first. The daemon counts a frame
-    finished by any stage (kept, dropped by a gate, skipped) and a live source's
-    reconnect attempt: sources always deliver frames while they are up, so a silent
-    pipeline with open sources is stuck, while a camera that is down is handled by
-    reconnecting, not by restarting the daemon. ``idle()`` returns True when there
-    is legitimately nothing left to do (every finite source has ended); then the
-    watchdog is petted regardless of progress.
-
-    Once nothing has moved for ``stall_s`` (default: the watchdog timeout) petting
-    stops, and systemd kills and restarts the service one ``WatchdogSec=`` later.
-    """
-
-    def __init__(self, notifier: Notifier, last_progress: Callable[[], float | None],
-                 idle: Callable[[], bool] | None = None, *, stall_s: float | None = None,
-                 clock: Clock = SYSTEM_CLOCK):
-        self._notifier = notifier
-        self._last_progress = last_progress
-        self._idle = idle if idle is not None else (lambda: False)
-        self.stall_s = stall_s if stall_s is not None else (notifier.watchdog_timeout() or 30.0)
-        self._clock = clock
-        self._since = clock.monotonic()  # grace from construction until the first progress
-        self._stalled = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def stalled(self) -> bool:
-        """True while petting is withheld because the pipeline is stuck."""
-        return self._stalled
-
-    def healthy(self) -> bool:
-        """Whether the pipeline moved within ``stall_s`` or is idle by design."""
-        if self._idle():
-            return True
-        last = self._last_progress()
-        last = self._since if last is None else max(last, self._since)
-        return self._clock.monotonic() - last <= self.stall_s
-
-    def check(self) -> bool:
-        """Pet the watchdog when healthy; returns whether it petted. Call every interval."""
-        if self.healthy():
-            if self._stalled:
-                self._stalled = False
-                log.warning("pipeline progresses again; watchdog resumed")
-            self._notifier.watchdog()
-            return True
-        if not self._stalled:
-            self._stalled = True
-            log.error("pipeline made no progress for over %.1f s; withholding the systemd watchdog "
-                      "so the service is restarted", self.stall_s)
-        return False
-
-    def start(self) -> bool:
-        """Pet from a daemon thread every ``watchdog_interval``; False (no thread) without a watchdog."""
-        interval = self._notifier.watchdog_interval()
-        if interval is None or self._thread is not None:
-            return False
-        self._since = self._clock.monotonic()
-        self._thread = threading.Thread(target=self._run, args=(interval,), name="sd-watchdog", daemon=True)
-        self._thread.start()
-        return True
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _run(self, interval: float) -> None:
-        while True:
-            self.check()
-            if self._stop.wait(interval):
-                return

@@ -34,7 +34,7 @@ import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.auth
@@ -46,7 +46,9 @@ from .config import PublishConfig
 from .errors import MessageError, PublishError
 from .frame import Frame
 from .message import encode_drift, encode_frame
-from .metrics import Metrics
+
+if TYPE_CHECKING:  # pragma: no cover - subscribers (edgefilter.client) import this module without prometheus_client
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 

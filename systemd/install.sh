@@ -2,10 +2,11 @@
 # Install or upgrade edgefilter as a system service. Idempotent: run it again to upgrade; an existing
 # /etc/edgefilter/config.yaml is never overwritten.
 #
-#   sudo systemd/install.sh [--no-start] [PIP_SPEC]
+#   sudo systemd/install.sh [--no-start] [--gpu] [PIP_SPEC]
 #
-# PIP_SPEC is what pip installs into the venv (default: this checkout), e.g. a wheel file or
-# "/path/to/edgefilter[gpu]".
+# PIP_SPEC is what pip installs into the venv (default: this checkout with the [cpu] extra), e.g.
+# "/path/to/edgefilter-x.y.z-py3-none-any.whl[cpu]". --gpu installs the [gpu] extra (onnxruntime-gpu)
+# instead of [cpu]; add ,cuda for the CUDA runtime wheels: "/path/to/checkout[gpu,cuda]".
 set -euo pipefail
 
 PREFIX=/opt/edgefilter
@@ -15,15 +16,19 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SRC="$(dirname "$HERE")"
 
 start=1
-spec="$SRC"
+extra=cpu
+spec=""
 for arg in "$@"; do
   case "$arg" in
     --no-start) start=0 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --gpu) extra=gpu ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     -*) echo "install.sh: unknown option $arg" >&2; exit 64 ;;
     *) spec="$arg" ;;
   esac
 done
+# The daemon needs onnxruntime: the base install alone is for subscribers.
+[ -n "$spec" ] || spec="$SRC[$extra]"
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install.sh: run as root (sudo $0)" >&2
@@ -53,9 +58,13 @@ if [ ! -x "$PREFIX/bin/python" ]; then
   python3 -m venv "$PREFIX"
 fi
 "$PREFIX/bin/python" -m pip install --quiet --upgrade pip
+# onnxruntime and onnxruntime-gpu install the same module: on a switch between [cpu] and [gpu] drop the other.
+case "$spec" in *gpu*) other=onnxruntime ;; *) other=onnxruntime-gpu ;; esac
+"$PREFIX/bin/python" -m pip uninstall --quiet -y "$other" >/dev/null 2>&1 || true
 "$PREFIX/bin/python" -m pip install --quiet --upgrade "$spec"
 test -x "$PREFIX/bin/edgefilter" || { echo "install.sh: $PREFIX/bin/edgefilter missing after pip install" >&2; exit 1; }
-install -D -m 0644 "$SRC/docs/operations.md" "$PREFIX/share/doc/operations.md" 2>/dev/null || true
+# The unit's Documentation= points here.
+install -D -m 0644 "$SRC/README.md" "$PREFIX/share/doc/edgefilter/README.md"
 say "installed $("$PREFIX/bin/python" -m pip show edgefilter 2>/dev/null | sed -n 's/^Version: /edgefilter /p') in $PREFIX"
 
 # 3. Configuration: root:edgefilter 0750/0640, readable by the service, never written by it.

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from edgefilter.clock import FakeClock
-from edgefilter.notify import Notifier, Watchdog
+from edgefilter.notify import Notifier
 
 
 @pytest.fixture
@@ -130,89 +130,3 @@ def test_watchdog_interval_is_half_of_watchdog_usec(listener):
     assert Notifier({"NOTIFY_SOCKET": path}, FakeClock()).watchdog_interval() is None
     # Without a socket a watchdog cannot be petted at all.
     assert Notifier({"WATCHDOG_USEC": "30000000"}, FakeClock()).watchdog_interval() is None
-
-
-# --------------------------------------------------------------------------- Watchdog
-
-
-def make_watchdog(path, clock, *, idle=None, stall_s=10.0):
-    state = {"last": None}
-    n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "20000000"}, clock)
-    wd = Watchdog(n, lambda: state["last"], idle, stall_s=stall_s, clock=clock)
-    return wd, state
-
-
-def test_watchdog_pets_while_progressing_and_stops_when_stuck(listener, caplog):
-    path, sock = listener
-    clock = FakeClock()
-    wd, state = make_watchdog(path, clock)
-    # Grace period from start-up until the first frame.
-    clock.advance(5)
-    assert wd.check()
-    state["last"] = clock.monotonic()
-    clock.advance(9)
-    assert wd.check()
-    assert recv_all(sock) == [b"WATCHDOG=1", b"WATCHDOG=1"]
-    # Stuck: nothing finished for longer than stall_s.
-    clock.advance(2)
-    with caplog.at_level(logging.ERROR, logger="edgefilter.notify"):
-        assert not wd.check()
-        assert not wd.check()
-    assert wd.stalled
-    assert recv_all(sock) == []
-    assert len([r for r in caplog.records if "no progress" in r.getMessage()]) == 1
-    # Progress again: petting resumes.
-    state["last"] = clock.monotonic()
-    assert wd.check()
-    assert not wd.stalled
-    assert recv_all(sock) == [b"WATCHDOG=1"]
-
-
-def test_watchdog_without_any_progress_stops_after_grace(listener):
-    path, sock = listener
-    clock = FakeClock()
-    wd, _ = make_watchdog(path, clock)
-    clock.advance(10.5)
-    assert not wd.check()
-    assert recv_all(sock) == []
-
-
-def test_idle_pipeline_keeps_petting(listener):
-    path, sock = listener
-    clock = FakeClock()
-    finished = {"all": False}
-    wd, state = make_watchdog(path, clock, idle=lambda: finished["all"])
-    state["last"] = clock.monotonic()
-    clock.advance(60)
-    assert not wd.check()
-    finished["all"] = True  # every finite source has ended: nothing to do, but healthy
-    assert wd.check()
-    clock.advance(3600)
-    assert wd.check()
-    assert recv_all(sock) == [b"WATCHDOG=1", b"WATCHDOG=1"]
-
-
-def test_watchdog_stall_defaults_to_the_watchdog_timeout(listener):
-    path, _ = listener
-    n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000"}, FakeClock())
-    assert Watchdog(n, lambda: None, clock=FakeClock()).stall_s == 30.0
-
-
-def test_watchdog_thread_pets_at_half_the_timeout(listener):
-    path, sock = listener
-    # 0.2 s watchdog: the thread pets every 0.1 s from real time, progress is always fresh.
-    n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
-    wd = Watchdog(n, lambda: None, stall_s=60.0)
-    assert wd.start()
-    try:
-        assert sock.recv(4096) == b"WATCHDOG=1"
-        assert sock.recv(4096) == b"WATCHDOG=1"
-    finally:
-        wd.stop()
-
-
-def test_watchdog_thread_not_started_without_watchdog(listener):
-    path, _ = listener
-    wd = Watchdog(Notifier({"NOTIFY_SOCKET": path}, FakeClock()), lambda: None, clock=FakeClock())
-    assert wd.start() is False
-    wd.stop()

@@ -110,8 +110,10 @@ def test_round_trip_decodes_real_jpeg_with_complete_header_and_seq_per_source(st
         img = m.image()
         assert img.shape == f.image.shape
         assert np.abs(img.astype(int) - f.image.astype(int)).mean() < 3  # the frame itself, JPEG-lossy
-    assert metrics.value("edgefilter_frames_published_total", source="cam1") == 6
-    assert metrics.value("edgefilter_frame_latency_seconds_count", source="cam2") == 6
+    # The publisher thread counts a frame just after sending it: the last count may trail its receipt.
+    wait_for(lambda: metrics.value("edgefilter_frames_published_total", source="cam1") == 6, what="cam1 counted")
+    wait_for(lambda: metrics.value("edgefilter_frame_latency_seconds_count", source="cam2") == 6,
+             what="cam2 latencies observed")
     assert metrics.value("edgefilter_publish_dropped_total", kind="frame") == 0
 
 

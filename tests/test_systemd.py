@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from edgefilter.errors import EXIT_CONFIG
+from edgefilter.errors import EXIT_CONFIG, EXIT_USAGE
 from edgefilter.metrics import Metrics
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
@@ -82,7 +82,7 @@ def test_unit_essentials():
     assert s["ExecStart"] == ["/opt/edgefilter/bin/edgefilter run -c /etc/edgefilter/config.yaml"]
     assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert s["Restart"] == ["on-failure"]
-    assert s["RestartPreventExitStatus"] == [str(EXIT_CONFIG)]
+    assert s["RestartPreventExitStatus"] == [f"{EXIT_USAGE} {EXIT_CONFIG}"]
     assert s["User"] == ["edgefilter"] and s["SupplementaryGroups"] == ["video"]
     assert s["StateDirectory"] == ["edgefilter"]
     assert int(s["WatchdogSec"][0]) >= 10
