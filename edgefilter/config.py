@@ -179,6 +179,19 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class RulesConfig:
+    keep_labels: list[str] = opt(None, "keep a frame whose label (an ImageNet class name or a group word such as "
+                                       "`car`, `dog`, `vehicle`; see edgefilter/labels.json) scores at least "
+                                       "`label_min_score`, even when it is not novel", factory=list)
+    keep_labels_interval_s: float = opt(10.0, "per source and label, keep at most one frame this often for "
+                                              "`keep_labels` (any kept frame with the label counts)", min=0.0)
+    drop_labels: list[str] = opt(None, "never keep a frame whose label scores at least `label_min_score`",
+                                 factory=list)
+    label_min_score: float = opt(0.3, "probability a label (a group: the sum over its classes) must reach to "
+                                      "match a rule", min=0.0, min_exclusive=True, max=1.0)
+
+
+@dataclass(frozen=True)
 class Config:
     sources: list[SourceConfig] = opt(None, "the frame sources (at least one)", factory=list)
     model: ModelConfig = opt(None, "the embedding model", factory=ModelConfig)
@@ -189,6 +202,8 @@ class Config:
     publish: PublishConfig = opt(None, "ZeroMQ publishing", factory=PublishConfig)
     metrics: MetricsConfig = opt(None, "Prometheus endpoint", factory=MetricsConfig)
     state: StateConfig = opt(None, "persistence across restarts", factory=StateConfig)
+    rules: RulesConfig = opt(None, "keep and drop rules by label, applied after the novelty filter",
+                             factory=RulesConfig)
     log_level: Literal["debug", "info", "warning", "error"] = opt("info", "log level")
     shutdown_timeout_s: float = opt(10.0, "deadline to drain queues on shutdown", min=0.0)
     # Where the file was read from; relative paths resolve against it. Not a YAML key.
@@ -394,10 +409,25 @@ def _cross_checks(cfg: Config, root: yaml.Node | None, chk: _Checker) -> None:
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             chk.problem("metrics.bind", _child(_child(root, "metrics"), "bind") or root,
                         f"must be HOST:PORT with a port from 1 to 65535, got {bind!r}")
+    _label_checks(cfg, root, chk)
     pub = cfg.publish.bind
     if "://" not in pub:
         chk.problem("publish.bind", _child(_child(root, "publish"), "bind") or root,
                     f"must be a ZeroMQ endpoint such as tcp://127.0.0.1:5556, got {pub!r}")
+
+
+def _label_checks(cfg: Config, root: yaml.Node | None, chk: _Checker) -> None:
+    """Every label a rule names must exist: a typo would otherwise silently never match."""
+    from .labels import imagenet
+
+    vocabulary = imagenet()
+    for key in ("keep_labels", "drop_labels"):
+        seq = _child(_child(root, "rules"), key)
+        for i, name in enumerate(getattr(cfg.rules, key)):
+            message = vocabulary.problem(name)
+            if message is not None:
+                item = seq.value[i] if isinstance(seq, yaml.SequenceNode) and i < len(seq.value) else seq
+                chk.problem(f"rules.{key}[{i}]", item or root, message)
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:

@@ -42,7 +42,10 @@ from .notify import Notifier
 from .novelty import NoveltyFilter
 from .preprocess import preprocess, stack
 from .publisher import Publisher
+from .labels import vocabulary_for
+from .outlier import OutlierScorer
 from .reference import load_reference
+from .rules import KeepRules
 
 log = logging.getLogger("edgefilter.daemon")
 
@@ -90,6 +93,9 @@ class Daemon:
         self.embedder: Embedder | None = None
         self.novelty: NoveltyFilter | None = None
         self.drift: DriftMonitor | None = None
+        self.rules: KeepRules | None = None
+        self.outlier: OutlierScorer | None = None
+        self._last_probabilities: dict[str, np.ndarray | None] = {}
         self.state_dir = self._state_dir(cfg)
         self.exit_code = 0
         for name in self.names:
@@ -149,8 +155,12 @@ class Daemon:
             reference = None
             if cfg.drift.reference:
                 reference = load_reference(resolve_path(cfg, cfg.drift.reference), self.embedder.model_id)
+                self.outlier = OutlierScorer(reference.vectors)
             self.drift = DriftMonitor(cfg.drift, self.names, self.embedder.model_id, self.embedder.dim,
                                       reference, clock=self.clock)
+        class_names = getattr(self.embedder, "class_names", ())
+        self.rules = KeepRules(cfg.rules, vocabulary_for(class_names) if class_names else None,
+                               self.embedder.model_id)
         for target, name in ((self._batch_loop, "batch"), (self._embed_loop, "embed"), (self._filter_loop, "filter"),
                              (self._drift_loop, "drift")):
             t = threading.Thread(target=self._guard(target), name=name, daemon=True)
@@ -338,14 +348,17 @@ class Daemon:
             for i, f in enumerate(todo):
                 f.embedding = result.vectors[i]
                 f.regions = result.regions[i] if result.regions is not None else None
+                f.meta["probabilities"] = result.probabilities[i] if result.probabilities is not None else None
                 f.tensor = None
                 self.metrics.frames_embedded.labels(source=f.source).inc()
         # Frames the pre-gate skipped reuse their source's last embedding, in stream order.
         for f in batch:
             if f.gated:
                 f.embedding, f.regions = self._last_embedding[f.source]
+                f.meta["probabilities"] = self._last_probabilities.get(f.source)
             else:
                 self._last_embedding[f.source] = (f.embedding, f.regions)
+                self._last_probabilities[f.source] = f.meta.get("probabilities")
 
     # ------------------------------------------------------------------ filter stage
 
@@ -366,6 +379,8 @@ class Daemon:
                 self.metrics.nn_distance.labels(source=f.source).observe(d.distance)
             if self.drift is not None:
                 self.drift.observe(f.source, f.embedding, d.keep)
+            if not d.held:
+                d = self._apply_rules(f, d)
             if d.keep:
                 self._publish_kept(f, d)
             elif not d.held:
@@ -382,6 +397,19 @@ class Daemon:
         if self.state_dir is not None and now - self._last_save >= self.cfg.state.save_interval_s:
             self._save_state()
 
+    def _apply_rules(self, frame: Frame, d: Any) -> Any:
+        """The keep/drop rules on a novelty decision (edgefilter/rules.py); the rule that changed it, if any,
+        goes into the frame's header and the rule metrics."""
+        if self.rules is None:
+            return d
+        verdict = self.rules.decide(frame.source, frame.ts, d.keep, d.reason, frame.meta.get("probabilities"))
+        if verdict.rule is None:
+            return d
+        frame.meta["rule"] = verdict.rule
+        self.metrics.rule_frames.labels(source=frame.source, rule=verdict.rule,
+                                        action="kept" if verdict.keep else "dropped").inc()
+        return dataclasses.replace(d, keep=verdict.keep, reason=verdict.reason)
+
     def _publish_kept(self, frame: Frame, d: Any) -> None:
         assert self.publisher is not None
         self._kept += 1
@@ -389,12 +417,29 @@ class Daemon:
         self.metrics.frames_kept_by_reason.labels(source=frame.source, reason=d.reason).inc()
         if d.region is not None:
             self.metrics.frames_kept_regional.labels(source=frame.source).inc()
-        self.publisher.publish_frame(frame, d.distance, d.reason, d.threshold, region=d.region)
+        self.publisher.publish_frame(frame, d.distance, d.reason, d.threshold, region=d.region,
+                                     extra=self._header_tags(frame))
+
+    def _header_tags(self, frame: Frame) -> dict:
+        """Header keys beyond the novelty filter's: labels, the rule that kept it, the outlier score."""
+        tags: dict = {}
+        probabilities = frame.meta.get("probabilities")
+        if probabilities is not None and self.rules is not None and self.rules.vocabulary is not None:
+            tags["labels"] = self.rules.vocabulary.top(probabilities)
+        if "rule" in frame.meta:
+            tags["rule"] = frame.meta["rule"]
+        if self.outlier is not None and frame.embedding is not None:
+            tags["outlier"] = self.outlier.score(frame.embedding)
+        return tags
 
     def _settle_held(self, keeps: list) -> None:
         assert self.novelty is not None
         for frame, d in keeps:
-            self._publish_kept(frame, d)
+            d = self._apply_rules(frame, d)
+            if d.keep:
+                self._publish_kept(frame, d)
+            else:
+                frame.image = None
         for frame in self.novelty.discarded():
             frame.image = None
 
@@ -482,6 +527,8 @@ class Daemon:
             if new.publish.bind != self.cfg.publish.bind or new.publish.curve != self.cfg.publish.curve:
                 log.warning("reload: publish.bind and publish.curve changes need a restart; not applied")
             assert self.novelty is not None and self.publisher is not None
+            if self.rules is not None:
+                self.rules.reconfigure(new.rules)  # first: it may refuse the new rules before anything changed
             self.novelty.reconfigure(new.filter)
             self.publisher.reconfigure(dataclasses.replace(new.publish, bind=self.cfg.publish.bind,
                                                            curve=self.cfg.publish.curve))
@@ -491,6 +538,7 @@ class Daemon:
             if self.drift is not None:
                 self.drift.reconfigure(new.drift)
             self.cfg = dataclasses.replace(self.cfg, filter=new.filter, gates=new.gates, drift=new.drift,
+                                           rules=new.rules,
                                            embed=dataclasses.replace(new.embed, queue_size=self.cfg.embed.queue_size,
                                                                      max_batch=self.cfg.embed.max_batch),
                                            publish=dataclasses.replace(new.publish, bind=self.cfg.publish.bind,

@@ -83,6 +83,7 @@ class _FrameItem:
     threshold: float | None
     seq: int = -1
     region: int | None = None
+    extra: dict | None = None  # more header keys (labels, rule, outlier)
 
 
 class Publisher:
@@ -184,9 +185,10 @@ class Publisher:
     # ------------------------------------------------------------------ the pipeline's side (never blocks)
 
     def publish_frame(self, frame: Frame, distance: float | None, reason: str, threshold: float | None,
-                      region: int | None = None) -> None:
-        """Queue a kept frame; JPEG encoding and sending happen on the publisher thread."""
-        self._enqueue("frame", _FrameItem(frame, distance, reason, threshold, region=region))
+                      region: int | None = None, extra: dict | None = None) -> None:
+        """Queue a kept frame; JPEG encoding and sending happen on the publisher thread. ``extra``: more
+        header keys, never replacing the ones above."""
+        self._enqueue("frame", _FrameItem(frame, distance, reason, threshold, region=region, extra=extra))
 
     def publish_drift(self, header: dict) -> bool:
         """Queue drift statistics; False when the header is not valid v1 (logged as an error and
@@ -435,6 +437,8 @@ class Publisher:
             "threshold": None if threshold is None else float(threshold),
             "region": None if item.region is None else int(item.region),
         }
+        for key, value in (item.extra or {}).items():
+            header.setdefault(key, value)
         return encode_frame(header, jpeg.tobytes(), embedding)
 
 
