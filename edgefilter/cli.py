@@ -94,6 +94,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return cli_report(args.input, args.out, threshold=args.threshold)
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level or "warning")
+    from .search import cli_search
+    return cli_search(args.dir, args.image, args.label, args.k, args.html, args.config)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level or "warning")
     from .bench import cli_bench
@@ -144,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="directory written by `edgefilter subscribe`")
     p.add_argument("--out", default=None, help="report directory (default: INPUT/report)")
     p.add_argument("--threshold", type=float, default=None, help="threshold line to draw on timelines")
+
+    p = add("search", "find kept frames again in a folder written by `subscribe --out`: JSON lines, best first",
+            cmd_search)
+    p.add_argument("dir", help="folder written by `edgefilter subscribe --out`")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--image", help="nearest frames to this photo (needs publish.embeddings: true)")
+    query.add_argument("--label", help="frames with this label or group word (car, dog, vehicle...)")
+    p.add_argument("-k", type=int, default=10, help="how many frames (default 10)")
+    p.add_argument("--html", default=None, help="also write a contact sheet to this HTML file")
+    p.add_argument("-c", "--config", default=None, help="the daemon's config, for its model (--image)")
 
     p = add("bench", "measure raw model and end-to-end throughput side by side", cmd_bench)
     p.add_argument("-c", "--config", default=None, help="config whose model and settings to use")
