@@ -179,6 +179,13 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class PromptConfig:
+    text: str = opt("", "what to keep, in words (e.g. `a forklift carrying a pallet`)")
+    threshold: float = opt(0.25, "cosine similarity of the frame's and the text's CLIP embeddings that counts as "
+                                 "a match; depends on the weights: set it on real frames", min=-1.0, max=1.0)
+
+
+@dataclass(frozen=True)
 class RulesConfig:
     keep_labels: list[str] = opt(None, "keep a frame whose label (an ImageNet class name or a group word such as "
                                        "`car`, `dog`, `vehicle`; see edgefilter/labels.json) scores at least "
@@ -189,6 +196,12 @@ class RulesConfig:
                                  factory=list)
     label_min_score: float = opt(0.3, "probability a label (a group: the sum over its classes) must reach to "
                                       "match a rule", min=0.0, min_exclusive=True, max=1.0)
+    keep_prompts: list[PromptConfig] = opt(None, "keep a frame that matches a text prompt (needs `clip_card`), even "
+                                                 "when it is not novel", factory=list)
+    keep_prompts_interval_s: float = opt(10.0, "per source and prompt, keep at most one frame this often for "
+                                               "`keep_prompts`", min=0.0)
+    clip_card: str | None = opt(None, "card of a CLIP pair (image and text encoders; models/export_clip.py writes "
+                                      "one) for `keep_prompts` and `edgefilter search --text`")
 
 
 @dataclass(frozen=True)
@@ -428,6 +441,14 @@ def _label_checks(cfg: Config, root: yaml.Node | None, chk: _Checker) -> None:
             if message is not None:
                 item = seq.value[i] if isinstance(seq, yaml.SequenceNode) and i < len(seq.value) else seq
                 chk.problem(f"rules.{key}[{i}]", item or root, message)
+    prompts = _child(_child(root, "rules"), "keep_prompts")
+    for i, prompt in enumerate(cfg.rules.keep_prompts):
+        item = prompts.value[i] if isinstance(prompts, yaml.SequenceNode) and i < len(prompts.value) else prompts
+        if not prompt.text.strip():
+            chk.problem(f"rules.keep_prompts[{i}].text", _child(item, "text") or item or root, "is required")
+    if cfg.rules.keep_prompts and not cfg.rules.clip_card:
+        chk.problem("rules.clip_card", _child(root, "rules") or root,
+                    "is required by rules.keep_prompts (a CLIP pair's card; see models/export_clip.py)")
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:

@@ -42,6 +42,7 @@ from .notify import Notifier
 from .novelty import NoveltyFilter
 from .preprocess import preprocess, stack
 from .publisher import Publisher
+from .clip import ClipPair, PromptMatcher
 from .labels import vocabulary_for
 from .outlier import OutlierScorer
 from .reference import load_reference
@@ -95,7 +96,8 @@ class Daemon:
         self.drift: DriftMonitor | None = None
         self.rules: KeepRules | None = None
         self.outlier: OutlierScorer | None = None
-        self._last_probabilities: dict[str, np.ndarray | None] = {}
+        self.prompts: PromptMatcher | None = None
+        self._last_tags: dict[str, dict] = {}  # per source: the last embedded frame's probabilities, prompt scores
         self.state_dir = self._state_dir(cfg)
         self.exit_code = 0
         for name in self.names:
@@ -161,6 +163,12 @@ class Daemon:
         class_names = getattr(self.embedder, "class_names", ())
         self.rules = KeepRules(cfg.rules, vocabulary_for(class_names) if class_names else None,
                                self.embedder.model_id)
+        if cfg.rules.keep_prompts:
+            assert cfg.rules.clip_card is not None  # the config check requires it
+            pair = ClipPair(resolve_path(cfg, cfg.rules.clip_card), providers=cfg.model.providers,
+                            threads=cfg.model.threads)
+            self.prompts = PromptMatcher(pair)
+            self.prompts.set_prompts(cfg.rules.keep_prompts)  # once here, again on reload; never per frame
         for target, name in ((self._batch_loop, "batch"), (self._embed_loop, "embed"), (self._filter_loop, "filter"),
                              (self._drift_loop, "drift")):
             t = threading.Thread(target=self._guard(target), name=name, daemon=True)
@@ -345,20 +353,22 @@ class Daemon:
             result = self.embedder.embed(stacked)
             self.metrics.embed_seconds.observe(self.clock.monotonic() - t0)
             self.metrics.embed_batch_size.observe(len(todo))
+            prompt_scores = self.prompts.scores(stacked) if self.prompts is not None else None
             for i, f in enumerate(todo):
                 f.embedding = result.vectors[i]
                 f.regions = result.regions[i] if result.regions is not None else None
                 f.meta["probabilities"] = result.probabilities[i] if result.probabilities is not None else None
+                f.meta["prompt_scores"] = prompt_scores[i] if prompt_scores is not None else None
                 f.tensor = None
                 self.metrics.frames_embedded.labels(source=f.source).inc()
         # Frames the pre-gate skipped reuse their source's last embedding, in stream order.
         for f in batch:
             if f.gated:
                 f.embedding, f.regions = self._last_embedding[f.source]
-                f.meta["probabilities"] = self._last_probabilities.get(f.source)
+                f.meta.update(self._last_tags.get(f.source, {}))
             else:
                 self._last_embedding[f.source] = (f.embedding, f.regions)
-                self._last_probabilities[f.source] = f.meta.get("probabilities")
+                self._last_tags[f.source] = {k: f.meta.get(k) for k in ("probabilities", "prompt_scores")}
 
     # ------------------------------------------------------------------ filter stage
 
@@ -402,7 +412,8 @@ class Daemon:
         goes into the frame's header and the rule metrics."""
         if self.rules is None:
             return d
-        verdict = self.rules.decide(frame.source, frame.ts, d.keep, d.reason, frame.meta.get("probabilities"))
+        verdict = self.rules.decide(frame.source, frame.ts, d.keep, d.reason, frame.meta.get("probabilities"),
+                                    frame.meta.get("prompt_scores"))
         if verdict.rule is None:
             return d
         frame.meta["rule"] = verdict.rule
@@ -426,6 +437,9 @@ class Daemon:
         probabilities = frame.meta.get("probabilities")
         if probabilities is not None and self.rules is not None and self.rules.vocabulary is not None:
             tags["labels"] = self.rules.vocabulary.top(probabilities)
+        prompts = self.rules.matched_prompts(frame.meta.get("prompt_scores")) if self.rules is not None else []
+        if prompts:
+            tags["prompts"] = prompts
         if "rule" in frame.meta:
             tags["rule"] = frame.meta["rule"]
         if self.outlier is not None and frame.embedding is not None:
@@ -527,8 +541,15 @@ class Daemon:
             if new.publish.bind != self.cfg.publish.bind or new.publish.curve != self.cfg.publish.curve:
                 log.warning("reload: publish.bind and publish.curve changes need a restart; not applied")
             assert self.novelty is not None and self.publisher is not None
+            if new.rules.clip_card != self.cfg.rules.clip_card:
+                log.warning("reload: rules.clip_card changes need a restart; not applied")
+            if new.rules.keep_prompts and self.prompts is None:
+                raise ConfigError("rules.keep_prompts: prompts added to a daemon started without them need a "
+                                  "restart (the CLIP pair is loaded at start)")
+            if self.prompts is not None and new.rules.keep_prompts != self.cfg.rules.keep_prompts:
+                self.prompts.set_prompts(new.rules.keep_prompts)  # embedded once per reload
             if self.rules is not None:
-                self.rules.reconfigure(new.rules)  # first: it may refuse the new rules before anything changed
+                self.rules.reconfigure(new.rules)  # before the filter: it may refuse the new rules
             self.novelty.reconfigure(new.filter)
             self.publisher.reconfigure(dataclasses.replace(new.publish, bind=self.cfg.publish.bind,
                                                            curve=self.cfg.publish.curve))

@@ -134,6 +134,11 @@ def _choice(d: Any, dotted: str, path: Path, allowed: tuple[str, ...]) -> str:
 def load_card(path: str | Path) -> ModelCard:
     """Read and check a model card (JSON, or YAML for a .yaml/.yml file)."""
     path = Path(path)
+    return card_from_mapping(read_card_file(path), path)
+
+
+def read_card_file(path: Path) -> dict:
+    """A card file's mapping (JSON, or YAML for .yaml/.yml); ModelError naming the file otherwise."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -147,7 +152,12 @@ def load_card(path: str | Path) -> ModelCard:
         raise ModelError(f"model card {path} is not valid {'YAML' if is_yaml else 'JSON'}: {exc}") from None
     if not isinstance(d, dict):
         raise ModelError(f"model card {path}: expected a mapping at the top level")
+    return d
 
+
+def card_from_mapping(d: dict, path: Path, card_id: str | None = None) -> ModelCard:
+    """Check a card's fields. ``path``: where its files are relative to (and what errors name);
+    ``card_id``: the id when the mapping has none (the image half of a CLIP card)."""
     dim = _get(d, "output.dim", int, path)
     if dim <= 0:
         raise ModelError(f"model card {path}: field 'output.dim' must be positive, got {dim}")
@@ -162,7 +172,7 @@ def load_card(path: str | Path) -> ModelCard:
         raise ModelError(f"model card {path}: field 'classes.names' must be a non-empty list of names")
     return ModelCard(
         path=path,
-        id=_get(d, "id", str, path),
+        id=card_id if card_id is not None else _get(d, "id", str, path),
         file=_get(d, "file", str, path),
         sha256=_sha(d, "sha256", path),
         input_name=_get(d, "input.name", str, path),
@@ -313,7 +323,8 @@ class Embedder:
 
     def __init__(self, model_path: str | Path, card_path: str | Path | None = None, providers: str = "auto",
                  fp16: bool = False, threads: int = 0, cache_dir: str | Path | None = None,
-                 probe: Callable[[], ProviderProbe] = probe_providers, max_batch: int = 8):
+                 probe: Callable[[], ProviderProbe] = probe_providers, max_batch: int = 8,
+                 card: ModelCard | None = None):
         import onnxruntime as ort
 
         model_path = Path(model_path)
@@ -322,7 +333,7 @@ class Embedder:
             raise ModelError(f"model providers: expected one of {', '.join(PROVIDER_CHOICES)}, got {providers!r}")
         if not model_path.is_file():
             raise ModelError(f"model file not found: {model_path}")
-        self.card = load_card(card_path)
+        self.card = card if card is not None else load_card(card_path)
         # The card's sha256 ties it to this file whatever its name. A card's variant can also be named
         # directly as the model (e.g. the int8 file with the main card): it is checked against its own sha256.
         self.variant: str | None = next((name for name, v in self.card.variants.items()

@@ -58,30 +58,42 @@ class KeepRules:
 
     @property
     def active(self) -> bool:
-        return bool(self.cfg.keep_labels or self.cfg.drop_labels)
+        return bool(self.cfg.keep_labels or self.cfg.drop_labels or self.cfg.keep_prompts)
 
     def _matches(self, probabilities: np.ndarray, names: list[str]) -> list[str]:
         assert self.vocabulary is not None
         return [n for n in names if self.vocabulary.score(probabilities, n) >= self.cfg.label_min_score]
 
+    def matched_prompts(self, prompt_scores: np.ndarray | None) -> list[dict]:
+        """The prompts a frame matches, ``[{"text", "score"}]`` (the header's ``prompts``)."""
+        if prompt_scores is None:
+            return []
+        return [{"text": p.text, "score": round(float(s), 4)}
+                for p, s in zip(self.cfg.keep_prompts, prompt_scores) if s >= p.threshold]
+
     def decide(self, source: str, ts: float, keep: bool, reason: str | None,
-               probabilities: np.ndarray | None) -> Verdict:
-        """Apply the rules to the novelty filter's ``keep``/``reason`` for a frame of ``source`` at ``ts``."""
-        if not self.active or probabilities is None:
+               probabilities: np.ndarray | None, prompt_scores: np.ndarray | None = None) -> Verdict:
+        """Apply the rules to the novelty filter's ``keep``/``reason`` for a frame of ``source`` at ``ts``.
+        ``prompt_scores``: the frame's similarity to each of ``keep_prompts``, in order."""
+        if not self.active:
             return Verdict(keep, reason)
-        dropped = self._matches(probabilities, self.cfg.drop_labels)
+        has_labels = probabilities is not None
+        dropped = self._matches(probabilities, self.cfg.drop_labels) if has_labels else []
         if dropped:
             # Only a removed keep is the rule's doing; a frame that was not kept anyway stays silent.
             return Verdict(False, None, f"drop_labels:{dropped[0]}" if keep else None)
-        wanted = self._matches(probabilities, self.cfg.keep_labels)
+        wanted = [("label", "keep_labels", n, self.cfg.keep_labels_interval_s)
+                  for n in (self._matches(probabilities, self.cfg.keep_labels) if has_labels else [])]
+        wanted += [("prompt", "keep_prompts", p["text"], self.cfg.keep_prompts_interval_s)
+                   for p in self.matched_prompts(prompt_scores)]
         if keep:
-            for name in wanted:
-                self._last_kept[(source, name)] = ts
+            for _, rule, name, _ in wanted:
+                self._last_kept[(source, f"{rule}:{name}")] = ts
             return Verdict(keep, reason)
-        for name in wanted:
-            last = self._last_kept.get((source, name))
-            if last is None or ts - last >= self.cfg.keep_labels_interval_s or ts < last:
-                for other in wanted:  # the published frame carries all of them
-                    self._last_kept[(source, other)] = ts
-                return Verdict(True, "label", f"keep_labels:{name}")
+        for why, rule, name, interval in wanted:
+            last = self._last_kept.get((source, f"{rule}:{name}"))
+            if last is None or ts - last >= interval or ts < last:
+                for _, other_rule, other, _ in wanted:  # the published frame carries all of them
+                    self._last_kept[(source, f"{other_rule}:{other}")] = ts
+                return Verdict(True, why, f"{rule}:{name}")
         return Verdict(False, None)
