@@ -6,6 +6,9 @@ Two ways to ask:
   index built from the ``*.npy`` embeddings the subscriber stored beside the frames (the daemon must run
   with ``publish.embeddings: true``). The index is cached in the folder (``search.usearch`` and
   ``search.json``) and rebuilt when the manifest has grown or the model changed.
+- ``--text "..."``: the frames nearest to a sentence, with the CLIP pair of ``rules.clip_card`` (or
+  ``--clip-card``): its image encoder embeds the stored JPEGs once (index cached as ``search-clip.*``),
+  its text encoder the query.
 - ``--label NAME``: the frames whose header ``labels`` (the default model's top 5) give the label the most
   probability; a group word (``car``, ``dog``, ``vehicle``) sums its classes among the five.
 
@@ -25,8 +28,8 @@ import numpy as np
 from .errors import EXIT_OK, EXIT_USAGE, EdgefilterError
 from .labels import imagenet
 
-INDEX_FILE = "search.usearch"
-INDEX_META = "search.json"
+INDEX_STEM = "search"  # the daemon's embeddings: search.usearch + search.json
+CLIP_INDEX_STEM = "search-clip"  # CLIP image embeddings of the stored JPEGs
 
 
 class SearchError(EdgefilterError):
@@ -60,10 +63,30 @@ def read_manifest(folder: Path) -> list[Kept]:
     return kept
 
 
-def _index(folder: Path, kept: list[Kept]):
-    """The usearch index over the stored embeddings (keys: manifest positions), cached in the folder."""
+def _cached_index(folder: Path, stem: str, meta: dict, keys: list[int], vectors):
+    """A usearch index over ``vectors()`` (keys: manifest positions), cached in the folder as ``stem``.*
+    and rebuilt when ``meta`` (what it was built from) differs."""
     from usearch.index import Index
 
+    meta_path, index_path = folder / f"{stem}.json", folder / f"{stem}.usearch"
+    if meta_path.is_file() and index_path.is_file():
+        try:
+            if json.loads(meta_path.read_text()) == meta:
+                cached = Index.restore(str(index_path), view=False)
+                if cached is not None:
+                    return cached
+        except (ValueError, RuntimeError, OSError):
+            pass  # a damaged cache is rebuilt
+    matrix = vectors()
+    index = Index(ndim=matrix.shape[1], metric="cos", dtype="f32")
+    index.add(np.asarray(keys, dtype=np.uint64), matrix)
+    index.save(str(index_path))
+    meta_path.write_text(json.dumps(meta))
+    return index
+
+
+def _index(folder: Path, kept: list[Kept]):
+    """The index over the embeddings the subscriber stored; and the model that made them."""
     with_vectors = [i for i, k in enumerate(kept) if k.embedding_file]
     if not with_vectors:
         raise SearchError(f"{folder}: no stored embeddings; run the daemon with publish.embeddings: true "
@@ -73,21 +96,38 @@ def _index(folder: Path, kept: list[Kept]):
         raise SearchError(f"{folder}: frames from several models ({', '.join(sorted(models))}); their "
                           "embeddings cannot be compared")
     meta = {"entries": len(kept), "indexed": len(with_vectors), "model": models.pop()}
-    meta_path, index_path = folder / INDEX_META, folder / INDEX_FILE
-    if meta_path.is_file() and index_path.is_file():
-        try:
-            if json.loads(meta_path.read_text()) == meta:
-                cached = Index.restore(str(index_path), view=False)
-                if cached is not None:
-                    return cached, meta
-        except (ValueError, RuntimeError, OSError):
-            pass  # a damaged cache is rebuilt
-    vectors = np.stack([np.load(folder / kept[i].embedding_file).astype(np.float32) for i in with_vectors])
-    index = Index(ndim=vectors.shape[1], metric="cos", dtype="f32")
-    index.add(np.asarray(with_vectors, dtype=np.uint64), vectors)
-    index.save(str(index_path))
-    meta_path.write_text(json.dumps(meta))
+    index = _cached_index(folder, INDEX_STEM, meta, with_vectors, lambda: np.stack(
+        [np.load(folder / kept[i].embedding_file).astype(np.float32) for i in with_vectors]))
     return index, meta
+
+
+def _nearest(index, kept: list[Kept], query: np.ndarray, k: int) -> list[tuple[Kept, float]]:
+    matches = index.search(query, min(k, len(index)))
+    return [(kept[int(key)], round(1.0 - float(dist), 5)) for key, dist in zip(matches.keys, matches.distances)]
+
+
+def by_text(folder: Path, text: str, k: int, pair) -> list[tuple[Kept, float]]:
+    """The k kept frames nearest to a sentence in a CLIP pair's space (``pair``: edgefilter.clip.ClipPair)."""
+    import cv2
+
+    from .preprocess import preprocess
+
+    kept = read_manifest(folder)
+    if not kept:
+        raise SearchError(f"{folder}: no kept frames in the manifest")
+
+    def clip_vectors() -> np.ndarray:
+        out = []
+        for item in kept:
+            bgr = cv2.imread(str(folder / item.path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise SearchError(f"{folder / item.path}: listed in the manifest but not a readable image")
+            out.append(pair.embed_frames(preprocess(bgr, pair.image.input_size, "RGB")[None])[0])
+        return np.stack(out)
+
+    meta = {"entries": len(kept), "model": pair.id}
+    index = _cached_index(folder, CLIP_INDEX_STEM, meta, list(range(len(kept))), clip_vectors)
+    return _nearest(index, kept, pair.embed_texts([text])[0], k)
 
 
 def by_image(folder: Path, image: Path, k: int, embedder) -> list[tuple[Kept, float]]:
@@ -105,8 +145,7 @@ def by_image(folder: Path, image: Path, k: int, embedder) -> list[tuple[Kept, fl
     if bgr is None:
         raise SearchError(f"--image {image}: not an image file OpenCV can read")
     query = embedder.embed(preprocess(bgr, embedder.input_size, embedder.colour)[None]).vectors[0]
-    matches = index.search(query, min(k, len(index)))
-    return [(kept[int(key)], round(1.0 - float(dist), 5)) for key, dist in zip(matches.keys, matches.distances)]
+    return _nearest(index, kept, query, k)
 
 
 def by_label(folder: Path, label: str, k: int) -> list[tuple[Kept, float]]:
@@ -136,7 +175,7 @@ def contact_sheet(results: list[tuple[Kept, float]], folder: Path, out: Path, ti
 
 
 def cli_search(folder: str, image: str | None, label: str | None, k: int, html_out: str | None,
-               config: str | None) -> int:
+               config: str | None, text: str | None = None, clip_card: str | None = None) -> int:
     root = Path(folder)
     if k < 1:
         print("edgefilter search: -k must be at least 1", file=sys.stderr)
@@ -149,6 +188,17 @@ def cli_search(folder: str, image: str | None, label: str | None, k: int, html_o
             cfg = load_config(config) if config else default_config()
             results = by_image(root, Path(image), k, Embedder.from_config(cfg))
             title = f"nearest to {image}"
+        elif text is not None:
+            from .clip import ClipPair
+            from .config import load_config, resolve_path
+
+            if clip_card is None:
+                cfg = load_config(config) if config else None
+                if cfg is None or not cfg.rules.clip_card:
+                    raise SearchError("--text needs a CLIP pair: --clip-card CARD, or -c CONFIG with rules.clip_card")
+                clip_card = str(resolve_path(cfg, cfg.rules.clip_card))
+            results = by_text(root, text, k, ClipPair(clip_card, providers="cpu"))
+            title = f"text {text!r}"
         else:
             assert label is not None
             results = by_label(root, label, k)

@@ -177,3 +177,26 @@ def test_daemon_runs_the_random_weight_open_clip_export(tmp_path, port, random_c
     for msgs in got.values():
         assert [m.reason for m in msgs] == ["first"] + ["prompt"] * 9
         assert all(-1.0 <= m.header["prompts"][0]["score"] <= 1.0 for m in msgs)
+
+
+def test_search_by_text_ranks_stored_frames_with_the_pair_and_caches_its_index(colour_pair, tmp_path, capsys):
+    import cv2
+
+    from edgefilter.cli import main
+
+    folder = tmp_path / "kept"
+    (folder / "cam").mkdir(parents=True)
+    with open(folder / "manifest.jsonl", "w") as manifest:
+        for i, (name, channel) in enumerate(COLOURS.items()):
+            bgr = np.full((60, 80, 3), 30, np.uint8)
+            bgr[..., 2 - channel] = 230
+            cv2.imwrite(str(folder / "cam" / f"{name}.jpg"), bgr)
+            manifest.write(json.dumps({"file": f"cam/{name}.jpg", "source": "cam", "ts": float(i), "model": "m"}) + "\n")
+    argv = ["search", str(folder), "--text", "green", "-k", "3", "--clip-card", str(colour_pair)]
+    assert main(argv) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [Path(x["path"]).name for x in lines][0] == "green.jpg" and lines[0]["score"] > 0.8
+    assert (folder / "search-clip.usearch").is_file()
+    assert main(argv) == 0 and [json.loads(x) for x in capsys.readouterr().out.splitlines()] == lines
+    assert main(["search", str(folder), "--text", "green"]) == 64  # no pair named: a clear error
+    assert "--text needs a CLIP pair" in capsys.readouterr().err
