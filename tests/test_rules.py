@@ -137,3 +137,25 @@ def test_daemon_applies_label_rules_after_novelty_with_labels_in_the_header(tmp_
         assert by_source["coffee"] == [] and [m.reason for m in by_source["cat"]] == ["first"]
         assert run.value("edgefilter_rule_frames_total", source="coffee", rule="drop_labels:espresso",
                          action="dropped") == 1
+
+
+def test_kept_frames_carry_an_outlier_score_against_the_drift_reference(tmp_path, port):
+    from edgefilter.config import DriftConfig
+    from edgefilter.reference import build_reference
+
+    cat_video = photo_video(tmp_path, "chelsea", 12)
+    reference = tmp_path / "ref.npz"
+    build_reference([str(cat_video)], real_model(None), reference, max_n=100, progress=False)
+    sources = [SourceConfig(name="cat", url=str(cat_video)),
+               SourceConfig(name="coffee", url=str(photo_video(tmp_path, "coffee", 12)))]
+    cfg = make_config(tmp_path, port, sources, model=ModelConfig(providers="cpu"),
+                      drift=DriftConfig(enabled=True, reference=str(reference)))
+    run = RealModelRunning(cfg, None)
+    try:
+        msgs = run.collect(timeout=60)
+    finally:
+        run.close()
+    assert run.code == 0
+    outliers = {m.source: m.header["outlier"] for m in msgs}
+    assert outliers["cat"]["distance"] < 0.05  # a frame the reference holds (up to video noise)
+    assert outliers["coffee"]["percentile"] == 100.0 and outliers["coffee"]["distance"] > 0.3
