@@ -354,10 +354,11 @@ class Daemon:
             self.metrics.embed_seconds.observe(self.clock.monotonic() - t0)
             self.metrics.embed_batch_size.observe(len(todo))
             prompt_scores = self.prompts.scores(stacked) if self.prompts is not None else None
+            probabilities = getattr(result, "probabilities", None)  # embedders without a classes output lack it
             for i, f in enumerate(todo):
                 f.embedding = result.vectors[i]
                 f.regions = result.regions[i] if result.regions is not None else None
-                f.meta["probabilities"] = result.probabilities[i] if result.probabilities is not None else None
+                f.meta["probabilities"] = probabilities[i] if probabilities is not None else None
                 f.meta["prompt_scores"] = prompt_scores[i] if prompt_scores is not None else None
                 f.tensor = None
                 self.metrics.frames_embedded.labels(source=f.source).inc()
