@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from test_daemon import make_config
-from test_rules import RealModelRunning
+from test_rules import run_to_end
 from videos import make_video
 
 from edgefilter.clip import ClipPair, PromptMatcher
@@ -149,13 +149,7 @@ def run_daemon(tmp_path, port, card: Path, prompts: list[PromptConfig]):
                SourceConfig(name="green", url=str(colour_video(tmp_path, "green", 1)))]
     cfg = make_config(tmp_path, port, sources, model=ModelConfig(providers="cpu"),
                       rules=RulesConfig(keep_prompts=prompts, keep_prompts_interval_s=0.0, clip_card=str(card)))
-    run = RealModelRunning(cfg, None)
-    try:
-        msgs = run.collect(timeout=60)
-    finally:
-        run.close()
-    assert run.code == 0
-    return run, {s: [m for m in msgs if m.source == s] for s in ("red", "green")}
+    return run_to_end(cfg)
 
 
 def test_daemon_keeps_frames_matching_a_prompt(tmp_path, port, colour_pair):

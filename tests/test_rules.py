@@ -109,6 +109,17 @@ class RealModelRunning(Running):
         return real_model(cfg)
 
 
+def run_to_end(cfg) -> tuple[RealModelRunning, dict[str, list]]:
+    """Run the daemon with the real model until its files end; what it published, by source."""
+    run = RealModelRunning(cfg, None)
+    try:
+        msgs = run.collect(timeout=60)
+    finally:
+        run.close()
+    assert run.code == 0
+    return run, {s.name: [m for m in msgs if m.source == s.name] for s in cfg.sources}
+
+
 @pytest.mark.parametrize("rule", ["keep", "drop"])
 def test_daemon_applies_label_rules_after_novelty_with_labels_in_the_header(tmp_path, port, rule):
     sources = [SourceConfig(name="cat", url=str(photo_video(tmp_path, "chelsea", 12))),
@@ -116,14 +127,8 @@ def test_daemon_applies_label_rules_after_novelty_with_labels_in_the_header(tmp_
     rules_cfg = (RulesConfig(keep_labels=["cat"], keep_labels_interval_s=0.0) if rule == "keep"
                  else RulesConfig(drop_labels=["espresso"]))
     cfg = make_config(tmp_path, port, sources, rules=rules_cfg, model=ModelConfig(providers="cpu"))
-    run = RealModelRunning(cfg, None)
-    try:
-        msgs = run.collect(timeout=60)
-    finally:
-        run.close()
-    assert run.code == 0
-    by_source = {s: [m for m in msgs if m.source == s] for s in ("cat", "coffee")}
-    for m in msgs:
+    run, by_source = run_to_end(cfg)
+    for m in by_source["cat"] + by_source["coffee"]:
         labels = m.header["labels"]
         assert len(labels) == 5 and labels[0]["name"] == ("Egyptian Mau" if m.source == "cat" else "espresso")
     if rule == "keep":
@@ -150,12 +155,7 @@ def test_kept_frames_carry_an_outlier_score_against_the_drift_reference(tmp_path
                SourceConfig(name="coffee", url=str(photo_video(tmp_path, "coffee", 12)))]
     cfg = make_config(tmp_path, port, sources, model=ModelConfig(providers="cpu"),
                       drift=DriftConfig(enabled=True, reference=str(reference)))
-    run = RealModelRunning(cfg, None)
-    try:
-        msgs = run.collect(timeout=60)
-    finally:
-        run.close()
-    assert run.code == 0
-    outliers = {m.source: m.header["outlier"] for m in msgs}
+    _, by_source = run_to_end(cfg)
+    outliers = {source: msgs[0].header["outlier"] for source, msgs in by_source.items()}
     assert outliers["cat"]["distance"] < 0.05  # a frame the reference holds (up to video noise)
     assert outliers["coffee"]["percentile"] == 100.0 and outliers["coffee"]["distance"] > 0.3
