@@ -11,12 +11,13 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from conftest import wait_for
 from test_daemon import make_config
-from test_rules import run_to_end
+from test_rules import RealModelRunning, run_to_end
 from videos import make_video
 
 from edgefilter.clip import ClipPair, PromptMatcher
-from edgefilter.config import ModelConfig, PromptConfig, RulesConfig, SourceConfig, parse_config
+from edgefilter.config import ModelConfig, PromptConfig, RulesConfig, SourceConfig, load_config, parse_config
 from edgefilter.errors import ConfigError, ModelError
 from edgefilter.model import file_sha256
 from edgefilter.tokenizer import ClipTokenizer
@@ -194,3 +195,30 @@ def test_search_by_text_ranks_stored_frames_with_the_pair_and_caches_its_index(c
     assert main(argv) == 0 and [json.loads(x) for x in capsys.readouterr().out.splitlines()] == lines
     assert main(["search", str(folder), "--text", "green"]) == 64  # no pair named: a clear error
     assert "--text needs a CLIP pair" in capsys.readouterr().err
+
+
+def test_reload_embeds_the_new_prompts_once_and_refuses_prompts_without_a_pair(tmp_path, port, colour_pair):
+    path = tmp_path / "c.yaml"
+    text = (f"sources: [{{name: live, url: 'demo://?fps=10&width=160&height=120', realtime: true}}]\n"
+            f"publish: {{bind: 'tcp://127.0.0.1:{port}'}}\nmetrics: {{bind: null}}\nmodel: {{providers: cpu}}\n")
+    path.write_text(text + f"rules: {{clip_card: '{colour_pair}', keep_prompts: [{{text: red}}]}}\n")
+    run = RealModelRunning(load_config(path), None, config_path=str(path))
+    try:
+        assert wait_for(lambda: run.daemon.prompts is not None, 30)
+        calls = []
+        embed_texts = run.daemon.prompts.pair.embed_texts
+        run.daemon.prompts.pair.embed_texts = lambda texts: calls.append(list(texts)) or embed_texts(texts)
+        path.write_text(text + f"rules: {{clip_card: '{colour_pair}', keep_prompts: [{{text: green}}, {{text: blue}}]}}\n")
+        assert run.daemon.reload() is True
+        assert run.daemon.prompts.texts == ["green", "blue"] and calls == [["green", "blue"]]
+        assert run.daemon.reload() is True and len(calls) == 1  # unchanged prompts are not embedded again
+    finally:
+        run.close()
+    path.write_text(text)  # no prompts at start: adding them needs the pair loaded, i.e. a restart
+    run = RealModelRunning(load_config(path), None, config_path=str(path))
+    try:
+        assert wait_for(lambda: run.daemon.rules is not None, 30)
+        path.write_text(text + f"rules: {{clip_card: '{colour_pair}', keep_prompts: [{{text: red}}]}}\n")
+        assert run.daemon.reload() is False and run.daemon.prompts is None
+    finally:
+        run.close()
