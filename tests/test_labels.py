@@ -1,6 +1,7 @@
 """Labels from the default model's classifier output, on real photos with the real ONNX graph."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +63,19 @@ def test_groups_are_sums_and_a_custom_vocabulary_has_no_groups():
     for word in ("vehicle", "car", "truck", "bus", "bicycle", "motorcycle", "dog", "cat", "bird", "boat"):
         assert word in base.groups and all(0 <= i < 1000 for i in base.groups[word])
     assert "person" not in base  # ImageNet-1k has no person class
+
+
+def test_card_whose_class_names_do_not_fit_the_output_is_refused(tmp_path):
+    from edgefilter.errors import ModelError
+
+    card = json.loads((ROOT / "models" / "efficientnet_lite0_regions.json").read_text())
+    card["file"] = str(ROOT / "models" / card["file"])
+    card["classes"]["names"] = card["classes"]["names"][:999]
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"output 'probabilities' has shape \['batch', 1000\], card field "
+                                         r"'classes.names' says 999"):
+        Embedder(card["file"], tmp_path / "card.json", providers="cpu")
+    card["classes"]["names"] = []
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="'classes.names' must be a non-empty list of names"):
+        Embedder(card["file"], tmp_path / "card.json", providers="cpu")
