@@ -107,6 +107,13 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     return cli_bridge(args.config, args.log_level, _setup_logging)
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level or "warning")
+    from .search import cli_search
+    return cli_search(args.dir, args.image, args.label, args.k, args.html, args.config, text=args.text,
+                      clip_card=args.clip_card)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level or "warning")
     from .bench import cli_bench
@@ -190,6 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bridge", "forward kept frames and drift from daemons to MQTT and S3-compatible storage", cmd_bridge)
     p.add_argument("-c", "--config", default="bridge.yaml", help="bridge config file (default: bridge.yaml)")
+    p = add("search", "find kept frames again in a folder written by `subscribe --out`: JSON lines, best first",
+            cmd_search)
+    p.add_argument("dir", help="folder written by `edgefilter subscribe --out`")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--image", help="nearest frames to this photo (needs publish.embeddings: true)")
+    query.add_argument("--label", help="frames with this label or group word (car, dog, vehicle...)")
+    query.add_argument("--text", help="frames nearest to this sentence (needs a CLIP pair: --clip-card or "
+                                      "rules.clip_card in -c CONFIG)")
+    p.add_argument("-k", type=int, default=10, help="how many frames (default 10)")
+    p.add_argument("--html", default=None, help="also write a contact sheet to this HTML file")
+    p.add_argument("-c", "--config", default=None, help="the daemon's config, for its model (--image) and "
+                                                        "rules.clip_card (--text)")
+    p.add_argument("--clip-card", default=None, help="a CLIP pair's card for --text")
 
     p = add("bench", "measure raw model and end-to-end throughput side by side", cmd_bench)
     p.add_argument("-c", "--config", default=None, help="config whose model and settings to use")

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import zmq
 import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
@@ -245,7 +246,11 @@ class Subscriber:
                     summary.drift += 1
                     continue
                 rel = self._write_frame(out, msg)
-                manifest.write(json.dumps({**msg.header, "file": rel, "received_ts": received_ts}) + "\n")
+                line = {**msg.header, "file": rel, "received_ts": received_ts}
+                if msg.embedding is not None:  # sent with publish.embeddings: true; `edgefilter search` reads it
+                    line["embedding_file"] = rel.rsplit(".", 1)[0] + ".npy"
+                    np.save(out / line["embedding_file"], msg.embedding.astype(np.float32, copy=False))
+                manifest.write(json.dumps(line) + "\n")
                 manifest.flush()  # a killed subscriber keeps every line it wrote
                 summary.frames += 1
                 summary.frames_by_source[msg.source] = summary.frames_by_source.get(msg.source, 0) + 1

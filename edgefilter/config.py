@@ -215,6 +215,32 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class PromptConfig:
+    text: str = opt("", "what to keep, in words (e.g. `a forklift carrying a pallet`)")
+    threshold: float = opt(0.25, "cosine similarity of the frame's and the text's CLIP embeddings that counts as "
+                                 "a match; depends on the weights: set it on real frames", min=-1.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    keep_labels: list[str] = opt(None, "keep a frame whose label (an ImageNet class name or a group word such as "
+                                       "`car`, `dog`, `vehicle`; see edgefilter/labels.json) scores at least "
+                                       "`label_min_score`, even when it is not novel", factory=list)
+    keep_labels_interval_s: float = opt(10.0, "per source and label, keep at most one frame this often for "
+                                              "`keep_labels` (any kept frame with the label counts)", min=0.0)
+    drop_labels: list[str] = opt(None, "never keep a frame whose label scores at least `label_min_score`",
+                                 factory=list)
+    label_min_score: float = opt(0.3, "probability a label (a group: the sum over its classes) must reach to "
+                                      "match a rule", min=0.0, min_exclusive=True, max=1.0)
+    keep_prompts: list[PromptConfig] = opt(None, "keep a frame that matches a text prompt (needs `clip_card`), even "
+                                                 "when it is not novel", factory=list)
+    keep_prompts_interval_s: float = opt(10.0, "per source and prompt, keep at most one frame this often for "
+                                               "`keep_prompts`", min=0.0)
+    clip_card: str | None = opt(None, "card of a CLIP pair (image and text encoders; models/export_clip.py writes "
+                                      "one) for `keep_prompts` and `edgefilter search --text`")
+
+
+@dataclass(frozen=True)
 class Config:
     sources: list[SourceConfig] = opt(None, "the frame sources (at least one)", factory=list)
     model: ModelConfig = opt(None, "the embedding model", factory=ModelConfig)
@@ -226,6 +252,8 @@ class Config:
     metrics: MetricsConfig = opt(None, "Prometheus endpoint", factory=MetricsConfig)
     state: StateConfig = opt(None, "persistence across restarts", factory=StateConfig)
     log: LogConfig = opt(None, "logging", factory=LogConfig)
+    rules: RulesConfig = opt(None, "keep and drop rules by label, applied after the novelty filter",
+                             factory=RulesConfig)
     shutdown_timeout_s: float = opt(10.0, "deadline to drain queues on shutdown", min=0.0)
     # Where the file was read from; relative paths resolve against it. Not a YAML key.
     base_dir: str = field(default=".", metadata={"internal": True})
@@ -489,6 +517,7 @@ def _cross_checks(cfg: Config, root: yaml.Node | None, chk: _Checker) -> None:
     if g.dark >= g.bright:
         chk.problem("gates.dark", _child(_child(root, "gates"), "dark") or root, "must be below gates.bright")
     check_host_port(chk, "metrics.bind", cfg.metrics.bind, _child(_child(root, "metrics"), "bind") or root)
+    _label_checks(cfg, root, chk)
     pub = cfg.publish.bind
     if "://" not in pub:
         chk.problem("publish.bind", _child(_child(root, "publish"), "bind") or root,
@@ -501,6 +530,28 @@ def check_host_port(chk: _Checker, path: str, bind: str | None, node: yaml.Node 
         host, sep, port = bind.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             chk.problem(path, node, f"must be HOST:PORT with a port from 1 to 65535, got {bind!r}")
+
+
+def _label_checks(cfg: Config, root: yaml.Node | None, chk: _Checker) -> None:
+    """Every label a rule names must exist: a typo would otherwise silently never match."""
+    from .labels import imagenet
+
+    vocabulary = imagenet()
+    for key in ("keep_labels", "drop_labels"):
+        seq = _child(_child(root, "rules"), key)
+        for i, name in enumerate(getattr(cfg.rules, key)):
+            message = vocabulary.problem(name)
+            if message is not None:
+                item = seq.value[i] if isinstance(seq, yaml.SequenceNode) and i < len(seq.value) else seq
+                chk.problem(f"rules.{key}[{i}]", item or root, message)
+    prompts = _child(_child(root, "rules"), "keep_prompts")
+    for i, prompt in enumerate(cfg.rules.keep_prompts):
+        item = prompts.value[i] if isinstance(prompts, yaml.SequenceNode) and i < len(prompts.value) else prompts
+        if not prompt.text.strip():
+            chk.problem(f"rules.keep_prompts[{i}].text", _child(item, "text") or item or root, "is required")
+    if cfg.rules.keep_prompts and not cfg.rules.clip_card:
+        chk.problem("rules.clip_card", _child(root, "rules") or root,
+                    "is required by rules.keep_prompts (a CLIP pair's card; see models/export_clip.py)")
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:

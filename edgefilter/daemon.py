@@ -45,7 +45,11 @@ from .novelty import NoveltyFilter
 from .novelty.view import view_thumbnail
 from .preprocess import preprocess, stack
 from .publisher import Publisher
+from .clip import ClipPair, PromptMatcher
+from .labels import vocabulary_for
+from .outlier import OutlierScorer
 from .reference import load_reference
+from .rules import KeepRules
 
 log = logging.getLogger("edgefilter.daemon")
 
@@ -96,6 +100,10 @@ class Daemon:
         self.embedder: Embedder | None = None
         self.novelty: NoveltyFilter | None = None
         self.drift: DriftMonitor | None = None
+        self.rules: KeepRules | None = None
+        self.outlier: OutlierScorer | None = None
+        self.prompts: PromptMatcher | None = None
+        self._last_tags: dict[str, dict] = {}  # per source: the last embedded frame's probabilities, prompt scores
         self.state_dir = self._state_dir(cfg)
         self.exit_code = 0
         for name in self.names:
@@ -155,8 +163,18 @@ class Daemon:
             reference = None
             if cfg.drift.reference:
                 reference = load_reference(resolve_path(cfg, cfg.drift.reference), self.embedder.model_id)
+                self.outlier = OutlierScorer(reference.vectors)
             self.drift = DriftMonitor(cfg.drift, self.names, self.embedder.model_id, self.embedder.dim,
                                       reference, clock=self.clock)
+        class_names = getattr(self.embedder, "class_names", ())
+        self.rules = KeepRules(cfg.rules, vocabulary_for(class_names) if class_names else None,
+                               self.embedder.model_id)
+        if cfg.rules.keep_prompts:
+            assert cfg.rules.clip_card is not None  # the config check requires it
+            pair = ClipPair(resolve_path(cfg, cfg.rules.clip_card), providers=cfg.model.providers,
+                            threads=cfg.model.threads)
+            self.prompts = PromptMatcher(pair)
+            self.prompts.set_prompts(cfg.rules.keep_prompts)  # once here, again on reload; never per frame
         for target, name in ((self._batch_loop, "batch"), (self._embed_loop, "embed"), (self._filter_loop, "filter"),
                              (self._drift_loop, "drift")):
             t = threading.Thread(target=self._guard(target), name=name, daemon=True)
@@ -354,17 +372,23 @@ class Daemon:
             result = self.embedder.embed(stacked)
             self.metrics.embed_seconds.observe(self.clock.monotonic() - t0)
             self.metrics.embed_batch_size.observe(len(todo))
+            prompt_scores = self.prompts.scores(stacked) if self.prompts is not None else None
+            probabilities = getattr(result, "probabilities", None)  # embedders without a classes output lack it
             for i, f in enumerate(todo):
                 f.embedding = result.vectors[i]
                 f.regions = result.regions[i] if result.regions is not None else None
+                f.meta["probabilities"] = probabilities[i] if probabilities is not None else None
+                f.meta["prompt_scores"] = prompt_scores[i] if prompt_scores is not None else None
                 f.tensor = None
                 self.metrics.frames_embedded.labels(source=f.source).inc()
         # Frames the pre-gate skipped reuse their source's last embedding, in stream order.
         for f in batch:
             if f.gated:
                 f.embedding, f.regions = self._last_embedding[f.source]
+                f.meta.update(self._last_tags.get(f.source, {}))
             else:
                 self._last_embedding[f.source] = (f.embedding, f.regions)
+                self._last_tags[f.source] = {k: f.meta.get(k) for k in ("probabilities", "prompt_scores")}
 
     # ------------------------------------------------------------------ filter stage
 
@@ -385,6 +409,8 @@ class Daemon:
                 self.metrics.nn_distance.labels(source=f.source).observe(d.distance)
             if self.drift is not None:
                 self.drift.observe(f.source, f.embedding, d.keep)
+            if not d.held:
+                d = self._apply_rules(f, d)
             if d.keep:
                 self._publish_kept(f, d)
             elif not d.held:
@@ -401,6 +427,20 @@ class Daemon:
         if self.state_dir is not None and now - self._last_save >= self.cfg.state.save_interval_s:
             self._save_state()
 
+    def _apply_rules(self, frame: Frame, d: Any) -> Any:
+        """The keep/drop rules on a novelty decision (edgefilter/rules.py); the rule that changed it, if any,
+        goes into the frame's header and the rule metrics."""
+        if self.rules is None:
+            return d
+        verdict = self.rules.decide(frame.source, frame.ts, d.keep, d.reason, frame.meta.get("probabilities"),
+                                    frame.meta.get("prompt_scores"))
+        if verdict.rule is None:
+            return d
+        frame.meta["rule"] = verdict.rule
+        self.metrics.rule_frames.labels(source=frame.source, rule=verdict.rule,
+                                        action="kept" if verdict.keep else "dropped").inc()
+        return dataclasses.replace(d, keep=verdict.keep, reason=verdict.reason)
+
     def _publish_kept(self, frame: Frame, d: Any) -> None:
         assert self.publisher is not None
         self._kept += 1
@@ -409,12 +449,31 @@ class Daemon:
         if d.region is not None:
             self.metrics.frames_kept_regional.labels(source=frame.source).inc()
         self.publisher.publish_frame(frame, d.distance, d.reason, d.threshold, region=d.region,
-                                     region_score=d.region_score)
+                                     region_score=d.region_score, extra=self._header_tags(frame))
+
+    def _header_tags(self, frame: Frame) -> dict:
+        """Header keys beyond the novelty filter's: labels, the rule that kept it, the outlier score."""
+        tags: dict = {}
+        probabilities = frame.meta.get("probabilities")
+        if probabilities is not None and self.rules is not None and self.rules.vocabulary is not None:
+            tags["labels"] = self.rules.vocabulary.top(probabilities)
+        prompts = self.rules.matched_prompts(frame.meta.get("prompt_scores")) if self.rules is not None else []
+        if prompts:
+            tags["prompts"] = prompts
+        if "rule" in frame.meta:
+            tags["rule"] = frame.meta["rule"]
+        if self.outlier is not None and frame.embedding is not None:
+            tags["outlier"] = self.outlier.score(frame.embedding)
+        return tags
 
     def _settle_held(self, keeps: list) -> None:
         assert self.novelty is not None
         for frame, d in keeps:
-            self._publish_kept(frame, d)
+            d = self._apply_rules(frame, d)
+            if d.keep:
+                self._publish_kept(frame, d)
+            else:
+                frame.image = None
         for frame in self.novelty.discarded():
             frame.image = None
 
@@ -504,6 +563,15 @@ class Daemon:
             if new.publish.bind != self.cfg.publish.bind or new.publish.curve != self.cfg.publish.curve:
                 log.warning("reload: publish.bind and publish.curve changes need a restart; not applied")
             assert self.novelty is not None and self.publisher is not None
+            if new.rules.clip_card != self.cfg.rules.clip_card:
+                log.warning("reload: rules.clip_card changes need a restart; not applied")
+            if new.rules.keep_prompts and self.prompts is None:
+                raise ConfigError("rules.keep_prompts: prompts added to a daemon started without them need a "
+                                  "restart (the CLIP pair is loaded at start)")
+            if self.prompts is not None and new.rules.keep_prompts != self.cfg.rules.keep_prompts:
+                self.prompts.set_prompts(new.rules.keep_prompts)  # embedded once per reload
+            if self.rules is not None:
+                self.rules.reconfigure(new.rules)  # before the filter: it may refuse the new rules
             sources = ([dataclasses.replace(old, filter=mine.filter) for old, mine in zip(self.cfg.sources, new.sources)]
                        if same_names else self.cfg.sources)
             self.novelty.reconfigure(new.filter, dataclasses.replace(self.cfg, filter=new.filter,
@@ -516,6 +584,7 @@ class Daemon:
             if self.drift is not None:
                 self.drift.reconfigure(new.drift)
             self.cfg = dataclasses.replace(self.cfg, sources=sources, filter=new.filter, gates=new.gates, drift=new.drift,
+                                           rules=new.rules,
                                            embed=dataclasses.replace(new.embed, queue_size=self.cfg.embed.queue_size,
                                                                      max_batch=self.cfg.embed.max_batch),
                                            publish=dataclasses.replace(new.publish, bind=self.cfg.publish.bind,

@@ -26,7 +26,9 @@ Kept frame: ``[topic, header, jpeg]`` or ``[topic, header, jpeg, embedding]``
   ts             capture time, Unix seconds (number)
   distance       cosine distance to the nearest kept neighbour that decided
                  (number), or ``null`` for the first frame of a source
-  reason         ``"first"``, ``"novel"`` or ``"heartbeat"``
+  reason         ``"first"``, ``"novel"`` or ``"heartbeat"`` (the novelty filter),
+                 or ``"label"``/``"prompt"`` (kept by a ``rules.keep_labels`` or
+                 ``rules.keep_prompts`` rule)
   width, height  int > 0, size of the JPEG image in pixels
   encoding       ``"jpeg"``
   model          id of the embedding model (from its card)
@@ -38,6 +40,15 @@ Kept frame: ``[topic, header, jpeg]`` or ``[topic, header, jpeg, embedding]``
   change made the frame novel; then ``distance`` and ``threshold`` are that
   change and ``filter.region_threshold``, in units of the cell's noise); both are
   informative, not required.
+
+  Also informative, sent when known: ``labels`` (the model's top 5 classes,
+  ``[{"name": str, "score": number}]``, best first; the default model's
+  ImageNet classes), ``prompts`` (the ``rules.keep_prompts`` it matches,
+  ``[{"text": str, "score": number}]``), ``rule`` (``"keep_labels:<name>"`` or
+  ``"keep_prompts:<text>"`` when a keep rule kept the frame, else absent) and ``outlier`` (with a drift reference loaded:
+  ``{"distance": number, "percentile": number}``, the cosine distance to the
+  nearest reference frame and its percentile among the reference's own
+  leave-one-out distances).
 - ``jpeg``: the JPEG-encoded frame (starts with ``FF D8``).
 - ``embedding`` (only when ``publish.embeddings`` is on): ``embedding_dim``
   little-endian float32 values, exactly ``4 * embedding_dim`` bytes. The default
@@ -72,7 +83,7 @@ from .errors import MessageError
 VERSION = 1
 FRAME_PREFIX = "frame/"
 DRIFT_PREFIX = "drift/"
-REASONS = ("first", "novel", "heartbeat")
+REASONS = ("first", "novel", "heartbeat", "label", "prompt")
 MAX_TOPIC_BYTES = 256
 MAX_HEADER_BYTES = 64 * 1024
 MAX_EMBEDDING_DIM = 65536

@@ -88,6 +88,10 @@ class Metrics:
         self.drift_flag = Gauge("edgefilter_drift", "1 when the last window drifted at drift.alpha", ["source"],
                                 registry=r)
         self.drift_updates = Counter("edgefilter_drift_updates", "Drift statistics computed", ["source"], registry=r)
+        # keep rules (rules: section)
+        self.rule_frames = Counter("edgefilter_rule_frames", "Frames a keep or drop rule decided, by rule and action "
+                                   "(kept: kept though not novel; dropped: a novelty keep removed)",
+                                   ["source", "rule", "action"], registry=r)
         # daemon
         self.state_saves = Counter("edgefilter_state_saves", "Index snapshots written", registry=r)
         self.reloads = Counter("edgefilter_config_reloads", "Config reloads by result", ["result"], registry=r)

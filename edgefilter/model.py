@@ -71,6 +71,8 @@ class ModelCard:
     regions_name: str | None = None
     regions_grid: tuple[int, int] | None = None
     regions_dim: int | None = None  # channels per region; the embedding's dim when the card does not say
+    classes_name: str | None = None  # output of class probabilities (N, len(class_names)), when the card has one
+    class_names: tuple[str, ...] = ()
     variants: Mapping[str, Variant] = field(default_factory=dict)
     licence: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -132,6 +134,11 @@ def _choice(d: Any, dotted: str, path: Path, allowed: tuple[str, ...]) -> str:
 def load_card(path: str | Path) -> ModelCard:
     """Read and check a model card (JSON, or YAML for a .yaml/.yml file)."""
     path = Path(path)
+    return card_from_mapping(read_card_file(path), path)
+
+
+def read_card_file(path: Path) -> dict:
+    """A card file's mapping (JSON, or YAML for .yaml/.yml); ModelError naming the file otherwise."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -145,7 +152,12 @@ def load_card(path: str | Path) -> ModelCard:
         raise ModelError(f"model card {path} is not valid {'YAML' if is_yaml else 'JSON'}: {exc}") from None
     if not isinstance(d, dict):
         raise ModelError(f"model card {path}: expected a mapping at the top level")
+    return d
 
+
+def card_from_mapping(d: dict, path: Path, card_id: str | None = None) -> ModelCard:
+    """Check a card's fields. ``path``: where its files are relative to (and what errors name);
+    ``card_id``: the id when the mapping has none (the image half of a CLIP card)."""
     dim = _get(d, "output.dim", int, path)
     if dim <= 0:
         raise ModelError(f"model card {path}: field 'output.dim' must be positive, got {dim}")
@@ -154,9 +166,13 @@ def load_card(path: str | Path) -> ModelCard:
         variants[str(name)] = Variant(file=_get(d, f"variants.{name}.file", str, path),
                                       sha256=_sha(d, f"variants.{name}.sha256", path))
     has_regions = isinstance(d.get("regions"), dict)
+    has_classes = isinstance(d.get("classes"), dict)
+    class_names = tuple(_get(d, "classes.names", list, path)) if has_classes else ()
+    if has_classes and (not class_names or not all(isinstance(n, str) and n for n in class_names)):
+        raise ModelError(f"model card {path}: field 'classes.names' must be a non-empty list of names")
     return ModelCard(
         path=path,
-        id=_get(d, "id", str, path),
+        id=card_id if card_id is not None else _get(d, "id", str, path),
         file=_get(d, "file", str, path),
         sha256=_sha(d, "sha256", path),
         input_name=_get(d, "input.name", str, path),
@@ -170,6 +186,8 @@ def load_card(path: str | Path) -> ModelCard:
         regions_name=_get(d, "regions.name", str, path) if has_regions else None,
         regions_grid=_pair(d, "regions.grid", path) if has_regions else None,
         regions_dim=_get(d, "regions.dim", int, path, required=False) if has_regions else None,
+        classes_name=_get(d, "classes.name", str, path) if has_classes else None,
+        class_names=class_names,
         variants=variants,
         licence=_get(d, "licence", str, path, required=False),
         raw=d,
@@ -297,6 +315,7 @@ def _log_once(key: str, msg: str, *args: Any) -> None:
 class EmbedResult:
     vectors: np.ndarray  # float32 (N, dim), L2-normalised
     regions: np.ndarray | None  # float32 (N, R, dim), each L2-normalised; None without a region output
+    probabilities: np.ndarray | None = None  # float32 (N, classes); None without a classes output
 
 
 class Embedder:
@@ -304,7 +323,8 @@ class Embedder:
 
     def __init__(self, model_path: str | Path, card_path: str | Path | None = None, providers: str = "auto",
                  fp16: bool = False, threads: int = 0, cache_dir: str | Path | None = None,
-                 probe: Callable[[], ProviderProbe] = probe_providers, max_batch: int = 8):
+                 probe: Callable[[], ProviderProbe] = probe_providers, max_batch: int = 8,
+                 card: ModelCard | None = None):
         import onnxruntime as ort
 
         model_path = Path(model_path)
@@ -313,7 +333,7 @@ class Embedder:
             raise ModelError(f"model providers: expected one of {', '.join(PROVIDER_CHOICES)}, got {providers!r}")
         if not model_path.is_file():
             raise ModelError(f"model file not found: {model_path}")
-        self.card = load_card(card_path)
+        self.card = card if card is not None else load_card(card_path)
         # The card's sha256 ties it to this file whatever its name. A card's variant can also be named
         # directly as the model (e.g. the int8 file with the main card): it is checked against its own sha256.
         self.variant: str | None = next((name for name, v in self.card.variants.items()
@@ -359,7 +379,8 @@ class Embedder:
         self.provider: str = in_use[0]
         self.path = path
         self._check_graph(path)
-        self._outputs = [self.card.output_name] + ([self.card.regions_name] if self.has_regions else [])
+        self._outputs = [self.card.output_name] + ([self.card.regions_name] if self.has_regions else []) + \
+            ([self.card.classes_name] if self.has_classes else [])
         log.info("model %s on %s (%s)", self.model_id, self.provider, path)
 
     # ----------------------------------------------------------------------- construction helpers
@@ -427,6 +448,8 @@ class Embedder:
         checks = [(c.output_name, 2, "output", c.dim)]
         if c.regions_name is not None:
             checks.append((c.regions_name, 3, "regions", c.region_dim))
+        if c.classes_name is not None:
+            checks.append((c.classes_name, 2, "classes", len(c.class_names)))
         for name, rank, key, dim in checks:
             o = outputs.get(name)
             if o is None:
@@ -436,7 +459,8 @@ class Embedder:
                 raise ModelError(f"{where}: output {name!r} is {o.type}, expected float32")
             shape = list(o.shape)
             if len(shape) != rank or (isinstance(shape[-1], int) and shape[-1] != dim):
-                field_name = "regions.dim" if key == "regions" and c.regions_dim else "output.dim"
+                field_name = {"regions": "regions.dim" if c.regions_dim else "output.dim",
+                              "classes": "classes.names"}.get(key, "output.dim")
                 raise ModelError(f"{where}: output {name!r} has shape {shape}, card field '{field_name}' says "
                                  f"{dim}")
             if rank == 3 and isinstance(shape[1], int) and shape[1] != c.region_count:
@@ -474,6 +498,15 @@ class Embedder:
         return self.card.region_count
 
     @property
+    def has_classes(self) -> bool:
+        return self.card.classes_name is not None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The names of the probabilities' columns (ImageNet's for the default model); () without them."""
+        return self.card.class_names
+
+    @property
     def region_dim(self) -> int:
         return self.card.region_dim
 
@@ -499,11 +532,12 @@ class Embedder:
         out = self._session.run(self._outputs, {self.card.input_name: np.ascontiguousarray(batch)})
         vectors = np.asarray(out[0], dtype=np.float32)
         regions = np.asarray(out[1], dtype=np.float32) if self.has_regions else None
+        probabilities = np.asarray(out[-1], dtype=np.float32) if self.has_classes else None
         if not self.card.normalised:
             # Cosine distance downstream assumes unit vectors; a card that says otherwise gets them here.
             vectors = _unit(vectors)
             regions = _unit(regions) if regions is not None else None
-        return EmbedResult(vectors, regions)
+        return EmbedResult(vectors, regions, probabilities)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

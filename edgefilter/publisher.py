@@ -86,6 +86,7 @@ class _FrameItem:
     seq: int = -1
     region: int | None = None
     region_score: float | None = None
+    extra: dict | None = None  # more header keys (labels, rule, outlier)
 
 
 class Publisher:
@@ -187,10 +188,12 @@ class Publisher:
     # ------------------------------------------------------------------ the pipeline's side (never blocks)
 
     def publish_frame(self, frame: Frame, distance: float | None, reason: str, threshold: float | None,
-                      region: int | None = None, region_score: float | None = None) -> None:
-        """Queue a kept frame; JPEG encoding and sending happen on the publisher thread."""
+                      region: int | None = None, region_score: float | None = None,
+                      extra: dict | None = None) -> None:
+        """Queue a kept frame; JPEG encoding and sending happen on the publisher thread. ``extra``: more
+        header keys, never replacing the ones above."""
         self._enqueue("frame", _FrameItem(frame, distance, reason, threshold, region=region,
-                                          region_score=region_score))
+                                          region_score=region_score, extra=extra))
 
     def publish_drift(self, header: dict) -> bool:
         """Queue drift statistics; False when the header is not valid v1 (logged as an error and
@@ -441,6 +444,8 @@ class Publisher:
             "region_score": (None if item.region_score is None or not math.isfinite(item.region_score)
                              else round(float(item.region_score), 3)),
         }
+        for key, value in (item.extra or {}).items():
+            header.setdefault(key, value)
         return encode_frame(header, jpeg.tobytes(), embedding)
 
 

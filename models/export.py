@@ -16,7 +16,8 @@ Outputs in models/ (all from the same weights):
 - efficientnet_lite0_fp16.onnx     same interface, fp16 inside (for CUDA)
 - efficientnet_lite0_int8.onnx     same interface, statically quantised (QDQ, per-channel) for the CPU
 - efficientnet_lite0_regions.onnx  "embedding" plus "regions" (N, 49, 320): the 7x7 grid of the last block's
-                                   output (before the 1x1 head conv), each cell L2-normalised
+                                   output (before the 1x1 head conv), each cell L2-normalised, plus
+                                   "probabilities" (N, 1000): the ImageNet classifier's softmax (labels)
 - efficientnet_lite0_regions_fp16.onnx  the same, fp16 inside (for CUDA)
 - efficientnet_lite0.json, efficientnet_lite0_regions.json   the model cards
 
@@ -62,6 +63,8 @@ NAME = "efficientnet_lite0"
 INPUT = "images"
 OUTPUT = "embedding"
 REGIONS = "regions"
+PROBABILITIES = "probabilities"
+CLASS_NAMES = json.loads((ROOT / "edgefilter" / "labels.json").read_text())["classes"]
 # The two photos the classifier must get right (ImageNet class, label, probability seen at planning time).
 TOP1_EXPECTED = {"chelsea": (285, "Egyptian cat"), "coffee": (967, "espresso")}
 
@@ -207,7 +210,11 @@ class EmbeddingGraph(nn.Module):
 
 
 class RegionsGraph(nn.Module):
-    """uint8 images -> (embedding, 7x7 grid of L2-normalised region features, (N, 49, 320)).
+    """uint8 images -> (embedding, 7x7 grid of L2-normalised region features (N, 49, 320),
+    ImageNet class probabilities (N, 1000)).
+
+    The probabilities are the network's own classifier on the pooled features the embedding is made
+    of: one 1280x1000 matrix product and a softmax, nothing else changes in the graph.
 
     The regions are the last block's 320-channel output, before the 1x1 head conv expands it to 1280:
     measured on the quality benchmark's streams (benchmarks/QUALITY.md, finding 16) they tell a small
@@ -220,14 +227,17 @@ class RegionsGraph(nn.Module):
         self.net = net
         self.dtype = dtype
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b = self.net.blocks(_normalised_input(images, self.dtype))
         h = self.net.head(b)
         if self.dtype != torch.float32:  # pool and norm in fp32 (no Cast nodes in the fp32 graph)
             b, h = b.float(), h.float()
-        emb = _l2(h.mean((2, 3)), 1)
+        pooled = h.mean((2, 3))
+        emb = _l2(pooled, 1)
         cells = b.flatten(2).transpose(1, 2)  # (N, 49, 320), row-major over the grid
-        return emb, _l2(cells, 2)
+        # The classifier in fp32 whatever the network's precision (its weights become float constants).
+        logits = F.linear(pooled, self.net._fc.weight.float(), self.net._fc.bias.float())
+        return emb, _l2(cells, 2), torch.softmax(logits, 1)
 
 
 def export(module: nn.Module, path: Path, outputs: list[str]) -> None:
@@ -417,30 +427,48 @@ def main() -> int:
         "regions_fp16": out / f"{NAME}_regions_fp16.onnx",
         "int8": out / f"{NAME}_int8.onnx",
     }
+    # The previous regions graphs' embeddings, to prove below that adding an output changed none of them.
+    previous = {k: run(session(files[k]), check) for k in ("regions", "regions_fp16") if files[k].exists()}
     embed32 = EmbeddingGraph(net).eval()
     export(embed32, files["fp32"], [OUTPUT])
-    export(RegionsGraph(net).eval(), files["regions"], [OUTPUT, REGIONS])
+    export(RegionsGraph(net).eval(), files["regions"], [OUTPUT, REGIONS, PROBABILITIES])
     export(EmbeddingGraph(load_net().half(), torch.float16).eval(), files["fp16"], [OUTPUT])
-    export(RegionsGraph(load_net().half(), torch.float16).eval(), files["regions_fp16"], [OUTPUT, REGIONS])
+    export(RegionsGraph(load_net().half(), torch.float16).eval(), files["regions_fp16"],
+           [OUTPUT, REGIONS, PROBABILITIES])
 
     # 3. Verify each graph against PyTorch on real photos and random images.
     with torch.no_grad():
         ref = embed32(torch.from_numpy(check)).numpy()
-        ref_regions = RegionsGraph(net)(torch.from_numpy(check))[1].numpy()
+        _, ref_regions, ref_probs = (t.numpy() for t in RegionsGraph(net)(torch.from_numpy(check)))
     s32 = session(files["fp32"])
     e32 = run(s32, check)
     diff32 = float(np.abs(e32 - ref).max())
     sreg = session(files["regions"])
-    reg_emb, reg_cells = sreg.run([OUTPUT, REGIONS], {INPUT: check})
-    diff_regions = max(float(np.abs(reg_emb - ref).max()), float(np.abs(reg_cells - ref_regions).max()))
+    reg_emb, reg_cells, reg_probs = sreg.run([OUTPUT, REGIONS, PROBABILITIES], {INPUT: check})
+    diff_regions = max(float(np.abs(reg_emb - ref).max()), float(np.abs(reg_cells - ref_regions).max()),
+                       float(np.abs(reg_probs - ref_probs).max()))
     e16 = run(session(files["fp16"]), check)
     cos16 = float((e16 * e32).sum(1).min())
-    r16_emb, r16_cells = session(files["regions_fp16"]).run([OUTPUT, REGIONS], {INPUT: check})
+    r16_emb, r16_cells, r16_probs = session(files["regions_fp16"]).run([OUTPUT, REGIONS, PROBABILITIES],
+                                                                       {INPUT: check})
     cos16_regions = min(float((r16_emb * reg_emb).sum(1).min()), float((r16_cells * reg_cells).sum(2).min()))
     print(f"regions fp16 min cosine (embedding and cells) {cos16_regions:.5f}")
     print(f"max |onnx - torch| fp32 {diff32:.2e}, regions {diff_regions:.2e}; fp16 min cosine {cos16:.5f}")
     if diff32 > 1e-4 or diff_regions > 1e-4 or cos16 < 0.99 or cos16_regions < 0.99:
         raise SystemExit("export: an ONNX graph disagrees with PyTorch")
+    # The labels from the ONNX graphs themselves: the same top-1 on the two known photos, fp32 and fp16.
+    for probs in (reg_probs, r16_probs):
+        for name, (want, _) in TOP1_EXPECTED.items():
+            if int(probs[list(pics).index(name)].argmax()) != want:
+                raise SystemExit(f"export: the regions graph's probabilities do not give class {want} for {name}")
+    # Adding the classifier output must not move the embedding: same vectors as the previous files.
+    for key, old_vectors in previous.items():
+        new_vectors = reg_emb if key == "regions" else r16_emb
+        cos = float((old_vectors * new_vectors).sum(1).min())
+        diff = float(np.abs(old_vectors - new_vectors).max())
+        print(f"{key}: embedding vs the previous file: min cosine {cos:.7f}, max abs diff {diff:.1e}")
+        if cos < 0.999999:
+            raise SystemExit(f"export: the {key} graph's embedding moved against the previous file")
     # Dynamic batch: one-by-one equals batched.
     single = np.concatenate([run(s32, check[i:i + 1]) for i in range(len(check))])
     if float(np.abs(single - e32).max()) > 1e-4:
@@ -528,6 +556,10 @@ def main() -> int:
         "embedding_of": model_id,
         "variants": {"fp16": {"file": files["regions_fp16"].name, "sha256": sha256(files["regions_fp16"]),
                               "device": "cuda", "min_cosine_vs_fp32": round(cos16_regions, 5)}},
+        "classes": {"name": PROBABILITIES, "activation": "softmax", "count": len(CLASS_NAMES),
+                    "names": CLASS_NAMES,
+                    "source": "ImageNet-1k class order; names from edgefilter/labels.json (open_clip's cleaned-up "
+                              "names, MIT)"},
         "verification": {"max_abs_diff_vs_pytorch": sig(diff_regions), "top1": top1},
     }
     for path, c in ((card_path, card), (out / f"{NAME}_regions.json", regions_card)):
