@@ -241,22 +241,34 @@ def _region_of(rec: dict) -> int | None:
 
 
 def _novelty(rec: dict) -> str:
-    """What made a kept frame novel, for captions: the whole-image distance, or a region's change."""
-    d = _number(rec.get("distance"))
-    if d is None:
-        return "-"
-    region = _region_of(rec)
-    return f"region {region}: {d:.1f}x noise" if region is not None else f"d={d:.3f}"
+    """What made a kept frame novel, for captions: the whole-image distance, and a region's change."""
+    d = _whole_distance(rec)
+    text = f"d={d:.3f}" if np.isfinite(d) else "-"
+    region, score = _region_of(rec), _region_score(rec)
+    if region is not None and score is not None:
+        text += f", region {region}: {score:.1f}x noise"
+    return text
+
+
+def _region_score(rec: dict) -> float | None:
+    """A region's change in noise units: header ``region_score``; older files put it in ``distance``."""
+    if "region_score" in rec:
+        return _number(rec.get("region_score"))
+    return _number(rec.get("distance")) if _region_of(rec) is not None else None
 
 
 def _whole_distance(rec: dict) -> float:
-    """A record's whole-image cosine distance; NaN when none (or when it is a region's change)."""
+    """A record's whole-image cosine distance; NaN when none (older files: a region keep's distance was
+    its change in noise units)."""
     d = _number(rec.get("distance"))
-    return d if d is not None and _region_of(rec) is None else np.nan
+    old_region_keep = _region_of(rec) is not None and "region_score" not in rec
+    return d if d is not None and not old_region_keep else np.nan
 
 
 def _timeline(source: str, kept: list[dict], timeline: list[dict], threshold: float | None,
-              out: Path, origin: float) -> str:
+              out: Path, origin: float) -> list[str]:
+    """The distance timeline, and a second one for region changes when any keep was made by a region:
+    cosine distance and noise units on separate axes."""
     if timeline:
         xs = np.array([float(r["ts"]) for r in timeline]) - origin
         ys = np.array([_whole_distance(r) for r in timeline])
@@ -264,27 +276,35 @@ def _timeline(source: str, kept: list[dict], timeline: list[dict], threshold: fl
         xs = np.array([float(r["ts"]) for r in kept]) - origin
         ys = np.array([_whole_distance(r) for r in kept])
     kx = np.array([float(r["ts"]) for r in kept]) - origin
-    # a frame kept for a region's change has no whole-image distance on this axis: marked on the threshold
-    kd = [_whole_distance(r) for r in kept]
-    ky = [(d if np.isfinite(d) else (threshold if _region_of(r) is not None and threshold is not None else 0.0))
-          for d, r in zip(kd, kept)]
+    kd = np.array([_whole_distance(r) for r in kept])
+    has = np.isfinite(kd)
     finite = ys[np.isfinite(ys)]
-    top = max([float(finite.max()) if len(finite) else 0.0, threshold or 0.0, max(ky, default=0.0)]) * 1.15 or 1.0
+    top = max([float(finite.max()) if len(finite) else 0.0, threshold or 0.0,
+               float(kd[has].max()) if has.any() else 0.0]) * 1.15 or 1.0
     x0 = float(min(xs.min(initial=np.inf), kx.min(initial=np.inf)))
     x1 = float(max(xs.max(initial=-np.inf), kx.max(initial=-np.inf)))
     if not math.isfinite(x0):
         x0, x1 = 0.0, 1.0
     what = "every processed frame" if timeline else "kept frames only (no timeline.jsonl)"
-    ax = _Axes(f"{source}: nearest-neighbour cosine distance ({what}); dots = keeps (on the threshold: "
-               "novel by a region)", x0, x1, 0.0, top,
+    ax = _Axes(f"{source}: nearest-neighbour cosine distance ({what}); dots = keeps", x0, x1, 0.0, top,
                "distance", xfmt=_fmt_offset, yfmt=lambda v: f"{v:.2f}")
     ax.series(xs, ys, _BLUE)
     if threshold is not None:
         ax.hline(threshold, _RED, f"threshold {threshold:g}")
-    ax.marks(kx, ky, [_REASON_COLOUR.get(str(r.get("reason")), _BLACK) for r in kept])
-    name = f"timeline-{_slug(source)}.png"
-    cv2.imwrite(str(out / name), ax.img)
-    return name
+    ax.marks(kx[has], kd[has], [_REASON_COLOUR.get(str(r.get("reason")), _BLACK) for r, h in zip(kept, has) if h])
+    names = [f"timeline-{_slug(source)}.png"]
+    cv2.imwrite(str(out / names[0]), ax.img)
+    by_region = [(x, _region_score(r)) for x, r in zip(kx, kept) if _region_of(r) is not None]
+    by_region = [(x, v) for x, v in by_region if v is not None]
+    if by_region:
+        rx = np.array([x for x, _ in by_region])
+        ry = np.array([v for _, v in by_region])
+        rax = _Axes(f"{source}: keeps made by a region: its change in units of the cell's noise", x0, x1, 0.0,
+                    float(ry.max()) * 1.15 or 1.0, "noise x", xfmt=_fmt_offset, yfmt=lambda v: f"{v:.0f}")
+        rax.marks(rx, ry, [_BLACK] * len(rx))
+        names.append(f"regions-{_slug(source)}.png")
+        cv2.imwrite(str(out / names[1]), rax.img)
+    return names
 
 
 def _drift_plot(source: str, recs: list[dict], out: Path, origin: float, alpha: float = 0.05) -> str:
@@ -389,8 +409,10 @@ def build_report(input_dir: str | Path, out_dir: str | Path | None = None, thres
     parts.append("</table>")
     if plots:
         parts.append("<h2>Distance to the nearest kept frame</h2>")
-        for s, name in plots.items():
-            parts.append(f"<p><img src='{e(name)}' alt='distance timeline of {e(s)}'></p>")
+        for s, names in plots.items():
+            parts.append(f"<p><img src='{e(names[0])}' alt='distance timeline of {e(s)}'></p>")
+            for name in names[1:]:
+                parts.append(f"<p><img src='{e(name)}' alt='region changes of {e(s)}'></p>")
     if drifts:
         parts.append("<h2>Drift</h2>")
         for s, name in drifts.items():

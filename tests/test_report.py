@@ -128,3 +128,21 @@ def test_a_frame_kept_for_a_region_is_labelled_and_does_not_stretch_the_distance
     red = (tl[..., 2] > 180) & (tl[..., 1] < 90) & (tl[..., 0] < 90)
     rows = np.flatnonzero(red.sum(1) > 100)  # the threshold line spans the plot
     assert len(rows) and rows.mean() < tl.shape[0] * 0.75  # well above the bottom (it would hug it on a 0-14 axis)
+
+
+def test_region_changes_get_their_own_axis_and_distance_keeps_its_meaning(tmp_path):
+    # v1 headers since region_score: distance is always the whole-image cosine distance
+    d = tmp_path / "kept"
+    (d / "cam").mkdir(parents=True)
+    lines = []
+    for i, (dist, region, score) in enumerate([(None, None, None), (0.3, None, None), (0.04, 5, 12.04),
+                                               (0.05, 9, 30.0)]):
+        name = f"cam/{i:04d}.jpg"
+        cv2.imwrite(str(d / name), _frame(i))
+        lines.append(json.dumps({"v": 1, "source": "cam", "seq": i, "frame_index": i, "ts": T0 + 5 * i,
+                                 "distance": dist, "reason": "first" if i == 0 else "novel", "region": region,
+                                 "region_score": score, "threshold": 0.15, "file": name}))
+    (d / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    page = build_report(d, tmp_path / "out").read_text()
+    assert "d=0.040, region 5: 12.0x noise" in page and "d=0.050, region 9: 30.0x noise" in page
+    assert "regions-cam.png" in page and (tmp_path / "out" / "regions-cam.png").is_file()
