@@ -69,7 +69,7 @@ _SPLIT = (  # (label, from stamp, to stamp)
     ("hand-off to the filter thread", "t_embed1", "t_filter"),
     ("filter + publish queue + JPEG + ZeroMQ + receive", "t_filter", "t_recv"),
 )
-DEFAULT_SKIP_UNCHANGED = 4.0  # the pre-gate setting the quality benchmark evaluates
+DEFAULT_SKIP_UNCHANGED = GatesConfig().skip_unchanged  # the default pre-gate setting
 
 
 # ============================================================================ small measurements
@@ -675,9 +675,13 @@ def component_costs(video: Path, embedder: Any, cfg: Config, batch: int, min_sec
     qg = QualityGate(dataclasses.replace(cfg.gates, frozen=cfg.gates.frozen))
     out["grey thumbnail + quality gates"] = time_per_item(lambda im: qg.check(im, grey_thumbnail(im)), images,
                                                           min_seconds) * 1000
-    thumbs = [grey_thumbnail(im) for im in images]
+    from .novelty.view import view_thumbnail
+
+    pairs = [(grey_thumbnail(im), view_thumbnail(im)) for im in images]
+    out["view thumbnail (best view, pre-gate)"] = time_per_item(view_thumbnail, images, min_seconds) * 1000
     cg = ChangeGate(GatesConfig(skip_unchanged=DEFAULT_SKIP_UNCHANGED, max_skip=10 ** 9))
-    out["pre-gate decision (thumbnail given)"] = time_per_item(cg.should_skip, thumbs, min_seconds) * 1000
+    out["pre-gate decision (thumbnails given)"] = time_per_item(lambda p: cg.should_skip(*p), pairs,
+                                                                min_seconds) * 1000
     size, colour = embedder.input_size, embedder.colour
     out["preprocess (resize + colour)"] = time_per_item(lambda im: preprocess(im, size, colour), images,
                                                         min_seconds) * 1000

@@ -18,7 +18,7 @@ from .budget import Budget
 from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading
 from .index import Probe, RollingIndex, unit
 from .regional import CELL_STILL, CellNoise, cell_novelty
-from .view import unchanged
+from .view import changed_cells, unchanged
 from .whole import Motion, is_novel
 
 log = logging.getLogger("edgefilter.novelty")
@@ -257,7 +257,7 @@ class NoveltyFilter:
             return self._join(it, cfg, st, scope, dist, probes, routed)
         st.previous_view = it.view
 
-        worst = self._cells(scope, st, it) if it.regions is not None else None
+        worst = self._cells(scope, st, it, st.background) if it.regions is not None else None
         by_region = worst is not None and worst[1] > cfg.region_threshold
         novel = dist is not None and (dist > threshold or by_region)
         if it.view is not None and not novel:
@@ -302,7 +302,7 @@ class NoveltyFilter:
         step = st.motion.step(it.vector, learn=False)
         # a small thing moving in a still scene hardly moves the whole image: the cells must be still too
         cells_moved = st.cells.step(it.regions, learn=False) if it.regions is not None else None
-        worst = self._cells(scope, st, it) if it.regions is not None else None
+        worst = self._cells(scope, st, it, cand.background) if it.regions is not None else None
         cand.frames.append(self._held(it, dist, worst, st.threshold, cfg))
         if it.view is not None and st.previous_view is not None:
             # no blob of pixels moved since the still run began (a camera's noise moves an embedding as much
@@ -353,17 +353,27 @@ class NoveltyFilter:
         if not near.any():
             return False
         if it.regions is not None and recent.cells is not None and st.cells.ready:
-            _, change = st.cells.novelty(it.regions, recent.cells[near])
+            _, change = st.cells.novelty(it.regions, recent.cells[near], self._where(it.view, st.background))
             if change > cfg.region_threshold:
                 return False
         recent.until_ts = it.ts + cfg.max_hold_s
         return True
 
-    def _cells(self, scope: _Scope, st: _SourceState, it: _Item) -> tuple[int, float] | None:
-        return cell_novelty(scope.index, st.cells, it.vector, it.regions)
+    def _where(self, view: np.ndarray | None, background: np.ndarray | None) -> np.ndarray | None:
+        """Cells whose pixels changed against the scene before (None: no thumbnails, every cell counts)."""
+        if view is None or background is None:
+            return None
+        side = int(round(math.sqrt(self.region_count)))
+        if side * side != self.region_count:
+            return None
+        return changed_cells(view, background, side, side)
+
+    def _cells(self, scope: _Scope, st: _SourceState, it: _Item, background: np.ndarray | None
+               ) -> tuple[int, float] | None:
+        return cell_novelty(scope.index, st.cells, it.vector, it.regions, self._where(it.view, background))
 
     def _exact(self, scope: _Scope, st: _SourceState, cfg: FilterConfig, h: Held, threshold: float,
-               enough: float, region_scale: float = 1.0) -> Exact:
+               enough: float, region_scale: float = 1.0, background: np.ndarray | None = None) -> Exact:
         """A held frame against the kept set, by an exact scan. Region cells are compared only while the
         whole image's score is not above ``enough``; their score is multiplied by ``region_scale``."""
         index = scope.index
@@ -371,7 +381,7 @@ class NoveltyFilter:
         best = Exact(self._score(d, None, threshold, cfg), d, None, None)
         if best.score > enough or h.regions is None or not cfg.regional:
             return best
-        worst = cell_novelty(index, st.cells, h.vector, h.regions)
+        worst = cell_novelty(index, st.cells, h.vector, h.regions, self._where(h.view, background))
         if worst is not None:
             by_region = worst[1] / max(cfg.region_threshold, 1e-9) * region_scale
             if by_region > best.score:
@@ -380,7 +390,7 @@ class NoveltyFilter:
         return best
 
     def _rescore(self, frames: list[Held], scope: _Scope, st: _SourceState, cfg: FilterConfig,
-                 threshold: float) -> None:
+                 threshold: float, background: np.ndarray | None = None) -> None:
         """Retake held frames' distances after the kept set changed under them (another source of a
         shared scope kept a frame, or the indexes were rebuilt)."""
         probe = Probe(scope.index, np.stack([h.vector for h in frames]))
@@ -388,7 +398,7 @@ class NoveltyFilter:
             h.distance = probe.nearest(j, h.vector, threshold)
             h.region, h.region_score = None, None
             if h.regions is not None and cfg.regional:
-                worst = cell_novelty(scope.index, st.cells, h.vector, h.regions)
+                worst = cell_novelty(scope.index, st.cells, h.vector, h.regions, self._where(h.view, background))
                 if worst is not None:
                     h.region, h.region_score = worst
             h.score = self._score(h.distance, h.region_score, threshold, cfg)
@@ -403,12 +413,13 @@ class NoveltyFilter:
         scope = self._scopes[scope_name]
         threshold = st.threshold
         if cand.version != (self._epoch, scope.index.next_key):
-            self._rescore(cand.frames, scope, st, cfg, threshold)
+            self._rescore(cand.frames, scope, st, cfg, threshold, cand.background)
 
         def exact(h: Held, enough: float) -> Exact:
             # settle_ratio relaxes the whole-image test only: region changes are in units of the source's own
             # noise already, and a halved region threshold kept unchanged scenes again (QUALITY.md, finding 16)
-            return self._exact(scope, st, cfg, h, threshold, enough, region_scale=enough)
+            return self._exact(scope, st, cfg, h, threshold, enough, region_scale=enough,
+                               background=cand.background)
 
         pick = choose(cand, settled, cfg.settle_ratio, exact)
         keeps = self._released if sink is None else sink

@@ -9,9 +9,10 @@ flicker, noise and re-encoding move most cells together, a small new object move
 learns a per-cell noise scale: the median of these excess changes between consecutive frames outside
 events (textured cells jitter more than flat ones).
 
-Off by default since 2026-12-01: a camera that shakes by 1-3 px moves a few cells of real footage as
-much as a small object does, and the grid then keeps an empty room again and again
-(benchmarks/QUALITY.md, finding 17). Use it for rigidly mounted cameras watching for small things.
+A camera that shakes by 1-3 px moves a few cells of real footage as much as a small object does, and
+the grid alone then kept an empty room again and again. So a cell only counts where pixels changed
+against the scene before (``view.changed_cells``: exposure, shake and noise change none), when the
+frame has a thumbnail (benchmarks/QUALITY.md, finding 17).
 """
 from __future__ import annotations
 
@@ -70,22 +71,26 @@ class CellNoise:
                 self.scale = np.maximum(np.quantile(np.stack(self.steps), q, axis=0), CELL_SCALE_MIN)
         return moved
 
-    def novelty(self, cells: np.ndarray, kept: np.ndarray) -> tuple[int, float]:
-        """(cell, change in noise units) against the kept frame it is closest to; kept: (K, R, d)."""
+    def novelty(self, cells: np.ndarray, kept: np.ndarray, where: np.ndarray | None = None) -> tuple[int, float]:
+        """(cell, change in noise units) against the kept frame it is closest to; kept: (K, R, d).
+        ``where``: only these cells may count (the others changed no pixel)."""
         d = 1.0 - np.einsum("cd,kcd->kc", cells, kept)
         excess = (d - baseline(d)[..., None]) / self.scale
+        if where is not None:
+            excess = np.where(where[None, :], excess, -np.inf)
         per_frame = excess.max(axis=1)
         j = int(per_frame.argmin())
         return int(excess[j].argmax()), float(per_frame[j])
 
 
-def cell_novelty(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: np.ndarray
-                 ) -> tuple[int, float] | None:
+def cell_novelty(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: np.ndarray,
+                 where: np.ndarray | None = None) -> tuple[int, float] | None:
     """(cell, change in noise units) of a frame's most changed region against the kept frames most
-    like it; None before the source's cell noise is learnt or when no kept frame has cells."""
-    if not noise.ready:
+    like it; None before the source's cell noise is learnt, when no kept frame has cells, or when
+    ``where`` (cells whose pixels changed) is empty."""
+    if not noise.ready or (where is not None and not where.any()):
         return None
     keys = index.shortlist(vec, SHORTLIST, SHORTLIST_RECENT)
     if not keys:
         return None
-    return noise.novelty(cells, index.payloads(keys))
+    return noise.novelty(cells, index.payloads(keys), where)

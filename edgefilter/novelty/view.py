@@ -78,10 +78,11 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float, float
     return gain, offset, sigma
 
 
-def change(frame: np.ndarray, background: np.ndarray) -> Change:
-    """What changed in ``frame`` against ``background`` (both :func:`view_thumbnail`)."""
+def change_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
+    """The MASK_SIZE uint8 mask of pixels changed in ``frame`` against ``background`` (specks removed),
+    or None when nothing changed."""
     if frame.shape != background.shape or frame.size == 0:
-        return NO_CHANGE
+        return None
     f = frame.astype(np.float32)
     b = background.astype(np.float32)
     gain, offset, _ = _fit(b, f)
@@ -93,13 +94,32 @@ def change(frame: np.ndarray, background: np.ndarray) -> Change:
     sigma = 1.4826 * float(np.median(residual))
     mask = (residual > max(MIN_LEVEL, NOISE_K * sigma)).astype(np.uint8)
     if not mask.any():
+        return None
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < MIN_BLOB)
+    small = small[small > 0]
+    if len(small):
+        mask[np.isin(labels, small)] = 0
+    return mask if mask.any() else None
+
+
+def changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Which cells of a rows x cols grid (row-major, as the regions graph's) hold changed pixels."""
+    mask = change_mask(frame, background)
+    if mask is None:
+        return np.zeros(rows * cols, bool)
+    return cv2.resize(mask.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA).ravel() > 0
+
+
+def change(frame: np.ndarray, background: np.ndarray) -> Change:
+    """What changed in ``frame`` against ``background`` (both :func:`view_thumbnail`)."""
+    mask = change_mask(frame, background)
+    if mask is None:
         return NO_CHANGE
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     h, w = mask.shape
     whole = edge = 0
     for x, y, bw, bh, area in stats[1:count]:
-        if area < MIN_BLOB:
-            continue
         if x == 0 or y == 0 or x + bw >= w or y + bh >= h:
             edge += int(area)
         else:

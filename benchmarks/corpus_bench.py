@@ -1,0 +1,605 @@
+"""Selection quality on a wider corpus: transits, arrivals, enter-stay-leave, busy roads, static scenes.
+
+`python benchmarks/corpus_bench.py [--data ../shared/data] [--out benchmarks/out/corpus] [--write-md FILE]`
+
+Every stream runs under camera realism (exposure steps and a slow daylight ramp, flicker, sensor noise,
+JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
+
+- **naive**: the twenty-line filter a user writes first: greedy, whole-image cosine distance, frame by
+  frame, keep a frame farther than the default threshold (0.15) from every kept frame, no pre-gate;
+- **default**: edgefilter's defaults as the daemon runs them (event mode, best view, pre-gate on);
+- **default, no pre-gate**: the same with `gates.skip_unchanged: 0`;
+- **regional**: the defaults with `filter.regional: true`;
+- **previous default**: the filter of commit d7a8cef (regional on, settled-frame events), for reference.
+
+Scores. Object streams (things pass through; labelled per object with the frames it is visible and the
+frames it is *wholly* in view): recall (a kept frame while it is visible), best view (a kept frame while it
+is wholly in view), redundant (keeps of an object after its first, plus keeps of the empty scene after the
+stream's first frame), delay (event start to the decision). State streams (bottle, ASL; streams.score):
+recall of new states, redundant keeps, static max. Static stream: keeps in the first half, keeps after a
+restart with the saved state. Busy streams: keeps per minute and the longest time without a decision.
+
+Tuned on (constants of novelty/view.py and events.py, max_hold_s): the synthetic streams (demo visitors,
+synthetic transits, static demo street). Held out: every real stream (road transits, bottle, ASL, busy
+highways, static room). Real clips are read from --data, never copied (credit: Intel IoT devkit
+sample-videos, CC BY 4.0; bgslibrary dataset, MIT).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import logging
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.streams import (DemoOrigin, Origin, Perturb, Stream, StreamBuilder, VideoOrigin,  # noqa: E402
+                                asl_stream, bottle_stream, score)
+from edgefilter.clock import FakeClock  # noqa: E402
+from edgefilter.config import FilterConfig, GatesConfig  # noqa: E402
+from edgefilter.gates import ChangeGate, grey_thumbnail  # noqa: E402
+from edgefilter.novelty import NoveltyFilter  # noqa: E402
+from edgefilter.novelty.view import view_thumbnail  # noqa: E402
+from edgefilter.preprocess import preprocess  # noqa: E402
+
+log = logging.getLogger("corpus_bench")
+MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
+PREVIOUS = "d7a8cef"   # the commit whose filter is the "previous default" row
+FEATURES_VERSION = 1
+
+# Road clip labels, by eye from contact sheets of every 2nd-5th frame (2026-12-01): visible = any part in
+# view; whole = the whole vehicle inside the image. Frame numbers of ../shared/data/road/sparse-road.avi.
+ROAD_VEHICLES = [
+    ("silver car", (58, 106), (65, 105)),
+    ("white car, top lane", (104, 176), (113, 166)),
+    ("red car", (120, 182), (128, 174)),
+    ("teal van", (196, 258), (202, 250)),
+    ("dark car", (290, 360), (298, 348)),
+]
+ROAD_EMPTY = [(0, 57), (262, 288), (362, 374)]
+
+
+# ----------------------------------------------------------------------------- streams with objects
+
+
+@dataclass
+class Thing:
+    name: str
+    visible: tuple[int, int]   # stream frames [a, b)
+    whole: tuple[int, int]
+
+
+@dataclass
+class Corpus:
+    stream: Stream
+    kind: str                  # objects | states | static | busy
+    split: str                 # tuned | held out
+    things: list[Thing] = field(default_factory=list)
+    empty: np.ndarray | None = None   # objects: frames with nothing in view
+    restart_at: int | None = None     # static: frame at which the daemon restarts
+
+
+class RampedBuilder(StreamBuilder):
+    """StreamBuilder whose exposure also follows a slow daylight ramp (quantised, so holds stay bankable)."""
+
+    def __init__(self, *a, ramp: tuple[float, float] = (0.9, 1.1), ramp_s: float = 600.0, **kw):
+        super().__init__(*a, **kw)
+        self.ramp, self.ramp_s = ramp, ramp_s
+
+    def _gain(self) -> float:
+        t = len(self.keys) / self.fps
+        phase = 0.5 - 0.5 * math.cos(2 * math.pi * t / self.ramp_s)
+        return round(self.ramp[0] + (self.ramp[1] - self.ramp[0]) * phase, 2)
+
+    def _ramped(self, p: Perturb) -> Perturb:
+        return dataclasses.replace(p, gain=round(p.gain * self._gain(), 3))
+
+    def add(self, origin, frame, state, perturb=None):
+        super().add(origin, frame, state, self._ramped(perturb if perturb is not None else self.nuisance.fresh()))
+
+    def hold(self, origin, frames, seconds, state):
+        self.origins[origin.name] = origin
+        cycle = list(frames) + list(frames[-2:0:-1]) if len(frames) > 1 else list(frames)
+        for i in range(int(round(seconds * self.fps))):
+            _, p = self.nuisance.banked()
+            from benchmarks.streams import Render
+            self.keys.append(self._key(Render(origin.name, cycle[i % len(cycle)], self._ramped(p))))
+            self.state.append(state)
+            self.static.append(True)
+            self.nuisance.tick()
+
+
+def road_corpus(data: Path, fps: float = 15.0) -> Corpus:
+    step = max(1, int(round(30.0 / fps)))
+    origin = VideoOrigin("road", data / "road" / "sparse-road.avi", step)
+    b = RampedBuilder("road-transits", fps, "sparse-road.avi: five vehicles drive through; empty road held "
+                      "60 / 30 / 60 s", seed=11)
+    where: dict[int, int] = {}  # clip frame -> first stream index
+
+    def show(a: int, z: int) -> None:
+        for f in range(a - a % step, z, step):
+            where.setdefault(f, len(b.keys))
+            b.add(origin, f, None)
+    b.hold(origin, [0, step * 3], 60.0, "empty")
+    show(0, 262)
+    b.hold(origin, [264, 270], 30.0, "empty")
+    show(262, 362)
+    b.hold(origin, [364, 368], 60.0, "empty")
+    s = b.build()
+
+    def at(f: int) -> int:
+        f = min(max(f - f % step, 0), max(where))
+        return where[f]
+    things = [Thing(n, (at(v[0] + step - 1), at(v[1] - 1) + 1), (at(w[0] + step - 1), at(w[1] - 1) + 1))
+              for n, v, w in ROAD_VEHICLES]
+    empty = np.array([st == "empty" for st in s.state], bool)
+    for a, z in ROAD_EMPTY:
+        for f in range(a - a % step, z, step):
+            if f in where:
+                empty[where[f]] = True
+    return Corpus(s, "objects", "held out", things, empty)
+
+
+class TransitOrigin(Origin):
+    """Things crossing the (still) demo street: frame n = (thing, x position) from a table."""
+
+    SPRITES = {  # name: (w, h, y of the top, BGR)
+        "car": (190, 80, 230, (40, 40, 170)),
+        "walker": (34, 96, 200, (150, 90, 40)),
+        "ball": (22, 22, 300, (30, 200, 230)),
+        "truck": (300, 130, 190, (60, 120, 60)),
+    }
+
+    def __init__(self, name: str, seed: int = 3):
+        from edgefilter.demo import DemoScene
+
+        self.name = name
+        scene = DemoScene(seed=seed, width=640, height=360, fps=30.0, noise=0.0, lighting=False)
+        empty = next(f for f in range(0, 10_000, 7) if not scene.objects_at(f))
+        self.background = scene.render(empty)
+        self.table: list[tuple[str | None, int]] = [(None, 0)]
+
+    def add(self, thing: str | None, x: int) -> int:
+        self.table.append((thing, x))
+        return len(self.table) - 1
+
+    def frame(self, n: int) -> np.ndarray:
+        img = self.background.copy()
+        thing, x = self.table[n]
+        if thing is None:
+            return img
+        w, h, y, colour = self.SPRITES[thing]
+        cv2.ellipse(img, (x + w // 2, y + h + 3), (w // 2 + 4, 6), 0, 0, 360, (40, 40, 40), -1)
+        if thing in ("car", "truck"):
+            cv2.rectangle(img, (x, y), (x + w, y + h), colour, -1)
+            cv2.rectangle(img, (x + w // 5, y + 8), (x + w // 2, y + h // 2), (200, 200, 210), -1)
+            cv2.circle(img, (x + w // 5, y + h), h // 5, (20, 20, 20), -1)
+            cv2.circle(img, (x + 4 * w // 5, y + h), h // 5, (20, 20, 20), -1)
+        elif thing == "walker":
+            cv2.circle(img, (x + w // 2, y + 10), 10, (140, 170, 220), -1)
+            cv2.rectangle(img, (x, y + 20), (x + w, y + 60), colour, -1)
+            cv2.rectangle(img, (x + 4, y + 60), (x + w - 4, y + h), (50, 40, 30), -1)
+        else:
+            cv2.circle(img, (x + w // 2, y + h // 2), w // 2, colour, -1)
+        return img
+
+
+def transit_corpus(fps: float = 10.0) -> Corpus:
+    """Synthetic transits of large and small things over the demo street, empty street between."""
+    origin = TransitOrigin("transits")
+    b = RampedBuilder("synthetic-transits", fps, "car, walker, ball, truck and two cars cross the demo street; "
+                      "empty street held 20-60 s between", seed=12)
+    things: list[Thing] = []
+    crossings = [("car", 3.0, 1), ("walker", 9.0, -1), ("ball", 2.5, 1), ("truck", 4.0, -1), ("car", 3.5, -1)]
+    holds = [40.0, 25.0, 60.0, 20.0, 45.0, 40.0]
+    b.hold(origin, [0], holds[0], "empty")
+    for (thing, seconds, direction), hold in zip(crossings, holds[1:]):
+        w = TransitOrigin.SPRITES[thing][0]
+        n = int(round(seconds * fps))
+        xs = np.linspace(-w, 640, n + 2)[1:-1].astype(int)
+        if direction < 0:
+            xs = xs[::-1]
+        start = len(b.keys)
+        first_whole = last_whole = None
+        for j, x in enumerate(xs):
+            if 0 < x and x + w < 640:
+                first_whole = start + j if first_whole is None else first_whole
+                last_whole = start + j
+            b.add(origin, origin.add(thing, int(x)), None)
+        things.append(Thing(thing, (start, len(b.keys)), (first_whole, last_whole + 1)))
+        b.hold(origin, [0], hold, "empty")
+    s = b.build()
+    empty = np.array([st == "empty" for st in s.state], bool)
+    return Corpus(s, "objects", "tuned", things, empty)
+
+
+DEMO_ZOOM = 3.0  # as config.yaml's demo:// source
+
+
+def demo_corpus(seconds: float = 300.0, fps: float = 5.0, seed: int = 1, zoom: float = DEMO_ZOOM) -> Corpus:
+    """The quick start's demo camera (a visitor slot every 8 s), visitors labelled from the scene."""
+    from edgefilter.demo import DemoScene, _extent
+
+    n = int(round(seconds * fps))
+    scene = DemoScene(seed=seed, fps=fps, frames=n, zoom=zoom, slot=8.0)
+    origin = DemoOrigin("demo", scene)
+    b = StreamBuilder("demo-visitors", fps, f"quick start demo camera (seed {seed}, zoom {zoom:g}), {fps:g} fps",
+                      seed)
+    rng = np.random.default_rng([seed, 5])
+    empty = np.ones(n, bool)
+    things = []
+    for k in range(n // scene.slot + 1):
+        v = scene._visit(k)
+        if v is None or v.visible[0] >= n:
+            continue
+        a, z = v.visible[0], min(v.visible[1], n)
+        whole = [f for f in range(a, z)
+                 if (lambda e: e[0] >= 0 and e[1] >= 0 and e[2] <= scene.width and e[3] <= scene.height)(
+                     _extent(v, v.x_at(f)))]
+        # a visitor taller or wider than the view is never whole: no keep of it can count as its best view
+        things.append(Thing(v.description, (a, z), (whole[0], whole[-1] + 1) if whole else (a, a)))
+        empty[a:z] = False
+    for f in range(n):
+        p = Perturb(jpeg=int(rng.choice([0, 60, 80])), dx=int(rng.integers(-3, 4)), dy=int(rng.integers(-2, 3)))
+        b.add(origin, f, None, p)
+    return Corpus(b.build(), "objects", "tuned", things, empty)
+
+
+def static_corpus(name: str, origin: Origin, frames: list[int], minutes: float, split: str, fps: float = 10.0
+                  ) -> Corpus:
+    b = RampedBuilder(name, fps, f"one unchanged view for {minutes:g} min under exposure steps, a daylight "
+                      "ramp, flicker, noise, JPEG and shake; restart with the saved state halfway", seed=13,
+                      ramp=(0.85, 1.15), ramp_s=minutes * 60)
+    b.hold(origin, frames, minutes * 60.0, "empty")
+    s = b.build()
+    return Corpus(s, "static", split, restart_at=len(s) // 2)
+
+
+def busy_corpus(data: Path, clip: str, fps: float) -> Corpus:
+    src = data / "road" / clip
+    cap = cv2.VideoCapture(str(src))
+    native = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    cap.release()
+    step = max(1, int(round(native / fps)))
+    origin = VideoOrigin(clip, src, step)
+    b = RampedBuilder(clip.rsplit(".", 1)[0], native / step, f"{clip}: vehicles always in view", seed=14)
+    for f in range(0, origin.count, step):
+        b.add(origin, f, None)
+    return Corpus(b.build(), "busy", "held out")
+
+
+def build_corpus(data: Path | None) -> list[Corpus]:
+    out = [transit_corpus(), demo_corpus()]
+    street = TransitOrigin("street")
+    out.append(static_corpus("static-street", street, [0], 20.0, "tuned"))
+    if data is not None and (data / "labels.json").is_file():
+        out.insert(0, road_corpus(data))
+        bottle = VideoOrigin("bottle-still", data / "bottle-detection.mp4", 1)
+        out.append(static_corpus("static-room", bottle, [0, 3], 20.0, "held out"))
+        out.append(Corpus(bottle_stream(data, 120.0), "states", "held out"))
+        out.append(Corpus(asl_stream(data, 60.0), "states", "held out"))
+        out.append(busy_corpus(data, "busy-highway-1.avi", 10.0))
+        out.append(busy_corpus(data, "busy-highway-2.avi", 10.0))
+    return out
+
+
+# ----------------------------------------------------------------------------- features
+
+
+@dataclass
+class Features:
+    vec: np.ndarray      # (K, dim) unit
+    cells: np.ndarray    # (K, R, d) float16
+    thumb: np.ndarray    # (K, 36, 64) float32
+    view: np.ndarray     # (K, 90, 160) uint8
+
+
+def features(stream: Stream, cache: Path) -> Features:
+    h = hashlib.sha1(repr((FEATURES_VERSION, stream.description, stream.renders)).encode())
+    h.update(MODEL.read_bytes()[:4096] + str(MODEL.stat().st_size).encode())
+    path = cache / f"{stream.name}-{h.hexdigest()[:12]}.npz"
+    if path.is_file():
+        z = np.load(path)
+        return Features(z["vec"], z["cells"], z["thumb"], z["view"])
+    from edgefilter.model import Embedder
+
+    emb = Embedder(MODEL, providers="cpu", threads=2)
+    K = len(stream.renders)
+    t0 = time.perf_counter()
+    vec = cells = None
+    thumb = np.zeros((K, 36, 64), np.float32)
+    view = np.zeros((K, 90, 160), np.uint8)
+    order = sorted(range(K), key=lambda k: (stream.renders[k].origin, stream.renders[k].frame))
+    batch: list[int] = []
+    tensors: list[np.ndarray] = []
+
+    def flush() -> None:
+        nonlocal vec, cells
+        if not batch:
+            return
+        r = emb.embed(np.stack(tensors))
+        if vec is None:
+            vec = np.zeros((K, r.vectors.shape[1]), np.float32)
+            cells = np.zeros((K,) + r.regions.shape[1:], np.float16)
+        vec[batch] = r.vectors
+        cells[batch] = r.regions.astype(np.float16)
+        batch.clear()
+        tensors.clear()
+    for k in order:
+        img = stream.render_image(k)
+        thumb[k] = grey_thumbnail(img)
+        view[k] = view_thumbnail(img)
+        tensors.append(preprocess(img, emb.input_size, emb.colour))
+        batch.append(k)
+        if len(batch) == 16:
+            flush()
+    flush()
+    for o in stream.origins.values():
+        if hasattr(o, "release"):
+            o.release()
+    log.info("%s: %d distinct images embedded in %.0f s", stream.name, K, time.perf_counter() - t0)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, vec=vec, cells=cells, thumb=thumb, view=view)
+    return Features(vec, cells, thumb, view)
+
+
+# ----------------------------------------------------------------------------- running a filter
+
+
+_PREVIOUS_CLASS = None
+
+
+def previous_filter_class():
+    """NoveltyFilter as it was at PREVIOUS (one module), loaded from git without touching the tree."""
+    src = subprocess.run(["git", "show", f"{PREVIOUS}:edgefilter/novelty.py"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    spec = importlib.util.spec_from_loader("edgefilter._previous_novelty", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    mod.__package__ = "edgefilter"
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    exec(compile(src, f"{PREVIOUS}:edgefilter/novelty.py", "exec"), mod.__dict__)
+    return mod.NoveltyFilter
+
+
+@dataclass
+class Method:
+    name: str
+    cfg: FilterConfig
+    gate: bool = True
+    previous: bool = False
+
+
+def methods() -> list[Method]:
+    d = FilterConfig()
+    return [
+        Method("naive (greedy, whole image, 0.15)", dataclasses.replace(d, mode="frame", regional=False,
+                                                                        threshold=0.15), gate=False),
+        Method("default", d),
+        Method("default, no pre-gate", d, gate=False),
+        Method("regional on", dataclasses.replace(d, regional=True)),
+        Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, previous=True),
+    ]
+
+
+@dataclass
+class Run:
+    kept: list[int]
+    decided: dict[int, int]
+    skipped: float
+    restart_kept: int = 0
+
+
+def run_method(c: Corpus, f: Features, m: Method) -> Run:
+    s = c.stream
+    name = s.name
+    regional = m.cfg.regional
+    cls = previous_filter_class() if m.previous else NoveltyFilter
+
+    def new_filter():
+        return cls(m.cfg, f.vec.shape[1], [name], FakeClock(),
+                   region_count=f.cells.shape[1] if regional else 0,
+                   region_dim=f.cells.shape[2] if regional else None)
+    filt = new_filter()
+    gate = ChangeGate(GatesConfig()) if m.gate else None
+    keys = s.keys
+    n = len(keys)
+    kept: list[int] = []
+    decided: dict[int, int] = {}
+    skipped = 0
+    last = int(keys[0])
+    restart_kept = 0
+    for i in range(n):
+        if c.restart_at is not None and i == c.restart_at:
+            with tempfile.TemporaryDirectory() as tmp:
+                for tok, _ in filt.flush():
+                    kept.append(tok)
+                    decided[tok] = i
+                filt.save(tmp, "bench")
+                filt = new_filter()
+                filt.load(tmp, "bench")
+            before = len(kept)
+        k = int(keys[i])
+        if gate is not None and gate.should_skip(f.thumb[k], f.view[k]):
+            skipped += 1
+        else:
+            last = k
+        vec = f.vec[last]
+        cells = f.cells[last].astype(np.float32) if regional else None
+        item = (name, i / s.fps, vec, cells, i) if m.previous else (name, i / s.fps, vec, cells, i, f.view[k])
+        d = filt.decide([item])[0]
+        if d.keep:
+            kept.append(i)
+            decided[i] = i
+        for tok, _ in filt.released():
+            kept.append(tok)
+            decided[tok] = i
+        filt.discarded()
+    for tok, _ in filt.flush():
+        kept.append(tok)
+        decided[tok] = n - 1
+    if c.restart_at is not None:
+        restart_kept = len(kept) - before
+    return Run(sorted(kept), decided, skipped / n, restart_kept)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def score_objects(c: Corpus, r: Run) -> dict:
+    fps = c.stream.fps
+    kept = r.kept
+    hit = best = redundant = 0
+    delays = []
+    for t in c.things:
+        inside = [k for k in kept if t.visible[0] <= k < t.visible[1]]
+        if inside:
+            hit += 1
+            delays.append((min(r.decided[k] for k in inside) - t.visible[0]) / fps)
+            redundant += len(inside) - 1
+        if any(t.whole[0] <= k < t.whole[1] for k in inside):
+            best += 1
+    empty_keeps = [k for k in kept if c.empty is not None and c.empty[k] and k != kept[0]]
+    return {"kept": len(kept), "recall": hit / len(c.things), "best_view": best / len(c.things),
+            "redundant": redundant + len(empty_keeps), "empty_keeps": len(empty_keeps),
+            "delay_s": float(np.mean(delays)) if delays else None, "max_delay_s": max(delays) if delays else None}
+
+
+def score_states(c: Corpus, r: Run) -> dict:
+    sc = score(c.stream.state, c.stream.static, r.kept, decided=r.decided)
+    return {"kept": len(r.kept), "recall": sc.recall, "redundant": sc.redundant,
+            "static_max": sc.static_redundant_max,
+            "delay_s": None if sc.delay_mean is None else sc.delay_mean / c.stream.fps, "missed": sc.missed}
+
+
+def score_static(c: Corpus, r: Run) -> dict:
+    return {"kept": len(r.kept), "before_restart": len(r.kept) - r.restart_kept, "after_restart": r.restart_kept}
+
+
+def score_busy(c: Corpus, r: Run) -> dict:
+    s = c.stream
+    minutes = len(s) / s.fps / 60
+    times = sorted(set(r.decided[k] for k in r.kept))
+    gaps = np.diff([0] + times + [len(s) - 1]) / s.fps
+    return {"kept": len(r.kept), "per_minute": len(r.kept) / minutes, "max_gap_s": float(gaps.max())}
+
+
+SCORERS = {"objects": score_objects, "states": score_states, "static": score_static, "busy": score_busy}
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def fmt(x, nd=2) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}"
+    return str(x)
+
+
+COLUMNS = {
+    "objects": [("kept", "kept"), ("recall", "recall"), ("best_view", "best view"), ("redundant", "redundant"),
+                ("empty_keeps", "empty scene"), ("delay_s", "delay s"), ("max_delay_s", "max delay s"),
+                ("skipped", "pre-gate skipped")],
+    "states": [("kept", "kept"), ("recall", "recall"), ("redundant", "redundant"), ("static_max", "static max"),
+               ("delay_s", "delay s"), ("skipped", "pre-gate skipped")],
+    "static": [("kept", "kept"), ("before_restart", "first half"), ("after_restart", "after restart"),
+               ("skipped", "pre-gate skipped")],
+    "busy": [("kept", "kept"), ("per_minute", "per minute"), ("max_gap_s", "longest without a keep s"),
+             ("skipped", "pre-gate skipped")],
+}
+
+
+def markdown(results: list[dict], meta: dict) -> str:
+    out = [f"Run {meta['date']} on {meta['machine']}, {meta['seconds']:.0f} s. "
+           f"`python benchmarks/corpus_bench.py`.", ""]
+    for res in results:
+        out.append(f"### {res['stream']} ({res['kind']}, {res['split']})")
+        out.append(f"{res['description']}; {res['frames']} frames at {res['fps']:g} fps "
+                   f"({res['frames'] / res['fps'] / 60:.1f} min)." + (f" Things: {res['things']}." if res.get('things') else ""))
+        out.append("")
+        cols = COLUMNS[res["kind"]]
+        out.append("| method | " + " | ".join(c[1] for c in cols) + " |")
+        out.append("| --- |" + " --- |" * len(cols))
+        for m, row in res["rows"].items():
+            out.append(f"| {m} | " + " | ".join(fmt(row.get(c[0])) for c in cols) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def machine() -> str:
+    import os
+    import platform
+
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()}-core {cpu}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "corpus")
+    ap.add_argument("--cache", type=Path, help="feature cache (default: OUT/cache)")
+    ap.add_argument("--only", nargs="*", help="stream names")
+    ap.add_argument("--methods", nargs="*", help="method name prefixes")
+    ap.add_argument("--write-md", type=Path)
+    ap.add_argument("--kept-dir", type=Path, help="write the default's kept frames of object streams here")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    t0 = time.perf_counter()
+    data = args.data if args.data.is_dir() else None
+    results = []
+    for c in build_corpus(data):
+        s = c.stream
+        if args.only and s.name not in args.only:
+            continue
+        f = features(s, args.cache or args.out / "cache")
+        res = {"stream": s.name, "kind": c.kind, "split": c.split, "description": s.description, "frames": len(s),
+               "fps": s.fps, "things": ", ".join(t.name for t in c.things), "rows": {}}
+        for m in methods():
+            if args.methods and not any(m.name.startswith(p) for p in args.methods):
+                continue
+            r = run_method(c, f, m)
+            row = SCORERS[c.kind](c, r)
+            row["skipped"] = r.skipped
+            row["kept_frames"] = r.kept
+            res["rows"][m.name] = row
+            log.info("%s | %s | %s", s.name, m.name, {k: v for k, v in row.items() if k != "kept_frames"})
+            if args.kept_dir is not None and m.name == "default" and c.kind == "objects":
+                d = args.kept_dir / s.name
+                d.mkdir(parents=True, exist_ok=True)
+                for k in r.kept:
+                    cv2.imwrite(str(d / f"{k:06d}.jpg"), s.image(k))
+        results.append(res)
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "seconds": time.perf_counter() - t0}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "corpus.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    text = markdown(results, meta)
+    print(text)
+    if args.write_md:
+        args.write_md.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
