@@ -18,6 +18,7 @@ novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md,
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -105,15 +106,17 @@ def view_score(cand: Candidate, h: Held) -> float:
     return cand.views[key]
 
 
-def fading(cand: Candidate) -> int:
-    """Account the event's newest frame; return how many frames in a row have been fading."""
+def fading(cand: Candidate, threshold: float) -> int:
+    """Account the event's newest frame; return how many frames in a row have been fading. Novelty here
+    is the whole image's: a small thing that drives away stays novel to the regional rule."""
     h = cand.frames[-1]
     shown = view_score(cand, h)
     cand.peak = max(cand.peak, shown)
     small = cand.background is None or h.view is None or shown <= FADED_VIEW * cand.peak
-    if h.score <= 1.0 and small:
+    whole = math.inf if h.distance is None else h.distance / max(threshold, 1e-9)
+    if whole <= 1.0 and small:
         cand.quiet += 1
-    elif h.score > RENOVEL:
+    elif whole > RENOVEL:
         cand.quiet = 0
     return cand.quiet
 

@@ -318,7 +318,7 @@ class NoveltyFilter:
         kept = False
         settled = cand.still >= cfg.settle_frames
         # the thing left, or shrank to a fraction of its best view, and the frames stopped being novel
-        faded = fading(cand) >= cfg.settle_frames
+        faded = fading(cand, st.threshold) >= cfg.settle_frames
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
             kept = self._close(it.source, st, it.ts, probes=probes, settled=settled, cut=not (settled or faded))
             routed.add(it.source)
