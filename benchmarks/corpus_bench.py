@@ -226,7 +226,7 @@ def transit_corpus(fps: float = 10.0) -> Corpus:
     return Corpus(s, "objects", "tuned", things, empty)
 
 
-DEMO_ZOOM = 3.0  # as config.yaml's demo:// source
+DEMO_ZOOM = 2.0  # as config.yaml's demo:// source
 
 
 def demo_corpus(seconds: float = 300.0, fps: float = 5.0, seed: int = 1, zoom: float = DEMO_ZOOM) -> Corpus:
@@ -347,9 +347,7 @@ def features(stream: Stream, cache: Path) -> Features:
         if len(batch) == 16:
             flush()
     flush()
-    for o in stream.origins.values():
-        if hasattr(o, "release"):
-            o.release()
+    stream.release()
     log.info("%s: %d distinct images embedded in %.0f s", stream.name, K, time.perf_counter() - t0)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, vec=vec, cells=cells, thumb=thumb, view=view)
@@ -540,21 +538,6 @@ def markdown(results: list[dict], meta: dict) -> str:
     return "\n".join(out)
 
 
-def machine() -> str:
-    import os
-    import platform
-
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()}-core {cpu}"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -591,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
                 for k in r.kept:
                     cv2.imwrite(str(d / f"{k:06d}.jpg"), s.image(k))
         results.append(res)
+    from benchmarks.quality_bench import machine
+
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "seconds": time.perf_counter() - t0}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "corpus.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))

@@ -167,9 +167,7 @@ def compute_features(stream: Stream, cache_dir: Path, int8: bool, embedders: dic
         if len(batch) == 16:
             flush()
     flush()
-    for o in stream.origins.values():
-        if hasattr(o, "release"):
-            o.release()
+    stream.release()
     log.info("%s: %d distinct images embedded in %.0f s", stream.name, K, time.perf_counter() - t0)
     cache_dir.mkdir(parents=True, exist_ok=True)
     extra = {"vec8": vec8} if int8 else {}

@@ -232,6 +232,12 @@ class Stream:
         r = self.renders[int(self.keys[i])]
         return r.perturb.apply(self.origins[r.origin].frame(r.frame))
 
+    def release(self) -> None:
+        """Free the decoded frames of video origins (they decode again on next use)."""
+        for o in self.origins.values():
+            if hasattr(o, "release"):
+                o.release()
+
     def render_image(self, key: int) -> np.ndarray:
         r = self.renders[key]
         return r.perturb.apply(self.origins[r.origin].frame(r.frame))

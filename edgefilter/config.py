@@ -118,10 +118,12 @@ class FilterConfig:
                             min=0.0, min_exclusive=True)
     noise_floor_k: float = opt(2.0, "event mode: a frame is still when it moved less than this times the "
                                     "stream's running median frame-to-frame distance", min=0.0, min_exclusive=True)
-    regional: bool = opt(False, "also compare the model's grid of region cells (needs a model whose card has a "
-                               "region output, like the default models/efficientnet_lite0_regions.onnx): a frame is novel when, "
-                               "against each of the kept frames most like it, some region changed. Off by default: "
-                               "camera shake of 1-3 px makes it keep unchanged scenes; for rigid cameras only")
+    regional: bool = opt(False, "also compare the model's grid of region cells where pixels changed (needs a model "
+                                "whose card has a region output, like the default "
+                                "models/efficientnet_lite0_regions.onnx): a small new thing in a still view is "
+                                "novel when, against each of the kept frames most like it, a cell whose pixels "
+                                "changed changed far more than its own noise. Off by default (README, Selection "
+                                "quality); the pre-gate is off for such a source")
     region_threshold: float = opt(9.0, "regional: a region changed when its cosine distance exceeds the frame's "
                                        "typical cell change by this many times the source's learnt noise for that "
                                        "cell", min=0.0, min_exclusive=True, max=1000.0)
