@@ -29,6 +29,7 @@ import numpy as np
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import SourceConfig
+from .decoder import DecoderError
 from .errors import SourceError
 from .frame import Frame
 from .metrics import Metrics
@@ -125,6 +126,10 @@ def _as_source_error(source: Source, exc: Exception, what: str) -> SourceError:
 class _Lost(Exception):
     """The current connection is gone (the reason is the message); reconnect if the source is live."""
 
+    def __init__(self, message: str, cause: Exception | None = None):
+        super().__init__(message)
+        self.cause = cause  # the source's error, when it raised one (a DecoderError carries a reason)
+
 
 class Capture:
     """Keeps one source delivering frames to ``sink(frame, live)`` in its own thread.
@@ -158,6 +163,9 @@ class Capture:
         self._next_index = 0            # indices stay increasing across reconnects
         self._corrupt_seen = 0
         self._sample_next: float | None = None
+        self._file_retries = 0          # decoder restarts of a file source so far
+        self._connection_offset = 0     # index offset of the current connection
+        self._resume_offset: int | None = None  # a restarted file continues this connection's numbering
 
     # ------------------------------------------------------------------ control
 
@@ -204,14 +212,18 @@ class Capture:
                     return  # the end of a finite source, or a stop
                 except _Lost as lost:
                     self._set_up(False)
-                    if not source.live:
+                    if isinstance(lost.cause, DecoderError):
+                        self._metrics.decoder_failure(self.name, lost.cause.reason)
+                    if not source.live and not self._retry_file(lost):
                         self._give_up(str(lost))
                         return
                     self._metrics.source_errors.labels(source=self.name).inc()
                     if self._stop.is_set():
                         return
                     self._failures += 1
-                    if self._attempts == 0:
+                    if not source.live:
+                        pass  # _retry_file said why
+                    elif self._attempts == 0:
                         self._down_since = self._clock.monotonic()
                         log.warning("%s; %s", lost, "reconnecting" if self._ever_up else "retrying")
                     elif self._attempts >= 4 and _is_power_of_two(self._attempts):  # a line per event, not per retry
@@ -247,9 +259,13 @@ class Capture:
                 self.stalls += 1
                 raise _Lost(f"source {self.name!r}: {source.describe()} did not open within {open_limit:g} s")
             if opened[0] == "open_error":
-                raise _Lost(str(opened[1]))
+                raise _Lost(str(opened[1]), opened[1])
             first = True
-            offset = self._next_index
+            if self._resume_offset is None:
+                offset = self._next_index
+            else:  # a file's decoder restarted: same numbering, skip what was already handed on
+                offset, self._resume_offset = self._resume_offset, None
+            self._connection_offset = offset
             pace_t0 = pace_i0 = None
             self._sample_next = None
             while True:
@@ -263,7 +279,7 @@ class Capture:
                                 f"(no frame for {self.cfg.stall_s:g} s)")
                 kind = item[0]
                 if kind == "error":
-                    raise _Lost(str(item[1]))
+                    raise _Lost(str(item[1]), item[1])
                 if kind == "end":
                     self._count_corrupt(item[1])
                     if not source.finite:  # a camera or stream does not end, nor does a looping file
@@ -272,6 +288,8 @@ class Capture:
                     return
                 _, src_index, image, corrupt = item
                 self._count_corrupt(corrupt)
+                if offset + src_index < self._next_index:
+                    continue
                 if first:
                     first = False
                     self._on_first_frame(source, image)
@@ -363,6 +381,17 @@ class Capture:
         corrupt = f", {self._corrupt_seen} corrupt frame(s) skipped" if self._corrupt_seen else ""
         log.info("source %r: end of %s after %d frame(s)%s", self.name, source.describe(), self.frames, corrupt)
         self._finished = True
+
+    def _retry_file(self, lost: _Lost) -> bool:
+        """Whether a file source whose decoder failed gets another decoder (from its next frame)."""
+        cause = lost.cause
+        if not isinstance(cause, DecoderError) or cause.permanent or self._file_retries >= self.cfg.file_retries:
+            return False
+        self._file_retries += 1
+        self._resume_offset = self._connection_offset
+        log.warning("%s; restarting the decoder after frame %d (retry %d of %d)", lost, self._next_index,
+                    self._file_retries, self.cfg.file_retries)
+        return True
 
     def _give_up(self, message: str) -> None:
         log.error("%s; not retrying", message)
