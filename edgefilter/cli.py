@@ -71,6 +71,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(m, file=sys.stderr)
     if missing:
         return EXIT_CONFIG
+    from .source import local_path
+    for i, src in enumerate(cfg.sources):
+        path = local_path(src.url, cfg.base_dir)
+        if path is not None and not os.path.exists(path):
+            print(f"{args.file}: warning: sources[{i}].url ({src.name}): file not found: {path} (the daemon "
+                  f"counts this source as failed, and exits {EXIT_NOINPUT} when no other source runs)",
+                  file=sys.stderr)
     print(f"{args.file}: OK ({len(cfg.sources)} source(s): {', '.join(s.name for s in cfg.sources)})")
     return 0
 

@@ -74,8 +74,9 @@ class DecoderError(SourceError):
 
 
 def ffmpeg_executable() -> str:
-    """The system ffmpeg when there is one, else the binary the ``imageio-ffmpeg`` wheel ships."""
-    found = shutil.which("ffmpeg")
+    """``$EDGEFILTER_FFMPEG`` when set, else the system ffmpeg, else the binary the ``imageio-ffmpeg``
+    wheel ships (so no system package is needed)."""
+    found = os.environ.get("EDGEFILTER_FFMPEG") or shutil.which("ffmpeg")
     if found:
         return found
     try:

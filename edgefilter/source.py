@@ -427,10 +427,7 @@ def open_source(cfg: SourceConfig, base_dir: str | os.PathLike = ".", clock: Clo
         raise SourceError(f"source {cfg.name!r}: unsupported URL scheme {scheme!r} in {redact(url)} "
                           f"(use a file path, a directory, /dev/videoN, demo:// or one of "
                           f"{', '.join(s + '://' for s in STREAM_SCHEMES)})")
-    path = url[len("file://"):] if url.startswith("file://") else url
-    path = os.path.expanduser(path)
-    if not os.path.isabs(path):
-        path = os.path.normpath(os.path.join(os.fspath(base_dir), path))
+    path = local_path(url, base_dir)
     if os.path.isdir(path):
         return ImageDirSource(cfg.name, path, loop=cfg.loop, max_pixels=cfg.max_pixels)
     if cfg.decoder == "ffmpeg":
@@ -439,10 +436,21 @@ def open_source(cfg: SourceConfig, base_dir: str | os.PathLike = ".", clock: Clo
     return VideoFileSource(cfg.name, path, loop=cfg.loop)
 
 
+def local_path(url: str, base_dir: str | os.PathLike = ".") -> str | None:
+    """The file or directory a source URL names, resolved against ``base_dir``; None for demo://,
+    streams and cameras."""
+    url = url.strip()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if (scheme and scheme != "file") or re.fullmatch(r"\d+|/dev/video\d+", url):
+        return None
+    path = os.path.expanduser(url[len("file://"):] if scheme == "file" else url)
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(os.fspath(base_dir), path))
+
+
 def _decoder_options(cfg: SourceConfig) -> dict:
     return {"hwaccel": cfg.hwaccel, "max_pixels": cfg.max_pixels, "memory_limit_mb": cfg.memory_limit_mb,
             "open_timeout_s": cfg.open_timeout_s, "stall_s": cfg.stall_s}
 
 
-__all__ = ["Source", "VideoFileSource", "ImageDirSource", "CaptureDeviceSource", "open_source", "redact",
+__all__ = ["Source", "DecodedVideoSource", "local_path", "VideoFileSource", "ImageDirSource", "CaptureDeviceSource", "open_source", "redact",
            "STREAM_SCHEMES", "IMAGE_SUFFIXES"]
