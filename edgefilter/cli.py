@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-seconds", type=float, default=3.0, help="duration of each raw model measurement")
     p.add_argument("--repeats", type=int, default=3,
                    help="end-to-end runs per source count, taking turns; the median ratio is reported")
+    p.add_argument("--decoders", default="ffmpeg,opencv",
+                   help="decoders compared end to end, side by side (ffmpeg: a process per source; opencv: in-process)")
     p.add_argument("--soak-sources", type=int, default=2, help="sources at full rate during the soak")
     p.add_argument("--soak-window", type=int, default=50, help="filter.window.size during the soak")
     p.add_argument("--workdir", default=None, help="keep generated videos here (default: a temporary folder)")
