@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry
 from edgefilter.capture import Capture
 from edgefilter.config import BackoffConfig, SourceConfig
 from edgefilter.decoder import ffmpeg_executable
-from edgefilter.metrics import DECODER_FAILURE_REASONS, Metrics
+from edgefilter.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FAULTS = ROOT.parent / "shared" / "data" / "faults"
@@ -163,16 +163,17 @@ def run_captures(corpus: list[tuple[Path, str]], good: Path, parallel: int, stal
     elapsed = time.perf_counter() - started
     good_cap.stop()
     good_cap.join(10)
+    # One pass over the registry (metrics.value() walks all of it, a thousand sources times over).
+    failures: dict[str, Counter] = {}
+    for family in metrics.decoder_failures.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.value:
+                failures.setdefault(sample.labels["source"], Counter())[sample.labels["reason"]] += int(sample.value)
     reasons = Counter()
-    failed_files = 0
-    frames_bad = 0
-    for i in range(len(corpus)):
-        name = f"f{i:05d}"
-        counts = {r: metrics.value("edgefilter_decoder_failures_total", source=name, reason=r)
-                  for r in DECODER_FAILURE_REASONS}
-        failed_files += any(counts.values())
-        reasons.update({r: int(v) for r, v in counts.items() if v})
-        frames_bad += len(sink.indices.get(name, []))
+    for counts in failures.values():
+        reasons.update(counts)
+    failed_files = sum(1 for name in failures if name != "good")
+    frames_bad = sum(len(v) for k, v in sink.indices.items() if k != "good")
     good_indices = sink.indices.get("good", [])
     return {"files": len(corpus), "seconds": round(elapsed, 1), "files_with_decoder_failure": failed_files,
             "failures_by_reason": dict(reasons), "frames_from_damaged_files": frames_bad,

@@ -181,7 +181,7 @@ class ThreadCpu:
 
 def thread_group(name: str) -> str:
     """Which pipeline stage a thread belongs to, by its name."""
-    if name.startswith("read-"):
+    if name.startswith(("read-", "decoder-log")):  # with decoder: ffmpeg, the decoding itself is in children
         return "decode (reader threads)"
     if name.startswith(("capture", "cap-", "source-")):
         return "capture: gates + preprocess (capture threads)"
@@ -723,7 +723,7 @@ def component_costs(video: Path, embedder: Any, cfg: Config, batch: int, min_sec
     return out
 
 
-def decode_costs(work: Path, seconds: int = 10) -> list[dict]:
+def decode_costs(work: Path, seconds: int) -> list[dict]:
     """H.264 decode frames/s per core at 640x360 and 1920x1080: the ffmpeg decoder process (its CPU and
     ours reading the pipe) against in-process OpenCV (our CPU), the same file, side by side."""
     from .decoder import ffmpeg_executable
@@ -775,6 +775,7 @@ class BenchSettings:
     raw_seconds: float = 3.0
     repeats: int = 1
     decoders: tuple[str, ...] = ("ffmpeg", "opencv")  # e2e side by side: decoder process vs in-process OpenCV
+    decode_seconds: int = 10  # length of the H.264 clips of the decode-per-core comparison (0: skip it)
     workdir: str | None = None
     json: str | None = None
 
@@ -792,7 +793,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         raise ConfigError(f"bench --decoders: expected ffmpeg and/or opencv, got {args.decoders!r}")
     s.decoders = decoders
     for name in ("soak_sources", "soak_window", "threads", "width", "height", "unchanged_frames",
-                 "skip_unchanged", "raw_seconds", "repeats", "min_total_frames", "workdir"):
+                 "skip_unchanged", "raw_seconds", "repeats", "min_total_frames", "workdir", "decode_seconds"):
         if getattr(args, name, None) is not None:
             setattr(s, name, getattr(args, name))
     problems = []
@@ -899,8 +900,9 @@ def run_bench(s: BenchSettings, embedder: Any = None, say: Callable[[str], None]
         median["e2e_fps_all"] = [t["e2e_fps"] for t in key_runs]
         median["raw_fps_all"] = [t["raw_fps"] for t in key_runs]
         throughput.append(median)
-    say("decode cost per core, H.264, decoder process vs in-process OpenCV ...")
-    report["decode_per_core"] = decode_costs(work)
+    if s.decode_seconds > 0:
+        say("decode cost per core, H.264, decoder process vs in-process OpenCV ...")
+        report["decode_per_core"] = decode_costs(work, s.decode_seconds)
     report["throughput"] = throughput
 
     # ---- (d): latency at a paced 30 fps, every frame kept

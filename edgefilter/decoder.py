@@ -391,9 +391,12 @@ def _tiff_size(f: io.BufferedReader, order: bytes) -> tuple[int, int] | None:
     return (found[256], found[257]) if 256 in found and 257 in found else None
 
 
-def ffmpeg_command(executable: str, url: str, *, hwaccel: str = "none", stream: bool = False) -> list[str]:
-    """ffmpeg decoding ``url``'s first video stream to raw BGR frames on stdout."""
+def ffmpeg_command(executable: str, url: str, *, hwaccel: str = "none", stream: bool = False,
+                   loop: bool = False) -> list[str]:
+    """ffmpeg decoding ``url``'s first video stream to raw BGR frames on stdout (``loop``: a file, forever)."""
     cmd = [executable, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
+    if loop:  # one decoder for every pass: no restart (and no pause) at each end of the file
+        cmd += ["-stream_loop", "-1"]
     if hwaccel != "none":
         cmd += ["-hwaccel", hwaccel]  # frames come back to system memory for the BGR conversion
     if stream:  # a camera's stream: probe one second of it, not ffmpeg's default five

@@ -198,7 +198,8 @@ _SOFTWARE_FALLBACK: set[tuple[str, str]] = set()
 class DecodedVideoSource(Source):
     """A video file or network stream decoded by an ffmpeg child process (:mod:`edgefilter.decoder`).
 
-    A file that ``loop`` restarts gets a fresh decoder at each loop. Failures raise
+    A file that ``loop``s is looped by its decoder (frame indices keep increasing); should that decoder
+    still end cleanly, a fresh one continues. Failures raise
     :class:`~edgefilter.decoder.DecoderError` with its reason; the capture counts them and decides on retries.
     """
 
@@ -241,7 +242,7 @@ class DecodedVideoSource(Source):
 
     def _spawn(self, hwaccel: str, quiet: bool = False) -> DecoderProcess:
         from .capture import CAPTURE_NICE  # capture imports this module
-        command = ffmpeg_command(ffmpeg_executable(), self.url, hwaccel=hwaccel, stream=self.live)
+        command = ffmpeg_command(ffmpeg_executable(), self.url, hwaccel=hwaccel, stream=self.live, loop=self.loop)
         proc = DecoderProcess(command, name=self.name, url=self.url, shown=redact(self.url),
                               max_pixels=self.max_pixels,
                               memory_mb=self.memory_limit_mb if hwaccel == "none" else None,
