@@ -104,16 +104,25 @@ def scrub(text: str, url: str, shown: str) -> str:
     return _USERINFO.sub(r"\1***@", text)
 
 
+def _libc_prctl():
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+# Resolved here, in the parent: between fork and exec the child must not load libraries (dlopen locks).
+_PRCTL = _libc_prctl()
+
+
 def _child_setup(memory_bytes: int | None, nice: int) -> None:
-    """Runs in the child between fork and exec: only async-signal-safe work (no locks, no logging)."""
+    """Runs in the child between fork and exec: system calls only (no imports, no logging, no locks)."""
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     if nice > 0:
         os.nice(nice)
-    try:  # die with the thread that started us, so a killed daemon leaves no decoder behind (Linux)
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+    if _PRCTL is not None:  # die with the thread that started us: a killed daemon leaves no decoder behind
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class DecoderProcess:
@@ -203,10 +212,10 @@ class DecoderProcess:
         frame = np.empty((self.height, self.width, 3), np.uint8)
         view = memoryview(frame).cast("B")
         got, size = 0, view.nbytes
-        fd = self._stdout.fileno()
+        poller = select.poll()  # not select(): descriptors above 1024 are fine with many sources
+        poller.register(self._stdout.fileno(), select.POLLIN)
         while got < size:
-            ready, _, _ = select.select([fd], [], [], self.stall_s)
-            if not ready:
+            if not poller.poll(self.stall_s * 1000):
                 self.close()
                 raise DecoderError(f"source {self.name!r}: decoder sent nothing for {self.stall_s:g} s "
                                    f"({self.shown}); killed it", "hang")
