@@ -8,12 +8,15 @@ reader (a daemon thread that releases its capture if read ever returns) and reco
 
 Healing: a live source (camera, stream, real-time demo) that fails to open, fails to read or stalls is
 reconnected forever with capped exponential backoff and jitter. A file or directory that is missing or
-undecodable is an error that retrying cannot fix: it is logged once and the capture finishes. Either way
-one source never affects another.
+undecodable is an error that retrying cannot fix: it is logged once and the capture finishes. A file whose
+decoder process crashed, hung or sent bad frames (:mod:`edgefilter.decoder`) gets a new decoder, after the
+backoff, up to ``file_retries`` times; it continues after the last frame handed on, so no frame is passed
+twice. Either way one source never affects another.
 
 Metrics (per source): ``source_up`` is 1 only while frames arrive; ``source_errors`` counts open and
-read failures and stalls; ``source_reconnects`` counts reconnect attempts; frames a file could not decode
-are dropped with reason ``corrupt``. ``frames_captured`` is the sink's to count.
+read failures and stalls; ``decoder_failures`` counts failed decoder connections by reason;
+``source_reconnects`` counts reconnect attempts; frames a file could not decode are dropped with reason
+``corrupt``. ``frames_captured`` is the sink's to count.
 """
 from __future__ import annotations
 
@@ -221,8 +224,8 @@ class Capture:
                     if self._stop.is_set():
                         return
                     self._failures += 1
-                    if not source.live:
-                        pass  # _retry_file said why
+                    if not source.live:  # _retry_file said why
+                        pass
                     elif self._attempts == 0:
                         self._down_since = self._clock.monotonic()
                         log.warning("%s; %s", lost, "reconnecting" if self._ever_up else "retrying")

@@ -31,6 +31,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -125,6 +126,16 @@ def _child_setup(memory_bytes: int | None, nice: int) -> None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+@dataclass(frozen=True)
+class DecoderLimits:
+    """What one decoder child may take."""
+
+    max_pixels: int = 16_777_216   # frame width x height it may announce
+    memory_mb: int = 0             # address space (RLIMIT_AS); 0: no limit
+    open_timeout_s: float = 20.0   # until it announces its frame size (the first frame is decoded by then)
+    stall_s: float = 10.0          # silence between frames before it is killed
+
+
 class DecoderProcess:
     """One running decoder child: ``start()``, then ``read_frame()`` until None, ``close()`` always.
 
@@ -132,17 +143,13 @@ class DecoderProcess:
     and the redacted input, so native log lines never show credentials.
     """
 
-    def __init__(self, command: Sequence[str], *, name: str, url: str, shown: str, max_pixels: int,
-                 memory_mb: int | None, open_timeout_s: float, stall_s: float, nice: int = 0,
-                 quiet: bool = False):
+    def __init__(self, command: Sequence[str], *, name: str, url: str, shown: str, limits: DecoderLimits,
+                 nice: int = 0, quiet: bool = False):
         self.command = list(command)
         self.name = name
         self.url = url
         self.shown = shown
-        self.max_pixels = max_pixels
-        self.memory_mb = memory_mb
-        self.open_timeout_s = open_timeout_s
-        self.stall_s = stall_s
+        self.limits = limits
         self.nice = nice
         self.quiet = quiet        # a trial (hardware decoding) whose failure the caller reports in one line
         self.width = self.height = 0
@@ -161,7 +168,7 @@ class DecoderProcess:
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        memory = self.memory_mb * 1024 * 1024 if self.memory_mb else None
+        memory = self.limits.memory_mb * 1024 * 1024 if self.limits.memory_mb else None
         try:
             self._proc = subprocess.Popen(
                 self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -180,7 +187,7 @@ class DecoderProcess:
 
     def _wait_for_header(self) -> None:
         """Until the child says what it sends; the failure (with the child's own words) when it does not."""
-        deadline = time.monotonic() + self.open_timeout_s
+        deadline = time.monotonic() + self.limits.open_timeout_s
         while not self._header.is_set():
             if self._stderr_done.is_set() or self._proc.poll() is not None:
                 self._stderr_done.wait(_EXIT_WAIT_S)
@@ -196,16 +203,16 @@ class DecoderProcess:
             if time.monotonic() >= deadline:
                 self.close()
                 raise DecoderError(f"source {self.name!r}: decoder sent no video header for {self.shown} "
-                                   f"within {self.open_timeout_s:g} s; killed it", "hang")
+                                   f"within {self.limits.open_timeout_s:g} s; killed it", "hang")
             self._header.wait(0.05)
         if self.width <= 0 or self.height <= 0:
             self.close()
             raise DecoderError(f"source {self.name!r}: decoder announced no frame size for {self.shown}",
                                "unreadable")
-        if self.width * self.height > self.max_pixels:
+        if self.width * self.height > self.limits.max_pixels:
             self.close()
             raise DecoderError(f"source {self.name!r}: {self.shown} has {self.width}x{self.height} frames, "
-                               f"more than max_pixels {self.max_pixels}", "too_large")
+                               f"more than max_pixels {self.limits.max_pixels}", "too_large")
 
     def read_frame(self) -> np.ndarray | None:
         """The next BGR frame; None when the child ended cleanly on a frame boundary."""
@@ -215,9 +222,9 @@ class DecoderProcess:
         poller = select.poll()  # not select(): descriptors above 1024 are fine with many sources
         poller.register(self._stdout.fileno(), select.POLLIN)
         while got < size:
-            if not poller.poll(self.stall_s * 1000):
+            if not poller.poll(self.limits.stall_s * 1000):
                 self.close()
-                raise DecoderError(f"source {self.name!r}: decoder sent nothing for {self.stall_s:g} s "
+                raise DecoderError(f"source {self.name!r}: decoder sent nothing for {self.limits.stall_s:g} s "
                                    f"({self.shown}); killed it", "hang")
             n = self._stdout.readinto(view[got:])
             if not n:
@@ -415,5 +422,5 @@ def ffmpeg_command(executable: str, url: str, *, hwaccel: str = "none", stream: 
     return cmd + ["-i", url, "-map", "0:v:0", "-an", "-sn", "-dn", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
 
 
-__all__ = ["DecoderError", "DecoderProcess", "image_size", "FAILURE_REASONS", "PERMANENT_REASONS", "HWACCELS",
+__all__ = ["DecoderError", "DecoderLimits", "DecoderProcess", "image_size", "FAILURE_REASONS", "PERMANENT_REASONS", "HWACCELS",
            "ffmpeg_executable", "ffmpeg_command", "describe_exit", "scrub"]

@@ -16,10 +16,15 @@ Choosing by URL (:func:`open_source`)::
     rtsp:// rtsps:// http(s):// tcp:// udp:// srt://   a network stream through FFmpeg (live)
     anything else                    a video file, relative to the config file's directory
 
+Video files and streams are decoded by an ffmpeg child process per connection (:class:`DecodedVideoSource`,
+``decoder: ffmpeg``, the default), so a decoder crash cannot take the daemon down, or by OpenCV inside the
+daemon (``decoder: opencv``). Cameras are read by OpenCV.
+
 Credentials in URLs never reach logs or error messages: everything shown goes through :func:`redact`.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -30,7 +35,7 @@ import numpy as np
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import SourceConfig
-from .decoder import DecoderError, DecoderProcess, ffmpeg_command, ffmpeg_executable, image_size
+from .decoder import DecoderError, DecoderLimits, DecoderProcess, ffmpeg_command, ffmpeg_executable, image_size
 from .errors import SourceError
 
 log = logging.getLogger("edgefilter.source")
@@ -204,16 +209,12 @@ class DecodedVideoSource(Source):
     """
 
     def __init__(self, name: str, url: str, *, kind: str, live: bool, loop: bool = False,
-                 hwaccel: str = "none", max_pixels: int = 16_777_216, memory_limit_mb: int = 0,
-                 open_timeout_s: float = 10.0, stall_s: float = 10.0):
+                 hwaccel: str = "none", limits: DecoderLimits = DecoderLimits()):
         super().__init__(name, url, live=live, finite=not live and not loop, clocked=live)
         self.kind = kind
         self.loop = loop
         self.hwaccel = hwaccel
-        self.max_pixels = max_pixels
-        self.memory_limit_mb = memory_limit_mb
-        self.open_timeout_s = open_timeout_s
-        self.stall_s = stall_s
+        self.limits = limits
         self._proc: DecoderProcess | None = None
         self._pos = 0     # frames read from the current decoder
         self._base = 0    # frames of previous loops, so indices keep increasing
@@ -243,11 +244,10 @@ class DecodedVideoSource(Source):
     def _spawn(self, hwaccel: str, quiet: bool = False) -> DecoderProcess:
         from .capture import CAPTURE_NICE  # capture imports this module
         command = ffmpeg_command(ffmpeg_executable(), self.url, hwaccel=hwaccel, stream=self.live, loop=self.loop)
-        proc = DecoderProcess(command, name=self.name, url=self.url, shown=redact(self.url),
-                              max_pixels=self.max_pixels,
-                              memory_mb=self.memory_limit_mb if hwaccel == "none" else None,
-                              open_timeout_s=self.open_timeout_s + self.stall_s, stall_s=self.stall_s, nice=CAPTURE_NICE,
-                              quiet=quiet)
+        # GPU drivers reserve large address ranges: no address-space limit with hardware decoding.
+        limits = self.limits if hwaccel == "none" else dataclasses.replace(self.limits, memory_mb=0)
+        proc = DecoderProcess(command, name=self.name, url=self.url, shown=redact(self.url), limits=limits,
+                              nice=CAPTURE_NICE, quiet=quiet)
         proc.start()
         return proc
 
@@ -449,8 +449,10 @@ def local_path(url: str, base_dir: str | os.PathLike = ".") -> str | None:
 
 
 def _decoder_options(cfg: SourceConfig) -> dict:
-    return {"hwaccel": cfg.hwaccel, "max_pixels": cfg.max_pixels, "memory_limit_mb": cfg.memory_limit_mb,
-            "open_timeout_s": cfg.open_timeout_s, "stall_s": cfg.stall_s}
+    # The first frame must be decoded (and its size announced) within the open timeout plus the stall time.
+    return {"hwaccel": cfg.hwaccel,
+            "limits": DecoderLimits(max_pixels=cfg.max_pixels, memory_mb=cfg.memory_limit_mb,
+                                    open_timeout_s=cfg.open_timeout_s + cfg.stall_s, stall_s=cfg.stall_s)}
 
 
 __all__ = ["Source", "DecodedVideoSource", "local_path", "VideoFileSource", "ImageDirSource", "CaptureDeviceSource", "open_source", "redact",
