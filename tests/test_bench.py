@@ -18,7 +18,8 @@ from edgefilter.errors import ConfigError
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     work = tmp_path_factory.mktemp("bench")
-    s = bench.BenchSettings(frames=40, sources=(1, 2), batch=4, latency_seconds=1.0, soak_minutes=0.05,
+    # latency_seconds: a loaded machine may take a good part of a second to start the decoder process
+    s = bench.BenchSettings(frames=40, sources=(1, 2), batch=4, latency_seconds=2.0, soak_minutes=0.05,
                             soak_sources=1, soak_window=5, width=160, height=120, unchanged_frames=240,
                             raw_seconds=0.05, repeats=2, min_total_frames=80, workdir=str(work),
                             decode_seconds=1)
@@ -105,7 +106,7 @@ def test_soak_samples_rss_and_computes_growth_from_them(report):
 def test_targets_and_printed_report_follow_the_numbers(report):
     by_name = {t["target"]: t for t in report["targets"]}
     for t in report["throughput"]:
-        row = by_name[f"e2e >= 90% of raw, {t['sources']} source(s), every frame embedded"]
+        row = by_name[f"e2e >= 90% of raw, {t['sources']} source(s), decoder {t['decoder']}, every frame embedded"]
         assert row["met"] == (t["ratio"] >= 0.9)
     assert by_name["p99 latency <= 150 ms, one 30 fps source"]["met"] == (report["latency"]["p99_ms"] <= 150)
     assert by_name["unchanged scene: e2e >= 3x raw fp32"]["met"] == (report["unchanged"]["ratio"] >= 3)
