@@ -20,6 +20,7 @@ Failures carry a ``reason`` from :data:`FAILURE_REASONS`, counted in ``edgefilte
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import io
 import logging
 import os
@@ -178,7 +179,6 @@ class DecoderProcess:
                                f"{exc.strerror or exc}", "unreadable") from None
         self._stdout = self._proc.stdout
         try:
-            import fcntl
             fcntl.fcntl(self._stdout.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
         except OSError:  # a lower system cap: the default 64 KiB pipe works, with more wake-ups
             pass

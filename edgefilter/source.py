@@ -234,10 +234,10 @@ class DecodedVideoSource(Source):
         except DecoderError as exc:
             if hwaccel == "none" or exc.reason == "missing":
                 raise
+            self._proc = self._spawn("none")  # when this fails too, the input is the problem: say that
             _SOFTWARE_FALLBACK.add((self.name, hwaccel))
             log.warning("source %r: hardware decoding (%s) unavailable (%s); decoding in software",
                         self.name, hwaccel, exc.detail)
-            self._proc = self._spawn("none")
         self.fps = self._proc.fps
         self.size = (self._proc.width, self._proc.height)
 

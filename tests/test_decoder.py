@@ -121,6 +121,15 @@ def test_hwaccel_that_cannot_start_falls_back_to_software_in_one_line(tmp_path, 
     assert "Operation not permitted" in lines[0] and "decoding in software" in lines[0]
 
 
+def test_unreadable_file_with_hwaccel_is_reported_as_unreadable_not_as_a_fallback(tmp_path, stub, caplog):
+    path = tmp_path / "junk.mp4"
+    path.write_bytes(bytes(range(256)) * 50)
+    with caplog.at_level(logging.INFO, logger="edgefilter"):
+        _, err = read_until_error(open_source(cfg(path, hwaccel="vaapi")))
+    assert err.reason == "unreadable" and "junk.mp4" in str(err)
+    assert not any("hardware decoding" in r.getMessage() for r in caplog.records)
+
+
 def test_real_ffmpeg_decodes_with_hwaccel_requested_on_any_machine(tmp_path, monkeypatch):
     monkeypatch.setattr(source_module, "_SOFTWARE_FALLBACK", set())
     path = make_video(tmp_path / "v.avi", numbered_frames(12), fps=10)
