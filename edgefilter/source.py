@@ -35,7 +35,8 @@ import numpy as np
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import SourceConfig
-from .decoder import DecoderError, DecoderLimits, DecoderProcess, ffmpeg_command, ffmpeg_executable, image_size
+from .decoder import (DecoderError, DecoderLimits, DecoderProcess, ffmpeg_command, ffmpeg_executable, image_size,
+                      native_log)
 from .errors import SourceError
 
 log = logging.getLogger("edgefilter.source")
@@ -403,12 +404,24 @@ def _bgr(img: np.ndarray) -> np.ndarray:
     return img
 
 
+def _quiet_opencv() -> None:
+    """OpenCV (and the FFmpeg inside it) print warnings straight to stderr, which logging cannot route:
+    keep them to errors unless ``edgefilter.native`` is at DEBUG. Decoder processes are logged properly."""
+    level = (cv2.utils.logging.LOG_LEVEL_WARNING if native_log.isEnabledFor(logging.DEBUG)
+             else cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        cv2.utils.logging.setLogLevel(level)
+    except (AttributeError, cv2.error):  # a build without the logging module
+        pass
+
+
 def open_source(cfg: SourceConfig, base_dir: str | os.PathLike = ".", clock: Clock = SYSTEM_CLOCK) -> Source:
     """The source ``cfg.url`` names (not opened yet: call ``open()``).
 
     Raises :class:`SourceError` only for a URL that can never work (bad ``demo://`` options); files that do
     not exist or do not decode fail in ``open()``.
     """
+    _quiet_opencv()
     url = cfg.url.strip()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "demo":
