@@ -890,8 +890,9 @@ def run_bench(s: BenchSettings, embedder: Any = None, say: Callable[[str], None]
         run = run_pipeline(f"e2e-{n}", cfg, timed)
         raws.append(raw_fps(timed, tensors, s.batch, s.raw_seconds)["fps"])
         raw_mean = (raws[-2] + raws[-1]) / 2
-        done[(n, dec)].append({"sources": n, "decoder": dec, "raw_fps_before": raws[-2], "raw_fps_after": raws[-1], "raw_fps": raw_mean,
-                        "e2e_fps": run.fps, "ratio": run.fps / raw_mean, "run": run.summary()})
+        done[(n, dec)].append({"sources": n, "decoder": dec, "raw_fps_before": raws[-2], "raw_fps_after": raws[-1],
+                               "raw_fps": raw_mean, "e2e_fps": run.fps, "ratio": run.fps / raw_mean,
+                               "run": run.summary()})
         say(f"  e2e {run.fps:.1f} frames/s = {run.fps / raw_mean:.0%} of raw ({raw_mean:.1f}); "
             f"raw after {raws[-1]:.1f}")
     throughput = []

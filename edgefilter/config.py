@@ -58,8 +58,10 @@ class SourceConfig:
     loop: bool = opt(False, "restart a file or image directory at its end (a finite source never ends)")
     stall_s: float = opt(10.0, "a live source with no frame for this long is treated as lost and reconnected",
                          min=0.0, min_exclusive=True)
-    open_timeout_s: float = opt(10.0, "OpenCV open timeout for streams", min=0.0, min_exclusive=True)
-    read_timeout_s: float = opt(5.0, "OpenCV read timeout for streams", min=0.0, min_exclusive=True)
+    open_timeout_s: float = opt(10.0, "open timeout for streams; an ffmpeg decoder gets this plus `stall_s` to "
+                                      "deliver its first frame", min=0.0, min_exclusive=True)
+    read_timeout_s: float = opt(5.0, "OpenCV read timeout for streams (`decoder: opencv`)", min=0.0,
+                                min_exclusive=True)
     backoff: BackoffConfig = opt(None, "reconnect backoff", factory=BackoffConfig)
     decoder: Literal["ffmpeg", "opencv"] = opt(
         "ffmpeg", "video files and streams: `ffmpeg` decodes in a child process per source (a decoder crash "

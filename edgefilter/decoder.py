@@ -45,7 +45,6 @@ native_log = logging.getLogger("edgefilter.native")
 
 # Failures that retrying the same input cannot fix: a file source stops at once (exit status 66 alone).
 PERMANENT_REASONS = ("missing", "unreadable", "too_large")
-HWACCELS = ("none", "cuda", "vaapi", "qsv")
 
 _NATIVE_WARNINGS = 20      # distinct native warnings per connection before they are only counted
 _NATIVE_LINES = 200        # distinct native lines in all (the stream description is ~20)
@@ -422,5 +421,5 @@ def ffmpeg_command(executable: str, url: str, *, hwaccel: str = "none", stream: 
     return cmd + ["-i", url, "-map", "0:v:0", "-an", "-sn", "-dn", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
 
 
-__all__ = ["DecoderError", "DecoderLimits", "DecoderProcess", "image_size", "FAILURE_REASONS", "PERMANENT_REASONS", "HWACCELS",
+__all__ = ["DecoderError", "DecoderLimits", "DecoderProcess", "image_size", "FAILURE_REASONS", "PERMANENT_REASONS",
            "ffmpeg_executable", "ffmpeg_command", "describe_exit", "scrub"]

@@ -468,5 +468,5 @@ def _decoder_options(cfg: SourceConfig) -> dict:
                                     open_timeout_s=cfg.open_timeout_s + cfg.stall_s, stall_s=cfg.stall_s)}
 
 
-__all__ = ["Source", "DecodedVideoSource", "local_path", "VideoFileSource", "ImageDirSource", "CaptureDeviceSource", "open_source", "redact",
-           "STREAM_SCHEMES", "IMAGE_SUFFIXES"]
+__all__ = ["Source", "DecodedVideoSource", "local_path", "VideoFileSource", "ImageDirSource", "CaptureDeviceSource",
+           "open_source", "redact", "STREAM_SCHEMES", "IMAGE_SUFFIXES"]
