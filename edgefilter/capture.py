@@ -166,6 +166,8 @@ class Capture:
         self._next_index = 0            # indices stay increasing across reconnects
         self._corrupt_seen = 0
         self._sample_next: float | None = None
+        self._up_since: float | None = None  # when the current connection's first frame arrived
+        self._loss_logged = False       # the current outage was logged at WARNING
         self._file_retries = 0          # decoder restarts of a file source so far
         self._connection_offset = 0     # index offset of the current connection
         self._resume_offset: int | None = None  # a restarted file continues this connection's numbering
@@ -223,14 +225,17 @@ class Capture:
                     self._metrics.source_errors.labels(source=self.name).inc()
                     if self._stop.is_set():
                         return
+                    self._end_outage_if_it_was_steady()
                     self._failures += 1
                     if not source.live:  # _retry_file said why
                         pass
                     elif self._attempts == 0:
                         self._down_since = self._clock.monotonic()
+                        self._loss_logged = True
                         log.warning("%s; %s", lost, "reconnecting" if self._ever_up else "retrying")
                     elif self._attempts >= 4 and _is_power_of_two(self._attempts):  # a line per event, not per retry
-                        log.warning("%s (still down after %d reconnect attempts, %.0f s)", lost, self._attempts,
+                        self._loss_logged = True
+                        log.warning("%s (still failing after %d reconnect attempts, %.0f s)", lost, self._attempts,
                                     self._clock.monotonic() - (self._down_since or 0.0))
                     else:
                         log.debug("%s", lost)
@@ -340,13 +345,16 @@ class Capture:
         fps = f"{source.fps:g} fps" if source.fps else "fps unknown"
         mode = "live" if source.live else ("looping" if not source.finite else "finite")
         attempts, down_since = self._attempts, self._down_since
-        # Frames flow again: a later failure is a new loss with a fresh backoff series.
-        self._failures, self._attempts, self._down_since = 0, 0, None
+        # Frames flow again; whether a later failure is a new loss (fresh backoff) depends on how long they
+        # flow (_on_loss): a decoder that crashes every few frames stays one outage with a growing backoff.
+        self._up_since = self._clock.monotonic()
         ever_up, self._ever_up = self._ever_up, True
         if attempts and ever_up:
             down = self._clock.monotonic() - down_since if down_since is not None else 0.0
-            log.info("source %r: reconnected after %d attempt%s (down %.1f s): %s, %dx%d, %s",
-                     self.name, attempts, "" if attempts == 1 else "s", down, source.describe(), w, h, fps)
+            said, self._loss_logged = self._loss_logged, False  # "reconnected" answers a logged loss only
+            log.log(logging.INFO if said else logging.DEBUG,
+                    "source %r: reconnected after %d attempt%s (down %.1f s): %s, %dx%d, %s",
+                    self.name, attempts, "" if attempts == 1 else "s", down, source.describe(), w, h, fps)
         else:
             after = f" after {attempts} attempt{'' if attempts == 1 else 's'}" if attempts else ""
             log.info("source %r: opened %s%s: %dx%d, %s, %s", self.name, source.describe(), after, w, h, fps, mode)
@@ -384,6 +392,13 @@ class Capture:
         corrupt = f", {self._corrupt_seen} corrupt frame(s) skipped" if self._corrupt_seen else ""
         log.info("source %r: end of %s after %d frame(s)%s", self.name, source.describe(), self.frames, corrupt)
         self._finished = True
+
+    def _end_outage_if_it_was_steady(self) -> None:
+        """After frames flowed for ``stall_s`` a failure is a new loss: fresh backoff, logged again. A
+        connection that fails sooner (a decoder crashing every few frames) continues the outage."""
+        up_since, self._up_since = self._up_since, None
+        if up_since is not None and self._clock.monotonic() - up_since >= self.cfg.stall_s:
+            self._failures, self._attempts, self._down_since = 0, 0, None
 
     def _retry_file(self, lost: _Lost) -> bool:
         """Whether a file source whose decoder failed gets another decoder (from its next frame)."""

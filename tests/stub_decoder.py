@@ -16,10 +16,11 @@ import time
 
 args = sys.argv[1:]
 url = args[args.index("-i") + 1]
-if not url.endswith(".stub.json"):
+path = url.removeprefix("tcp://stub")  # tcp://stub/dir/x.stub.json: the same, as a live stream
+if not path.endswith(".stub.json"):
     real = os.environ.get("STUB_REAL_FFMPEG") or shutil.which("ffmpeg")
     os.execv(real, [real] + args)
-with open(url) as f:
+with open(path) as f:
     spec = json.load(f)
 err, out = sys.stderr, sys.stdout.buffer
 if "-hwaccel" in args and spec.get("hwaccel_fails"):

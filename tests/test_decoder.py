@@ -22,7 +22,7 @@ from edgefilter.source import ImageDirSource, open_source
 from daemonproc import MODEL, DaemonProcess
 from test_capture import Collector, make_capture, run_to_end
 from test_faults import write_config
-from conftest import free_port
+from conftest import free_port, wait_for
 from videos import frame_number, make_image_dir, make_video, numbered_frames, static_scene
 
 STUB = Path(__file__).resolve().parent / "stub_decoder.py"
@@ -155,6 +155,24 @@ def test_crashing_file_is_retried_from_its_next_frame_then_reported_failed(tmp_p
     lines = [r.getMessage() for r in caplog.records if r.name == "edgefilter.capture"]
     assert len(lines) == 3 and "retry 1 of 2" in lines[0] and "retry 2 of 2" in lines[1]
     assert "not retrying" in lines[2]
+
+
+def test_crashing_stream_decoder_is_reconnected_with_backoff_and_logged_once(tmp_path, stub, caplog):
+    path = spec(tmp_path, "flaky", frames=3, then="abort")
+    sink = Collector()
+    c = cfg(f"tcp://stub{path}", backoff=BackoffConfig(initial_s=0.01, max_s=0.02))
+    cap, m = make_capture(c, sink)
+    with caplog.at_level(logging.WARNING, logger="edgefilter"):
+        cap.start()
+        wait_for(lambda: m.value("edgefilter_decoder_failures_total", source="cam", reason="crash") >= 3, 20)
+        cap.stop()
+        assert cap.join(10)
+    failures = m.value("edgefilter_decoder_failures_total", source="cam", reason="crash")
+    assert m.value("edgefilter_source_reconnects_total", source="cam") >= failures - 1 >= 2
+    indices = sink.indices()
+    assert len(indices) >= 9 and indices == sorted(set(indices))  # every connection's frames, numbered on
+    lost = [r.getMessage() for r in caplog.records if "killed by SIGABRT" in r.getMessage()]
+    assert len(lost) == 1 and "reconnecting" in lost[0] and not cap.finished
 
 
 def test_unreadable_file_is_not_retried(tmp_path):
