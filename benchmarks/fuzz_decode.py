@@ -8,11 +8,11 @@ overwritten headers, a wrong container, absurd frame sizes patched into the head
    daemon runs it) in this one process, ``--parallel`` at a time, *beside a good source* that must deliver
    every one of its frames, in order, while the bad files come and go; and counts decoder failures by reason;
 2. decodes every file with in-process OpenCV in a worker process that is restarted whenever a file kills
-   it: the files that would have taken the whole daemon down before.
+   it: the files that would have taken the whole daemon down before;
+3. runs the whole daemon (model, filter, publisher) with ``--daemon-files`` of those files as sources at
+   once beside a finite demo source, whose every frame must reach the model.
 
 Usage: python3 -m benchmarks.fuzz_decode [--count 1000] [--parallel 4] [--seed 1] [--workdir DIR]
-The model stage is not part of the run (it does not see decoder failures); the daemon-level check with
-the real reproducer is in benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -232,7 +232,35 @@ def run_opencv_inprocess(corpus: list[tuple[Path, str]], timeout_s: float) -> di
             worker.wait(10)
     return {"files": len(corpus), "seconds": round(time.perf_counter() - started, 1),
             "files_killing_the_process": len(killers), "files_hanging_over_timeout": hangs,
-            "killers": killers[:20]}
+            "killers": killers[:20], "all_killers": killers}
+
+
+# ---------------------------------------------------------------- 3: the whole daemon, with files that killed OpenCV
+
+def run_daemon(files: list[Path], good_frames: int = 300) -> dict:
+    """The real daemon (model, filter, publisher) in this process, one demo source of ``good_frames``
+    frames beside every file as a source of its own; every demo frame must reach the model."""
+    from edgefilter.config import parse_config
+    from edgefilter.daemon import Daemon
+
+    sources = [f"  - {{name: good, url: 'demo://?frames={good_frames}&seed=3'}}"]
+    sources += [f"  - {{name: f{i:03d}, url: '{path}', file_retries: 0}}" for i, path in enumerate(files)]
+    cfg = parse_config("sources:\n" + "\n".join(sources) + "\npublish: {bind: 'tcp://127.0.0.1:0'}\n"
+                       "log_level: error\n")
+    metrics_registry = CollectorRegistry()
+    started = time.perf_counter()
+    code = Daemon(cfg, registry=metrics_registry).run()
+    value = lambda name, **labels: metrics_registry.get_sample_value(name, labels) or 0.0
+    return {"file_sources": len(files), "exit_status": code, "seconds": round(time.perf_counter() - started, 1),
+            "good_frames": good_frames,
+            # through the model, or past it by the pre-gate as certainly unchanged
+            "good_frames_processed": int(value("edgefilter_frames_embedded_total", source="good")
+                                         + value("edgefilter_frames_gated_total", source="good")),
+            "good_frames_captured": int(value("edgefilter_frames_captured_total", source="good")),
+            "file_frames_embedded": int(sum(value("edgefilter_frames_embedded_total", source=f"f{i:03d}")
+                                            for i in range(len(files)))),
+            "file_sources_failed": int(sum(1 for i in range(len(files))
+                                           if value("edgefilter_source_errors_total", source=f"f{i:03d}")))}
 
 
 def _readline(proc: subprocess.Popen, timeout_s: float) -> str | None:
@@ -251,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stall-s", type=float, default=3.0, help="per-file decoder silence limit")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
+    ap.add_argument("--daemon-files", type=int, default=40,
+                    help="then run the whole daemon with this many of the files that killed OpenCV (0: skip)")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="edgefilter-fuzz-"))
@@ -267,13 +297,19 @@ def main(argv: list[str] | None = None) -> int:
         captured = run_captures(corpus, good, args.parallel, args.stall_s)
         print("decoder processes beside a good source:", json.dumps(captured), flush=True)
         inproc = run_opencv_inprocess(corpus, timeout_s=10.0)
-        print("in-process OpenCV:", json.dumps(inproc), flush=True)
+        print("in-process OpenCV:", json.dumps({k: v for k, v in inproc.items() if k != "all_killers"}), flush=True)
         result = {"seeds": [p.name for p in seeds], "mutations": dict(by_kind), "decoder_process": captured,
                   "opencv_in_process": inproc}
+        killers = [workdir / k["file"] for k in inproc["all_killers"]][:args.daemon_files]
+        if killers:
+            result["daemon"] = run_daemon(killers)
+            print("the daemon with files that killed OpenCV:", json.dumps(result["daemon"]), flush=True)
+        del inproc["all_killers"]
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=1))
         ok = (captured["good_frames_in_order_without_gap"] and captured["captures_stuck"] == 0
-              and captured["good_source_errors"] == 0)
+              and captured["good_source_errors"] == 0
+              and result.get("daemon", {}).get("good_frames_processed", 300) == 300)
         return 0 if ok else 1
     finally:
         if not args.workdir:
