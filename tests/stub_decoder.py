@@ -19,6 +19,9 @@ url = args[args.index("-i") + 1]
 path = url.removeprefix("tcp://stub")  # tcp://stub/dir/x.stub.json: the same, as a live stream
 if not path.endswith(".stub.json"):
     real = os.environ.get("STUB_REAL_FFMPEG") or shutil.which("ffmpeg")
+    if real is None:  # no system ffmpeg: the one the imageio-ffmpeg wheel ships, as the daemon would
+        import imageio_ffmpeg
+        real = imageio_ffmpeg.get_ffmpeg_exe()
     os.execv(real, [real] + args)
 with open(path) as f:
     spec = json.load(f)
