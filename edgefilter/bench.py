@@ -37,6 +37,7 @@ import logging
 import os
 import platform
 import queue
+import resource
 import socket
 import subprocess
 import sys
@@ -180,7 +181,7 @@ class ThreadCpu:
 
 def thread_group(name: str) -> str:
     """Which pipeline stage a thread belongs to, by its name."""
-    if name.startswith("read-"):
+    if name.startswith(("read-", "decoder-log")):  # with decoder: ffmpeg, the decoding itself is in children
         return "decode (reader threads)"
     if name.startswith(("capture", "cap-", "source-")):
         return "capture: gates + preprocess (capture threads)"
@@ -726,6 +727,38 @@ def component_costs(video: Path, embedder: Any, cfg: Config, batch: int, min_sec
     return out
 
 
+def decode_costs(work: Path, seconds: int) -> list[dict]:
+    """H.264 decode frames/s per core at 640x360 and 1920x1080: the ffmpeg decoder process (its CPU and
+    ours reading the pipe) against in-process OpenCV (our CPU), the same file, side by side."""
+    from .decoder import ffmpeg_executable
+    from .source import open_source
+    out = []
+    for w, h in ((640, 360), (1920, 1080)):
+        path = work / f"h264-{w}x{h}.mp4"
+        if not path.exists():
+            subprocess.run([ffmpeg_executable(), "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                            f"testsrc2=size={w}x{h}:rate=30", "-t", str(seconds), "-c:v", "libx264",
+                            "-pix_fmt", "yuv420p", str(path)], check=True)
+        row: dict[str, Any] = {"size": f"{w}x{h}"}
+        for dec in ("ffmpeg", "opencv"):
+            src = open_source(SourceConfig(name="decode", url=str(path), decoder=dec))
+            cpu0, kids0, t0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+            src.open()
+            n = 0
+            while src.read() is not None:
+                n += 1
+            src.close()
+            kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            ours = time.process_time() - cpu0
+            child = (kids1.ru_utime - kids0.ru_utime) + (kids1.ru_stime - kids0.ru_stime)
+            wall = time.perf_counter() - t0
+            row[dec] = {"frames": n, "cpu_s": ours + child, "daemon_cpu_s": ours, "child_cpu_s": child,
+                        "wall_s": wall, "fps_per_core": n / (ours + child) if ours + child else None,
+                        "fps_wall": n / wall}
+        out.append(row)
+    return out
+
+
 # ============================================================================ the whole benchmark
 
 
@@ -747,6 +780,8 @@ class BenchSettings:
     skip_unchanged: float | None = None
     raw_seconds: float = 3.0
     repeats: int = 1
+    decoders: tuple[str, ...] = ("ffmpeg", "opencv")  # e2e side by side: decoder process vs in-process OpenCV
+    decode_seconds: int = 10  # length of the H.264 clips of the decode-per-core comparison (0: skip it)
     workdir: str | None = None
     json: str | None = None
 
@@ -758,8 +793,13 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         raise ConfigError(f"bench --sources: expected comma-separated whole numbers, got {args.sources!r}") from None
     s = BenchSettings(config=args.config, frames=args.frames, sources=counts, batch=args.batch,
                       latency_seconds=args.latency_seconds, soak_minutes=args.soak_minutes, json=args.json)
+    decoders = tuple(d.strip() for d in str(getattr(args, "decoders", None) or "ffmpeg,opencv").split(",")
+                     if d.strip())
+    if not decoders or any(d not in ("ffmpeg", "opencv") for d in decoders):
+        raise ConfigError(f"bench --decoders: expected ffmpeg and/or opencv, got {args.decoders!r}")
+    s.decoders = decoders
     for name in ("soak_sources", "soak_window", "threads", "width", "height", "unchanged_frames",
-                 "skip_unchanged", "raw_seconds", "repeats", "min_total_frames", "workdir"):
+                 "skip_unchanged", "raw_seconds", "repeats", "min_total_frames", "workdir", "decode_seconds"):
         if getattr(args, name, None) is not None:
             setattr(s, name, getattr(args, name))
     problems = []
@@ -842,30 +882,34 @@ def run_bench(s: BenchSettings, embedder: Any = None, say: Callable[[str], None]
     # the same session; with repeats the source counts take turns, so a slow spell of a shared machine
     # lands on all of them, and the median ratio per count is reported.
     no_gate = dataclasses.replace(base.gates, skip_unchanged=0.0)
-    order = [n for _ in range(s.repeats) for n in s.sources]
+    order = [(n, dec) for _ in range(s.repeats) for n in s.sources for dec in s.decoders]
     raws = [raw_fps(timed, tensors, s.batch, s.raw_seconds)["fps"]]
-    done: dict[int, list[dict]] = {n: [] for n in s.sources}
-    for k, n in enumerate(order):
-        say(f"raw model: {raws[-1]:.1f} frames/s; end to end with {n} source(s) "
+    done: dict[tuple[int, str], list[dict]] = {key: [] for key in order}
+    for k, (n, dec) in enumerate(order):
+        say(f"raw model: {raws[-1]:.1f} frames/s; end to end with {n} source(s), decoder {dec} "
             f"(run {k + 1} of {len(order)}) ...")
         per_source = max(s.frames, -(-s.min_total_frames // n))  # demo_video caches each length on disk
-        cfg = dataclasses.replace(base, sources=_sources(demo_video(work, per_source, s.width, s.height), n),
-                                  gates=no_gate)
+        cfg = dataclasses.replace(base, sources=_sources(demo_video(work, per_source, s.width, s.height), n,
+                                                         decoder=dec), gates=no_gate)
         run = run_pipeline(f"e2e-{n}", cfg, timed)
         raws.append(raw_fps(timed, tensors, s.batch, s.raw_seconds)["fps"])
         raw_mean = (raws[-2] + raws[-1]) / 2
-        done[n].append({"sources": n, "raw_fps_before": raws[-2], "raw_fps_after": raws[-1], "raw_fps": raw_mean,
-                        "e2e_fps": run.fps, "ratio": run.fps / raw_mean, "run": run.summary()})
+        done[(n, dec)].append({"sources": n, "decoder": dec, "raw_fps_before": raws[-2], "raw_fps_after": raws[-1],
+                               "raw_fps": raw_mean, "e2e_fps": run.fps, "ratio": run.fps / raw_mean,
+                               "run": run.summary()})
         say(f"  e2e {run.fps:.1f} frames/s = {run.fps / raw_mean:.0%} of raw ({raw_mean:.1f}); "
             f"raw after {raws[-1]:.1f}")
     throughput = []
-    for n in s.sources:
-        runs = sorted(done[n], key=lambda t: t["ratio"])
+    for key, key_runs in done.items():
+        runs = sorted(key_runs, key=lambda t: t["ratio"])
         median = dict(runs[(len(runs) - 1) // 2])  # the lower middle one when the count is even
-        median["ratios"] = [t["ratio"] for t in done[n]]
-        median["e2e_fps_all"] = [t["e2e_fps"] for t in done[n]]
-        median["raw_fps_all"] = [t["raw_fps"] for t in done[n]]
+        median["ratios"] = [t["ratio"] for t in key_runs]
+        median["e2e_fps_all"] = [t["e2e_fps"] for t in key_runs]
+        median["raw_fps_all"] = [t["raw_fps"] for t in key_runs]
         throughput.append(median)
+    if s.decode_seconds > 0:
+        say("decode cost per core, H.264, decoder process vs in-process OpenCV ...")
+        report["decode_per_core"] = decode_costs(work, s.decode_seconds)
     report["throughput"] = throughput
 
     # ---- (d): latency at a paced 30 fps, every frame kept
@@ -967,7 +1011,8 @@ def targets(r: dict) -> list[dict]:
     out = []
     for t in r.get("throughput", []):
         runs = t.get("ratios", [t["ratio"]])
-        out.append({"target": f"e2e >= 90% of raw, {t['sources']} source(s), every frame embedded",
+        out.append({"target": f"e2e >= 90% of raw, {t['sources']} source(s), decoder {t.get('decoder', 'opencv')}, "
+                              "every frame embedded",
                     "measured": f"{t['ratio']:.1%}" + (f" (median of {len(runs)}: {min(runs):.1%}-{max(runs):.1%})"
                                                       if len(runs) > 1 else ""), "met": t["ratio"] >= 0.9})
     if r.get("latency", {}).get("p99_ms") is not None:
@@ -1004,15 +1049,24 @@ def format_report(r: dict) -> str:
     lines.append("")
     lines.append("Throughput (every frame embedded; raw = same session and batch on frames in memory, "
                  "measured before and after each run)")
-    lines.append(f"{'sources':>7} {'raw fps':>8} {'e2e fps':>8} {'e2e/raw':>8} {'batch':>6} {'received':>9} "
-                 f"{'peak RSS MB':>11}")
+    lines.append(f"{'sources':>7} {'decoder':>7} {'raw fps':>8} {'e2e fps':>8} {'e2e/raw':>8} {'batch':>6} "
+                 f"{'received':>9} {'peak RSS MB':>11}")
     for t in r.get("throughput", []):
         run = t["run"]
         spread = (f"  (runs: {', '.join(f'{x:.1%}' for x in t['ratios'])}; median shown)"
                   if len(t.get("ratios", [])) > 1 else "")
-        lines.append(f"{t['sources']:>7} {t['raw_fps']:>8.1f} {t['e2e_fps']:>8.1f} {t['ratio']:>8.1%} "
+        lines.append(f"{t['sources']:>7} {t.get('decoder', 'opencv'):>7} {t['raw_fps']:>8.1f} {t['e2e_fps']:>8.1f} "
+                     f"{t['ratio']:>8.1%} "
                      f"{_f(run['mean_batch']):>6} {run['received']:>4}/{run['published']:<4} "
                      f"{_f(run['peak_rss_mb']):>11}{spread}")
+    if r.get("decode_per_core"):
+        lines.append("")
+        lines.append("H.264 decode, frames/s per CPU core (decoder process: ffmpeg's CPU plus ours reading the pipe)")
+        for row in r["decode_per_core"]:
+            f, o = row["ffmpeg"], row["opencv"]
+            lines.append(f"  {row['size']:>9}: decoder process {_f(f['fps_per_core'])} ({f['daemon_cpu_s']:.2f} s CPU "
+                         f"in the daemon, {f['child_cpu_s']:.2f} s in ffmpeg), in-process OpenCV "
+                         f"{_f(o['fps_per_core'])} (wall {f['fps_wall']:.0f} vs {o['fps_wall']:.0f} frames/s)")
     if "latency" in r:
         lat = r["latency"]["run"]["latency_ms"]
         lines.append("")

@@ -8,12 +8,15 @@ reader (a daemon thread that releases its capture if read ever returns) and reco
 
 Healing: a live source (camera, stream, real-time demo) that fails to open, fails to read or stalls is
 reconnected forever with capped exponential backoff and jitter. A file or directory that is missing or
-undecodable is an error that retrying cannot fix: it is logged once and the capture finishes. Either way
-one source never affects another.
+undecodable is an error that retrying cannot fix: it is logged once and the capture finishes. A file whose
+decoder process crashed, hung or sent bad frames (:mod:`edgefilter.decoder`) gets a new decoder, after the
+backoff, up to ``file_retries`` times; it continues after the last frame handed on, so no frame is passed
+twice. Either way one source never affects another.
 
 Metrics (per source): ``source_up`` is 1 only while frames arrive; ``source_errors`` counts open and
-read failures and stalls; ``source_reconnects`` counts reconnect attempts; frames a file could not decode
-are dropped with reason ``corrupt``. ``frames_captured`` is the sink's to count.
+read failures and stalls; ``decoder_failures`` counts failed decoder connections by reason;
+``source_reconnects`` counts reconnect attempts; frames a file could not decode are dropped with reason
+``corrupt``. ``frames_captured`` is the sink's to count.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import numpy as np
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import SourceConfig
+from .decoder import DecoderError
 from .errors import SourceError
 from .frame import Frame
 from .metrics import Metrics
@@ -125,6 +129,10 @@ def _as_source_error(source: Source, exc: Exception, what: str) -> SourceError:
 class _Lost(Exception):
     """The current connection is gone (the reason is the message); reconnect if the source is live."""
 
+    def __init__(self, message: str, cause: Exception | None = None):
+        super().__init__(message)
+        self.cause = cause  # the source's error, when it raised one (a DecoderError carries a reason)
+
 
 class Capture:
     """Keeps one source delivering frames to ``sink(frame, live)`` in its own thread.
@@ -158,6 +166,11 @@ class Capture:
         self._next_index = 0            # indices stay increasing across reconnects
         self._corrupt_seen = 0
         self._sample_next: float | None = None
+        self._up_since: float | None = None  # when the current connection's first frame arrived
+        self._loss_logged = False       # the current outage was logged at WARNING
+        self._file_retries = 0          # decoder restarts of a file source so far
+        self._connection_offset = 0     # index offset of the current connection
+        self._resume_offset: int | None = None  # a restarted file continues this connection's numbering
 
     # ------------------------------------------------------------------ control
 
@@ -204,18 +217,25 @@ class Capture:
                     return  # the end of a finite source, or a stop
                 except _Lost as lost:
                     self._set_up(False)
-                    if not source.live:
+                    if isinstance(lost.cause, DecoderError):
+                        self._metrics.decoder_failure(self.name, lost.cause.reason)
+                    if not source.live and not self._retry_file(lost):
                         self._give_up(str(lost))
                         return
                     self._metrics.source_errors.labels(source=self.name).inc()
                     if self._stop.is_set():
                         return
+                    self._end_outage_if_it_was_steady()
                     self._failures += 1
-                    if self._attempts == 0:
+                    if not source.live:  # _retry_file said why
+                        pass
+                    elif self._attempts == 0:
                         self._down_since = self._clock.monotonic()
+                        self._loss_logged = True
                         log.warning("%s; %s", lost, "reconnecting" if self._ever_up else "retrying")
                     elif self._attempts >= 4 and _is_power_of_two(self._attempts):  # a line per event, not per retry
-                        log.warning("%s (still down after %d reconnect attempts, %.0f s)", lost, self._attempts,
+                        self._loss_logged = True
+                        log.warning("%s (still failing after %d reconnect attempts, %.0f s)", lost, self._attempts,
                                     self._clock.monotonic() - (self._down_since or 0.0))
                     else:
                         log.debug("%s", lost)
@@ -247,9 +267,13 @@ class Capture:
                 self.stalls += 1
                 raise _Lost(f"source {self.name!r}: {source.describe()} did not open within {open_limit:g} s")
             if opened[0] == "open_error":
-                raise _Lost(str(opened[1]))
+                raise _Lost(str(opened[1]), opened[1])
             first = True
-            offset = self._next_index
+            if self._resume_offset is None:
+                offset = self._next_index
+            else:  # a file's decoder restarted: same numbering, skip what was already handed on
+                offset, self._resume_offset = self._resume_offset, None
+            self._connection_offset = offset
             pace_t0 = pace_i0 = None
             self._sample_next = None
             while True:
@@ -263,7 +287,7 @@ class Capture:
                                 f"(no frame for {self.cfg.stall_s:g} s)")
                 kind = item[0]
                 if kind == "error":
-                    raise _Lost(str(item[1]))
+                    raise _Lost(str(item[1]), item[1])
                 if kind == "end":
                     self._count_corrupt(item[1])
                     if not source.finite:  # a camera or stream does not end, nor does a looping file
@@ -272,6 +296,8 @@ class Capture:
                     return
                 _, src_index, image, corrupt = item
                 self._count_corrupt(corrupt)
+                if offset + src_index < self._next_index:
+                    continue
                 if first:
                     first = False
                     self._on_first_frame(source, image)
@@ -319,13 +345,16 @@ class Capture:
         fps = f"{source.fps:g} fps" if source.fps else "fps unknown"
         mode = "live" if source.live else ("looping" if not source.finite else "finite")
         attempts, down_since = self._attempts, self._down_since
-        # Frames flow again: a later failure is a new loss with a fresh backoff series.
-        self._failures, self._attempts, self._down_since = 0, 0, None
+        # Frames flow again; whether a later failure is a new loss (fresh backoff) depends on how long they
+        # flow (_on_loss): a decoder that crashes every few frames stays one outage with a growing backoff.
+        self._up_since = self._clock.monotonic()
         ever_up, self._ever_up = self._ever_up, True
         if attempts and ever_up:
             down = self._clock.monotonic() - down_since if down_since is not None else 0.0
-            log.info("source %r: reconnected after %d attempt%s (down %.1f s): %s, %dx%d, %s",
-                     self.name, attempts, "" if attempts == 1 else "s", down, source.describe(), w, h, fps)
+            said, self._loss_logged = self._loss_logged, False  # "reconnected" answers a logged loss only
+            log.log(logging.INFO if said else logging.DEBUG,
+                    "source %r: reconnected after %d attempt%s (down %.1f s): %s, %dx%d, %s",
+                    self.name, attempts, "" if attempts == 1 else "s", down, source.describe(), w, h, fps)
         else:
             after = f" after {attempts} attempt{'' if attempts == 1 else 's'}" if attempts else ""
             log.info("source %r: opened %s%s: %dx%d, %s, %s", self.name, source.describe(), after, w, h, fps, mode)
@@ -363,6 +392,24 @@ class Capture:
         corrupt = f", {self._corrupt_seen} corrupt frame(s) skipped" if self._corrupt_seen else ""
         log.info("source %r: end of %s after %d frame(s)%s", self.name, source.describe(), self.frames, corrupt)
         self._finished = True
+
+    def _end_outage_if_it_was_steady(self) -> None:
+        """After frames flowed for ``stall_s`` a failure is a new loss: fresh backoff, logged again. A
+        connection that fails sooner (a decoder crashing every few frames) continues the outage."""
+        up_since, self._up_since = self._up_since, None
+        if up_since is not None and self._clock.monotonic() - up_since >= self.cfg.stall_s:
+            self._failures, self._attempts, self._down_since = 0, 0, None
+
+    def _retry_file(self, lost: _Lost) -> bool:
+        """Whether a file source whose decoder failed gets another decoder (from its next frame)."""
+        cause = lost.cause
+        if not isinstance(cause, DecoderError) or cause.permanent or self._file_retries >= self.cfg.file_retries:
+            return False
+        self._file_retries += 1
+        self._resume_offset = self._connection_offset
+        log.warning("%s; restarting the decoder after frame %d (retry %d of %d)", lost, self._next_index,
+                    self._file_retries, self.cfg.file_retries)
+        return True
 
     def _give_up(self, message: str) -> None:
         log.error("%s; not retrying", message)

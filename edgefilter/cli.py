@@ -75,6 +75,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(m, file=sys.stderr)
     if missing:
         return EXIT_CONFIG
+    from .source import local_path
+    for i, src in enumerate(cfg.sources):
+        path = local_path(src.url, cfg.base_dir)
+        if path is not None and not os.path.exists(path):
+            print(f"{args.file}: warning: sources[{i}].url ({src.name}): file not found: {path} (the daemon "
+                  f"counts this source as failed, and exits {EXIT_NOINPUT} when no other source runs)",
+                  file=sys.stderr)
     print(f"{args.file}: OK ({len(cfg.sources)} source(s): {', '.join(s.name for s in cfg.sources)})")
     return 0
 
@@ -231,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-seconds", type=float, default=3.0, help="duration of each raw model measurement")
     p.add_argument("--repeats", type=int, default=3,
                    help="end-to-end runs per source count, taking turns; the median ratio is reported")
+    p.add_argument("--decoders", default="ffmpeg,opencv",
+                   help="decoders compared end to end, side by side (ffmpeg: a process per source; opencv: in-process)")
+    p.add_argument("--decode-seconds", type=int, default=10,
+                   help="length of the H.264 clips for the decode frames/s per core comparison (0: skip)")
     p.add_argument("--soak-sources", type=int, default=2, help="sources at full rate during the soak")
     p.add_argument("--soak-window", type=int, default=50, help="filter.window.size during the soak")
     p.add_argument("--workdir", default=None, help="keep generated videos here (default: a temporary folder)")

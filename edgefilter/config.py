@@ -60,9 +60,22 @@ class SourceConfig:
     loop: bool = opt(False, "restart a file or image directory at its end (a finite source never ends)")
     stall_s: float = opt(10.0, "a live source with no frame for this long is treated as lost and reconnected",
                          min=0.0, min_exclusive=True)
-    open_timeout_s: float = opt(10.0, "OpenCV open timeout for streams", min=0.0, min_exclusive=True)
-    read_timeout_s: float = opt(5.0, "OpenCV read timeout for streams", min=0.0, min_exclusive=True)
+    open_timeout_s: float = opt(10.0, "open timeout for streams; an ffmpeg decoder gets this plus `stall_s` to "
+                                      "deliver its first frame", min=0.0, min_exclusive=True)
+    read_timeout_s: float = opt(5.0, "OpenCV read timeout for streams (`decoder: opencv`)", min=0.0,
+                                min_exclusive=True)
     backoff: BackoffConfig = opt(None, "reconnect backoff", factory=BackoffConfig)
+    decoder: Literal["ffmpeg", "opencv"] = opt(
+        "ffmpeg", "video files and streams: `ffmpeg` decodes in a child process per source (a decoder crash "
+                  "costs this source only); `opencv` decodes inside the daemon (not isolated)")
+    hwaccel: Literal["none", "cuda", "vaapi", "qsv"] = opt(
+        "none", "ffmpeg hardware decoding; when it cannot start, the source decodes in software (one log line)")
+    max_pixels: int = opt(16_777_216, "largest frame (width x height) a video or image may have; larger ones "
+                                      "are refused before they are allocated", min=1)
+    memory_limit_mb: int = opt(2048, "address-space limit of the source's ffmpeg process (0: none; not applied "
+                                     "with hwaccel, whose drivers reserve large ranges)", min=0)
+    file_retries: int = opt(2, "restarts (from the next frame) of a file whose decoder crashed, hung or sent "
+                               "bad frames, before the source is reported failed", min=0)
     filter: SourceFilterConfig = opt(None, "this source's own filter settings, over the `filter` section",
                                      factory=lambda: SourceFilterConfig())
 

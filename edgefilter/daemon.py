@@ -34,7 +34,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, GatesConfig, SourceFilterConfig, load_config, resolve_path
 from .drift import DriftMonitor
 from .endpoint import Endpoint
-from .errors import ConfigError, EdgefilterError
+from .errors import EXIT_NOINPUT, ConfigError, EdgefilterError, PublishError
 from .frame import Frame
 from .gates import ChangeGate, QualityGate, grey_thumbnail
 from .health import SourceWatch, StatusLine
@@ -198,7 +198,13 @@ class Daemon:
                 self._reload.clear()
                 self.reload()
             if self._captures and all(c.finished for c in self._captures):
-                log.info("all sources finished; draining")
+                failed = [c.name for c in self._captures if c.error]
+                if failed:  # a file that is missing or that no decoder could read is not a clean finish
+                    log.error("all sources finished; %d failed (%s); exiting with status %d after draining",
+                              len(failed), ", ".join(failed), EXIT_NOINPUT)
+                    self.exit_code = EXIT_NOINPUT
+                else:
+                    log.info("all sources finished; draining")
                 break
             if any(not t.is_alive() for t in self._threads):
                 log.error("a pipeline thread died; shutting down")

@@ -1,8 +1,8 @@
 """Prometheus metrics of every stage, on an injected registry.
 
 All label values come from configured source names or small fixed sets
-(:data:`DROP_REASONS`, :data:`KEEP_REASONS`), so label cardinality stays bounded
-whatever the input. Tests create ``Metrics(CollectorRegistry())`` and read values
+(:data:`DROP_REASONS`, :data:`KEEP_REASONS`, :data:`DECODER_FAILURE_REASONS`), so label cardinality stays
+bounded whatever the input. Tests create ``Metrics(CollectorRegistry())`` and read values
 with :meth:`Metrics.value`.
 """
 from __future__ import annotations
@@ -16,6 +16,10 @@ disable_created_metrics()
 # Why a frame never reached the filter. Fixed set: label values never come from input.
 DROP_REASONS = ("backpressure", "dark", "bright", "blurred", "frozen", "corrupt", "shutdown")
 KEEP_REASONS = ("first", "novel", "heartbeat")
+# Why a source's decoder connection failed (edgefilter.decoder): a missing file, one no decoder can read,
+# frames over max_pixels, a decoder killed by a signal, one that exited non-zero mid-stream, one silent
+# for stall_s, one whose output did not match the frame size it announced.
+DECODER_FAILURE_REASONS = ("missing", "unreadable", "too_large", "crash", "exit", "hang", "frame_size")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _DISTANCE_BUCKETS = (0.01, 0.02, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0)
@@ -41,6 +45,8 @@ class Metrics:
                                          ["source"], registry=r)
         self.source_errors = Counter("edgefilter_source_errors", "Open or read failures of a source",
                                      ["source"], registry=r)
+        self.decoder_failures = Counter("edgefilter_decoder_failures", "Decoder connections of a source that "
+                                        "failed, by reason", ["source", "reason"], registry=r)
         # embed
         self.frames_gated = Counter("edgefilter_frames_gated", "Frames that skipped the model as certainly unchanged",
                                     ["source"], registry=r)
@@ -113,6 +119,8 @@ class Metrics:
             self.frames_dropped.labels(source=source, reason=reason)
         for reason in KEEP_REASONS:
             self.frames_kept_by_reason.labels(source=source, reason=reason)
+        for reason in DECODER_FAILURE_REASONS:
+            self.decoder_failures.labels(source=source, reason=reason)
         self.source_up.labels(source=source).set(0)
         self.index_size.labels(source=source).set(0)
 
@@ -120,6 +128,11 @@ class Metrics:
         if reason not in DROP_REASONS:  # guard the label set; a typo must not create series
             raise ValueError(f"unknown drop reason {reason!r}")
         self.frames_dropped.labels(source=source, reason=reason).inc(n)
+
+    def decoder_failure(self, source: str, reason: str) -> None:
+        if reason not in DECODER_FAILURE_REASONS:
+            raise ValueError(f"unknown decoder failure reason {reason!r}")
+        self.decoder_failures.labels(source=source, reason=reason).inc()
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample (tests and the bench); 0.0 when it does not exist."""

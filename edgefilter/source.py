@@ -16,10 +16,15 @@ Choosing by URL (:func:`open_source`)::
     rtsp:// rtsps:// http(s):// tcp:// udp:// srt://   a network stream through FFmpeg (live)
     anything else                    a video file, relative to the config file's directory
 
+Video files and streams are decoded by an ffmpeg child process per connection (:class:`DecodedVideoSource`,
+``decoder: ffmpeg``, the default), so a decoder crash cannot take the daemon down, or by OpenCV inside the
+daemon (``decoder: opencv``). Cameras are read by OpenCV.
+
 Credentials in URLs never reach logs or error messages: everything shown goes through :func:`redact`.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -30,6 +35,8 @@ import numpy as np
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import SourceConfig
+from .decoder import (DecoderError, DecoderLimits, DecoderProcess, ffmpeg_command, ffmpeg_executable, image_size,
+                      native_log)
 from .errors import SourceError
 
 log = logging.getLogger("edgefilter.source")
@@ -190,6 +197,85 @@ class VideoFileSource(Source):
         self._pending = None
 
 
+# Sources whose hardware decoder could not start: they decode in software from then on, said once.
+_SOFTWARE_FALLBACK: set[tuple[str, str]] = set()
+
+
+class DecodedVideoSource(Source):
+    """A video file or network stream decoded by an ffmpeg child process (:mod:`edgefilter.decoder`).
+
+    A file that ``loop``s is looped by its decoder (frame indices keep increasing); should that decoder
+    still end cleanly, a fresh one continues. Failures raise
+    :class:`~edgefilter.decoder.DecoderError` with its reason; the capture counts them and decides on retries.
+    """
+
+    def __init__(self, name: str, url: str, *, kind: str, live: bool, loop: bool = False,
+                 hwaccel: str = "none", limits: DecoderLimits = DecoderLimits()):
+        super().__init__(name, url, live=live, finite=not live and not loop, clocked=live)
+        self.kind = kind
+        self.loop = loop
+        self.hwaccel = hwaccel
+        self.limits = limits
+        self._proc: DecoderProcess | None = None
+        self._pos = 0     # frames read from the current decoder
+        self._base = 0    # frames of previous loops, so indices keep increasing
+
+    def open(self) -> None:
+        if not self.live and not os.path.isfile(self.url):
+            what = "is a directory, not a video file" if os.path.isdir(self.url) else "not found"
+            raise DecoderError(f"source {self.name!r}: video file {what}: {self.url}", "missing")
+        self._start()
+
+    def _start(self) -> None:
+        hwaccel = self.hwaccel
+        if (self.name, hwaccel) in _SOFTWARE_FALLBACK:
+            hwaccel = "none"
+        try:
+            self._proc = self._spawn(hwaccel, quiet=hwaccel != "none")
+        except DecoderError as exc:
+            if hwaccel == "none" or exc.reason == "missing":
+                raise
+            self._proc = self._spawn("none")  # when this fails too, the input is the problem: say that
+            _SOFTWARE_FALLBACK.add((self.name, hwaccel))
+            log.warning("source %r: hardware decoding (%s) unavailable (%s); decoding in software",
+                        self.name, hwaccel, exc.detail)
+        self.fps = self._proc.fps
+        self.size = (self._proc.width, self._proc.height)
+
+    def _spawn(self, hwaccel: str, quiet: bool = False) -> DecoderProcess:
+        from .capture import CAPTURE_NICE  # capture imports this module
+        command = ffmpeg_command(ffmpeg_executable(), self.url, hwaccel=hwaccel, stream=self.live, loop=self.loop)
+        # GPU drivers reserve large address ranges: no address-space limit with hardware decoding.
+        limits = self.limits if hwaccel == "none" else dataclasses.replace(self.limits, memory_mb=0)
+        proc = DecoderProcess(command, name=self.name, url=self.url, shown=redact(self.url), limits=limits,
+                              nice=CAPTURE_NICE, quiet=quiet)
+        proc.start()
+        return proc
+
+    def read(self) -> tuple[int, np.ndarray] | None:
+        while self._proc is not None:
+            img = self._proc.read_frame()
+            if img is not None:
+                index = self._base + self._pos
+                self._pos += 1
+                return index, img
+            self._proc.close()
+            self._proc = None
+            if self.live:
+                raise DecoderError(f"source {self.name!r}: {self.describe()} ended", "exit")
+            if not self.loop or self._pos == 0:
+                return None
+            self._base += self._pos
+            self._pos = 0
+            self._start()
+        return None
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.close()
+            self._proc = None
+
+
 def _natural_key(name: str) -> list:
     """frame2.png before frame10.png."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
@@ -200,10 +286,11 @@ class ImageDirSource(Source):
 
     kind = "image directory"
 
-    def __init__(self, name: str, path: str, *, loop: bool = False):
+    def __init__(self, name: str, path: str, *, loop: bool = False, max_pixels: int = 16_777_216):
         super().__init__(name, path, live=False, finite=not loop)
         self.path = path
         self.loop = loop
+        self.max_pixels = max_pixels
         self._files: list[str] = []
         self._pos = 0
         self._base = 0
@@ -234,12 +321,21 @@ class ImageDirSource(Source):
             name = self._files[self._pos]
             index = self._base + self._pos
             self._pos += 1
-            img = cv2.imread(os.path.join(self.path, name), cv2.IMREAD_COLOR)
+            path = os.path.join(self.path, name)
+            size = image_size(path)
+            img = None
+            if size is None:
+                why = "unreadable image (no image header)"
+            elif size[0] * size[1] > self.max_pixels or 0 in size:
+                why = f"{size[0]}x{size[1]} image, over max_pixels {self.max_pixels} (decompression bomb?)"
+            else:
+                img = cv2.imread(path, cv2.IMREAD_COLOR)
+                why = "unreadable image"
             if img is None or img.size == 0:
                 self.corrupt += 1
                 if name not in self._reported:  # once per file, also when looping
                     self._reported.add(name)
-                    log.warning("source %r: skipping unreadable image %s", self.name, os.path.join(self.path, name))
+                    log.warning("source %r: skipping %s %s", self.name, why, path)
                 continue
             self._good_this_pass += 1
             self.size = (img.shape[1], img.shape[0])
@@ -308,17 +404,31 @@ def _bgr(img: np.ndarray) -> np.ndarray:
     return img
 
 
+def _quiet_opencv() -> None:
+    """OpenCV (and the FFmpeg inside it) print warnings straight to stderr, which logging cannot route:
+    keep them to errors unless ``edgefilter.native`` is at DEBUG. Decoder processes are logged properly."""
+    level = (cv2.utils.logging.LOG_LEVEL_WARNING if native_log.isEnabledFor(logging.DEBUG)
+             else cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        cv2.utils.logging.setLogLevel(level)
+    except (AttributeError, cv2.error):  # a build without the logging module
+        pass
+
+
 def open_source(cfg: SourceConfig, base_dir: str | os.PathLike = ".", clock: Clock = SYSTEM_CLOCK) -> Source:
     """The source ``cfg.url`` names (not opened yet: call ``open()``).
 
     Raises :class:`SourceError` only for a URL that can never work (bad ``demo://`` options); files that do
     not exist or do not decode fail in ``open()``.
     """
+    _quiet_opencv()
     url = cfg.url.strip()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "demo":
         from .demo import DemoSource  # demo imports this module
         return DemoSource(cfg.name, url, realtime=cfg.realtime, loop=cfg.loop)
+    if scheme in STREAM_SCHEMES and cfg.decoder == "ffmpeg":
+        return DecodedVideoSource(cfg.name, url, kind="stream", live=True, **_decoder_options(cfg))
     if scheme in STREAM_SCHEMES:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(cfg.open_timeout_s * 1000),
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(cfg.read_timeout_s * 1000)]
@@ -331,14 +441,32 @@ def open_source(cfg: SourceConfig, base_dir: str | os.PathLike = ".", clock: Clo
         raise SourceError(f"source {cfg.name!r}: unsupported URL scheme {scheme!r} in {redact(url)} "
                           f"(use a file path, a directory, /dev/videoN, demo:// or one of "
                           f"{', '.join(s + '://' for s in STREAM_SCHEMES)})")
-    path = url[len("file://"):] if url.startswith("file://") else url
-    path = os.path.expanduser(path)
-    if not os.path.isabs(path):
-        path = os.path.normpath(os.path.join(os.fspath(base_dir), path))
+    path = local_path(url, base_dir)
     if os.path.isdir(path):
-        return ImageDirSource(cfg.name, path, loop=cfg.loop)
+        return ImageDirSource(cfg.name, path, loop=cfg.loop, max_pixels=cfg.max_pixels)
+    if cfg.decoder == "ffmpeg":
+        return DecodedVideoSource(cfg.name, path, kind="video file", live=False, loop=cfg.loop,
+                                  **_decoder_options(cfg))
     return VideoFileSource(cfg.name, path, loop=cfg.loop)
 
 
-__all__ = ["Source", "VideoFileSource", "ImageDirSource", "CaptureDeviceSource", "open_source", "redact",
-           "STREAM_SCHEMES", "IMAGE_SUFFIXES"]
+def local_path(url: str, base_dir: str | os.PathLike = ".") -> str | None:
+    """The file or directory a source URL names, resolved against ``base_dir``; None for demo://,
+    streams and cameras."""
+    url = url.strip()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if (scheme and scheme != "file") or re.fullmatch(r"\d+|/dev/video\d+", url):
+        return None
+    path = os.path.expanduser(url[len("file://"):] if scheme == "file" else url)
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(os.fspath(base_dir), path))
+
+
+def _decoder_options(cfg: SourceConfig) -> dict:
+    # The first frame must be decoded (and its size announced) within the open timeout plus the stall time.
+    return {"hwaccel": cfg.hwaccel,
+            "limits": DecoderLimits(max_pixels=cfg.max_pixels, memory_mb=cfg.memory_limit_mb,
+                                    open_timeout_s=cfg.open_timeout_s + cfg.stall_s, stall_s=cfg.stall_s)}
+
+
+__all__ = ["Source", "DecodedVideoSource", "local_path", "VideoFileSource", "ImageDirSource", "CaptureDeviceSource",
+           "open_source", "redact", "STREAM_SCHEMES", "IMAGE_SUFFIXES"]

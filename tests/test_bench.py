@@ -18,9 +18,11 @@ from edgefilter.errors import ConfigError
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     work = tmp_path_factory.mktemp("bench")
-    s = bench.BenchSettings(frames=40, sources=(1, 2), batch=4, latency_seconds=1.0, soak_minutes=0.05,
+    # latency_seconds: a loaded machine may take a good part of a second to start the decoder process
+    s = bench.BenchSettings(frames=40, sources=(1, 2), batch=4, latency_seconds=2.0, soak_minutes=0.05,
                             soak_sources=1, soak_window=5, width=160, height=120, unchanged_frames=240,
-                            raw_seconds=0.05, repeats=2, min_total_frames=80, workdir=str(work))
+                            raw_seconds=0.05, repeats=2, min_total_frames=80, workdir=str(work),
+                            decode_seconds=1)
     messages: list[str] = []
     r = bench.run_bench(s, embedder=FakeEmbedder(delay=0.001, per_frame=0.0002), say=messages.append)
     r["_messages"] = messages
@@ -29,7 +31,7 @@ def report(tmp_path_factory):
 
 def test_throughput_rows_compare_e2e_with_raw_measured_around_them(report):
     rows = report["throughput"]
-    assert [t["sources"] for t in rows] == [1, 2]
+    assert [(t["sources"], t["decoder"]) for t in rows] == [(1, "ffmpeg"), (1, "opencv"), (2, "ffmpeg"), (2, "opencv")]
     for t in rows:
         run = t["run"]
         assert t["raw_fps"] == pytest.approx((t["raw_fps_before"] + t["raw_fps_after"]) / 2)
@@ -50,13 +52,24 @@ def test_throughput_rows_compare_e2e_with_raw_measured_around_them(report):
 
 def test_repeats_take_turns_and_the_reported_ratio_is_their_median(report):
     runs = [m for m in report["_messages"] if m.startswith("raw model:") and "end to end" in m]
-    assert [m.split("end to end with ")[1].split(" ")[0] for m in runs] == ["1", "2", "1", "2"]
+    assert [m.split("end to end with ")[1].split(" ")[0] for m in runs] == ["1", "1", "2", "2"] * 2
+    assert [m.split("decoder ")[1].split(" ")[0] for m in runs] == ["ffmpeg", "opencv"] * 4
     for t in report["throughput"]:
         assert len(t["ratios"]) == 2 and len(t["e2e_fps_all"]) == 2
         assert t["ratio"] == min(t["ratios"])  # the lower middle of two
         assert t["ratio"] == pytest.approx(t["e2e_fps"] / t["raw_fps"])
     text = bench.format_report(report)
     assert "median shown" in text and "median of 2" in text
+
+
+def test_decode_cost_per_core_compares_both_decoders_on_the_same_h264_files(report):
+    rows = report["decode_per_core"]
+    assert [r["size"] for r in rows] == ["640x360", "1920x1080"]
+    for r in rows:
+        assert r["ffmpeg"]["frames"] == r["opencv"]["frames"] == 30  # one second at 30 fps, every frame
+        for dec in ("ffmpeg", "opencv"):
+            assert r[dec]["fps_per_core"] == pytest.approx(r[dec]["frames"] / r[dec]["cpu_s"])
+    assert "H.264 decode, frames/s per CPU core" in bench.format_report(report)
 
 
 def test_latency_run_keeps_every_frame_and_reports_percentiles(report):
@@ -93,7 +106,7 @@ def test_soak_samples_rss_and_computes_growth_from_them(report):
 def test_targets_and_printed_report_follow_the_numbers(report):
     by_name = {t["target"]: t for t in report["targets"]}
     for t in report["throughput"]:
-        row = by_name[f"e2e >= 90% of raw, {t['sources']} source(s), every frame embedded"]
+        row = by_name[f"e2e >= 90% of raw, {t['sources']} source(s), decoder {t['decoder']}, every frame embedded"]
         assert row["met"] == (t["ratio"] >= 0.9)
     assert by_name["p99 latency <= 150 ms, one 30 fps source"]["met"] == (report["latency"]["p99_ms"] <= 150)
     assert by_name["unchanged scene: e2e >= 3x raw fp32"]["met"] == (report["unchanged"]["ratio"] >= 3)

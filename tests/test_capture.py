@@ -417,8 +417,11 @@ def test_no_per_frame_log_lines(tmp_path, caplog):
     with caplog.at_level(logging.DEBUG, logger="edgefilter"):
         cap, _ = make_capture(cfg(path), Collector())
         run_to_end(cap)
-    lines = [r.getMessage() for r in caplog.records if r.name.startswith("edgefilter")]
+    lines = [r.getMessage() for r in caplog.records
+             if r.name.startswith("edgefilter") and r.name != "edgefilter.native"]
     assert len(lines) == 2  # opened, end
+    native = [r for r in caplog.records if r.name == "edgefilter.native"]  # the decoder's stream description
+    assert len(native) < 50 and all(r.levelno == logging.DEBUG for r in native)  # a per-frame warning is said once
     assert "opened" in lines[0] and "160x120" in lines[0] and "25 fps" in lines[0]
     assert "after 50 frame(s)" in lines[1]
 

@@ -11,7 +11,8 @@ import pytest
 from edgefilter.config import SourceConfig
 from edgefilter.demo import DemoSource
 from edgefilter.errors import SourceError
-from edgefilter.source import (CaptureDeviceSource, ImageDirSource, VideoFileSource, open_source, redact)
+from edgefilter.source import (CaptureDeviceSource, DecodedVideoSource, ImageDirSource, VideoFileSource, open_source,
+                               redact)
 from videos import (frame_number, make_image_dir, make_video, numbered_frame, numbered_frames,
                           static_scene, truncate)
 
@@ -30,11 +31,15 @@ def cfg(url, **kw):
     return SourceConfig(name=kw.pop("name", "cam"), url=str(url), **kw)
 
 
+DECODERS = {"ffmpeg": DecodedVideoSource, "opencv": VideoFileSource}
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("suffix", [".mp4", ".avi"])
-def test_video_file_decodes_every_frame_in_order(tmp_path, suffix):
+def test_video_file_decodes_every_frame_in_order(tmp_path, suffix, decoder):
     path = make_video(tmp_path / f"clip{suffix}", numbered_frames(40), fps=20)
-    src = open_source(cfg(path.name), base_dir=tmp_path)
-    assert isinstance(src, VideoFileSource)
+    src = open_source(cfg(path.name, decoder=decoder), base_dir=tmp_path)
+    assert isinstance(src, DECODERS[decoder])
     assert not src.live and src.finite
     src.open()
     frames = read_all(src)
@@ -48,9 +53,10 @@ def test_video_file_decodes_every_frame_in_order(tmp_path, suffix):
     assert src.read() is None  # stays at the end
 
 
-def test_video_file_loop_restarts_with_increasing_indices(tmp_path):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_video_file_loop_restarts_with_increasing_indices(tmp_path, decoder):
     path = make_video(tmp_path / "clip.avi", numbered_frames(10), fps=10)
-    src = open_source(cfg(path, loop=True))
+    src = open_source(cfg(path, loop=True, decoder=decoder))
     assert not src.finite
     src.open()
     frames = read_all(src, limit=25)
@@ -59,40 +65,54 @@ def test_video_file_loop_restarts_with_increasing_indices(tmp_path):
     assert [frame_number(img) for _, img in frames] == [i % 10 for i in range(25)]
 
 
-def test_missing_file_names_source_and_path(tmp_path):
-    src = open_source(cfg("nope/missing.mp4", name="door"), base_dir=tmp_path)
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_missing_file_names_source_and_path(tmp_path, decoder):
+    src = open_source(cfg("nope/missing.mp4", name="door", decoder=decoder), base_dir=tmp_path)
     with pytest.raises(SourceError) as err:
         src.open()
     msg = str(err.value)
     assert "'door'" in msg and str(tmp_path / "nope" / "missing.mp4") in msg and "not found" in msg
 
 
-def test_garbage_file_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_garbage_file_is_a_clear_error(tmp_path, decoder):
     path = tmp_path / "random.mp4"
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
-    src = open_source(cfg(path, name="junk"))
+    src = open_source(cfg(path, name="junk", decoder=decoder))
     with pytest.raises(SourceError) as err:
         src.open()
-    assert "'junk'" in str(err.value) and str(path) in str(err.value) and "decode" in str(err.value)
+    assert "'junk'" in str(err.value) and str(path) in str(err.value)
+    assert ("decode" if decoder == "opencv" else "cannot read") in str(err.value)
 
 
-def test_empty_file_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_empty_file_is_a_clear_error(tmp_path, decoder):
     path = tmp_path / "empty.avi"
     path.write_bytes(b"")
     with pytest.raises(SourceError, match="empty.avi"):
-        open_source(cfg(path)).open()
+        open_source(cfg(path, decoder=decoder)).open()
 
 
-def test_truncated_mp4_does_not_open(tmp_path):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_truncated_mp4_does_not_open(tmp_path, decoder):
     # mp4v keeps its index (moov) at the end: half a file is undecodable, and says so.
     path = truncate(make_video(tmp_path / "cut.mp4", numbered_frames(40), fps=20), 0.5)
     with pytest.raises(SourceError, match="cut.mp4"):
-        open_source(cfg(path)).open()
+        open_source(cfg(path, decoder=decoder)).open()
+
+
+def test_truncated_avi_plays_its_first_part_in_a_decoder_process(tmp_path):
+    path = truncate(make_video(tmp_path / "cut.avi", numbered_frames(40), fps=20), 0.5)
+    src = open_source(cfg(path))
+    src.open()
+    frames = read_all(src)
+    assert 10 < len(frames) < 40
+    assert [frame_number(img) for _, img in frames] == [i for i, _ in frames] == list(range(len(frames)))
 
 
 def test_truncated_avi_plays_its_first_part(tmp_path, caplog):
     path = truncate(make_video(tmp_path / "cut.avi", numbered_frames(40), fps=20), 0.5)
-    src = open_source(cfg(path))
+    src = open_source(cfg(path, decoder="opencv"))
     src.open()
     with caplog.at_level(logging.WARNING, logger="edgefilter.source"):
         frames = read_all(src)
@@ -110,7 +130,7 @@ def test_corrupt_frame_in_the_middle_is_skipped_and_counted(tmp_path):
     assert soi[13] - soi[12] > 600
     data[soi[12]:soi[12] + 400] = bytes(400)  # frame 12 loses its JPEG headers: undecodable
     path.write_bytes(bytes(data))
-    src = open_source(cfg(path))
+    src = open_source(cfg(path, decoder="opencv"))
     src.open()
     frames = read_all(src)
     indices = [i for i, _ in frames]
@@ -168,6 +188,8 @@ def test_url_routing():
     for url in ("rtsp://cam/1", "rtsps://cam/1", "http://cam/x.mjpg", "https://cam/x", "tcp://127.0.0.1:9",
                 "udp://127.0.0.1:9", "srt://127.0.0.1:9"):
         src = open_source(cfg(url))
+        assert isinstance(src, DecodedVideoSource) and src.live and not src.finite and src.kind == "stream", url
+        src = open_source(cfg(url, decoder="opencv"))
         assert isinstance(src, CaptureDeviceSource) and src.live and not src.finite and src.kind == "stream", url
     for url in ("0", "/dev/video3"):
         src = open_source(cfg(url))
@@ -184,13 +206,16 @@ def test_missing_camera_is_a_source_error():
         src.read()
 
 
-def test_refused_stream_fails_fast_with_redacted_url():
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_refused_stream_fails_fast_with_redacted_url(decoder, caplog):
     # Nothing listens on this loopback port: the open must fail (within the open timeout), without credentials.
-    src = open_source(cfg("tcp://admin:hunter2@127.0.0.1:9", open_timeout_s=2.0, read_timeout_s=1.0))
+    src = open_source(cfg("tcp://admin:hunter2@127.0.0.1:9", open_timeout_s=2.0, read_timeout_s=1.0,
+                          decoder=decoder))
     with pytest.raises(SourceError) as err:
         src.open()
     assert "hunter2" not in str(err.value) and "admin" not in str(err.value)
     assert "127.0.0.1:9" in str(err.value)
+    assert not any("hunter2" in r.getMessage() for r in caplog.records)  # native decoder lines too
 
 
 def test_redact():
@@ -209,4 +234,4 @@ def test_relative_paths_resolve_against_base_dir(tmp_path):
     src = open_source(cfg("v.avi"), base_dir=sub)
     src.open()
     assert len(read_all(src)) == 3
-    assert os.path.isabs(src.path)
+    assert os.path.isabs(src.url)
