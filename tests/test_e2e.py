@@ -26,7 +26,7 @@ REQUIRED = {"v", "source", "seq", "frame_index", "ts", "distance", "reason", "wi
 
 @pytest.fixture
 def daemon_config(tmp_path):
-    video = make_video(tmp_path / "clip.avi", scene_with_events(FRAMES, EVENTS, seed=11, size=(320, 240)), fps=30)
+    video = make_video(tmp_path / "clip.avi", scene_with_events(FRAMES, EVENTS, seed=11, size=(320, 240), radius=60), fps=30)
     pub, met = free_port(), free_port()
     cfg = tmp_path / "config.yaml"
     cfg.write_text(f"""

@@ -92,7 +92,7 @@ def static_scene(seed: int = 0, size: tuple[int, int] = (160, 120)) -> np.ndarra
 
 
 def scene_with_events(n: int, events: Sequence[tuple[int, int]], seed: int = 0, size: tuple[int, int] = (160, 120),
-                      noise: float = 2.0) -> list[np.ndarray]:
+                      noise: float = 2.0, radius: int | None = None) -> list[np.ndarray]:
     """``n`` frames of one static scene with sensor noise; during each ``[start, end)`` of ``events`` a bright
     object crosses the view from left to right."""
     w, h = size
@@ -107,7 +107,7 @@ def scene_with_events(n: int, events: Sequence[tuple[int, int]], seed: int = 0, 
                 t = (i - start) / max(1, end - start - 1)
                 cx = int(w * (0.1 + 0.8 * t))
                 colour = ((0, 0, 255), (0, 255, 0), (255, 0, 0))[k % 3]
-                cv2.circle(img, (cx, h // 2), max(3, h // 6), colour, -1)
+                cv2.circle(img, (cx, h // 2), radius or max(3, h // 6), colour, -1)
         out.append(img)
     return out
 

@@ -107,16 +107,20 @@ def view_score(cand: Candidate, h: Held) -> float:
 
 
 def fading(cand: Candidate, threshold: float) -> int:
-    """Account the event's newest frame; return how many frames in a row have been fading. Novelty here
-    is the whole image's: a small thing that drives away stays novel to the regional rule."""
+    """Account the event's newest frame; return how many frames in a row have been fading. With
+    thumbnails, novelty here is the whole image's: a small thing that drives away stays novel to the
+    regional rule, and the shrinking view says it is going."""
     h = cand.frames[-1]
     shown = view_score(cand, h)
     cand.peak = max(cand.peak, shown)
-    small = cand.background is None or h.view is None or shown <= FADED_VIEW * cand.peak
-    whole = math.inf if h.distance is None else h.distance / max(threshold, 1e-9)
-    if whole <= 1.0 and small:
+    if cand.background is None or h.view is None:  # no thumbnails: novelty alone, regions included
+        small, novelty = True, h.score
+    else:
+        small = shown <= FADED_VIEW * cand.peak
+        novelty = math.inf if h.distance is None else h.distance / max(threshold, 1e-9)
+    if novelty <= 1.0 and small:
         cand.quiet += 1
-    elif whole > RENOVEL:
+    elif novelty > RENOVEL:
         cand.quiet = 0
     return cand.quiet
 

@@ -24,6 +24,8 @@ from .whole import Motion, is_novel
 log = logging.getLogger("edgefilter.novelty")
 
 GLOBAL_SCOPE = "*"
+# A scene is still only after this long without a blob of pixels moving (and settle_frames frames).
+SETTLE_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,9 @@ class _SourceState:
     candidate: Candidate | None = None
     last_event: Recent | None = None       # the frames of the event decided last
     background: np.ndarray | None = None   # thumbnail of the scene outside events
-    previous_view: np.ndarray | None = None  # thumbnail of the previous frame (in an event: of the still run's first)
+    previous_view: np.ndarray | None = None  # thumbnail of the first frame of the current still run
+    still_from: float = 0.0                  # its time
+    still_frames: int = 0                    # frames since then in which no blob of pixels moved
     motion: Motion = dataclasses.field(default_factory=Motion)
     cells: CellNoise = dataclasses.field(default_factory=CellNoise)
 
@@ -255,13 +259,15 @@ class NoveltyFilter:
         event = cfg.mode == "event"
         if event and st.candidate is not None:
             return self._join(it, cfg, st, scope, dist, probes, routed)
-        st.previous_view = it.view
+        still_scene = self._still(st, it)
 
         worst = self._cells(scope, st, it, st.background) if it.regions is not None else None
         by_region = worst is not None and worst[1] > cfg.region_threshold
         novel = dist is not None and (dist > threshold or by_region)
-        if it.view is not None and not novel:
-            st.background = it.view  # the scene as it is outside events (not the rest of one just decided)
+        if it.view is not None and not novel and (st.background is None or still_scene):
+            # the background is the scene when nothing in it moves: not a frame of a thing walking by that is
+            # not novel to the whole image (its cells are compared against this background)
+            st.background = it.view
         if novel and event and self._continues(st, cfg, it, threshold):
             # like a frame of the event just decided (the other half of a blinking light, a swinging sign,
             # the rest of a long visit): still that event, not a new one
@@ -274,6 +280,7 @@ class NoveltyFilter:
         if event and novel:  # open a candidate instead of keeping at once
             held = self._held(it, dist, worst, threshold, cfg)
             st.candidate = Candidate([held], (self._epoch, scope.index.next_key), st.background)
+            st.previous_view, st.still_from = it.view, it.ts  # the event's own still runs start here
             self._adapt(st, cfg, it.ts, False)
             return Decision(False, dist, None, threshold, region, held=True, region_score=region_score)
         keep, reason = (True, "first") if dist is None else (novel, "novel" if novel else None)
@@ -308,15 +315,15 @@ class NoveltyFilter:
             # no blob of pixels moved since the still run began (a camera's noise moves an embedding as much
             # as a car crossing does; a far car moves too little between two frames to show)
             still = unchanged(it.view, st.previous_view)
-            if not still:
-                st.previous_view = it.view  # the anchor of the next still run
         else:
             still = step is not None and step < floor
-            st.previous_view = it.view
         still = still and (cells_moved is None or cells_moved < CELL_STILL)
+        if not still:
+            st.previous_view, st.still_from = it.view, it.ts  # the anchor of the next still run
         cand.still = cand.still + 1 if still else 0
         kept = False
-        settled = cand.still >= cfg.settle_frames
+        # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames
+        settled = cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
         # the thing left, or shrank to a fraction of its best view, and the frames stopped being novel
         faded = fading(cand, st.threshold) >= cfg.settle_frames
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
@@ -325,6 +332,19 @@ class NoveltyFilter:
         self._adapt(st, cfg, it.ts, kept)
         return Decision(False, dist, None, st.threshold, held=True,
                         region_score=worst[1] if worst is not None else None)
+
+    def _still(self, st: _SourceState, it: _Item) -> bool:
+        """Outside events: whether nothing in the scene has moved for settle_frames frames and SETTLE_S."""
+        if it.view is None:
+            return False
+        if st.previous_view is not None and unchanged(it.view, st.previous_view):
+            st.still_frames += 1
+        else:
+            st.previous_view, st.still_from, st.still_frames = it.view, it.ts, 0
+        still = st.still_frames >= self.cfg_of(it.source).settle_frames and it.ts - st.still_from >= SETTLE_S
+        if still:
+            st.last_event = None  # whatever was passing has stopped or left: the next change is a new event
+        return still
 
     # -- events
     def _held(self, it: _Item, dist: float | None, worst: tuple[int, float] | None, threshold: float,
@@ -349,13 +369,10 @@ class NoveltyFilter:
         if recent is None or it.ts > recent.until_ts:
             st.last_event = None
             return False
-        near = 1.0 - recent.vectors @ it.vector <= threshold
-        if not near.any():
+        # The whole image only: a thing that moves on enters other region cells, which are new to the cells
+        # of the event's frames, and it is still the same thing (the memory ends when the scene is still).
+        if not (1.0 - recent.vectors @ it.vector <= threshold).any():
             return False
-        if it.regions is not None and recent.cells is not None and st.cells.ready:
-            _, change = st.cells.novelty(it.regions, recent.cells[near], self._where(it.view, st.background))
-            if change > cfg.region_threshold:
-                return False
         recent.until_ts = it.ts + cfg.max_hold_s
         return True
 
@@ -432,7 +449,7 @@ class NoveltyFilter:
                                             threshold * pick.ratio, region, region_score=got.region_score,
                                             pick=pick.how)))
         self._discarded.extend(x.token for x in cand.frames if pick is None or x is not pick.frame)
-        if pick is not None and cut:  # cut by max_hold_s: what follows and looks like it is still this event
+        if pick is not None:  # what follows and looks like it is still this event, until the scene is still
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
             with_cells = all(h.regions is not None for h in latest)
             st.last_event = Recent(np.stack([h.vector for h in latest]),
