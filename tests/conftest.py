@@ -35,3 +35,16 @@ def seaweedfs(tmp_path_factory):
     store = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
     yield store
     store.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_log_handlers():
+    """A test that runs a command in this process (cli.main) installs edgefilter's root log handler on the
+    stderr pytest gave that test; remove it afterwards, or a later test's log lines go to a closed file."""
+    import logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    for handler in [h for h in root.handlers if h not in before and getattr(h, "_edgefilter", False)]:
+        root.removeHandler(handler)

@@ -58,7 +58,7 @@ class Candidate:
     still: int = 0                 # consecutive still frames at the end
     quiet: int = 0                 # consecutive frames at the end that are fading (see fading())
     peak: float = 0.0              # the best view score so far
-    views: dict[int, float] = field(default_factory=dict)  # id(held) -> view score, computed once
+    views: dict[int, views.Change] = field(default_factory=dict)  # id(held) -> its change, computed once
 
 
 @dataclass
@@ -97,13 +97,18 @@ def returned(cand: Candidate) -> bool | None:
     return views.unchanged(last.view, cand.background)
 
 
-def view_score(cand: Candidate, h: Held) -> float:
+def view_of(cand: Candidate, h: Held) -> views.Change:
+    """What a held frame shows of the change against the scene before the event (computed once)."""
     if cand.background is None or h.view is None:
-        return 0.0
+        return views.NO_CHANGE
     key = id(h)
     if key not in cand.views:
-        cand.views[key] = views.change(h.view, cand.background).view
+        cand.views[key] = views.change(h.view, cand.background)
     return cand.views[key]
+
+
+def view_score(cand: Candidate, h: Held) -> float:
+    return view_of(cand, h).view
 
 
 def fading(cand: Candidate, threshold: float) -> int:
@@ -138,8 +143,9 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
         if got.score > settle_ratio:
             return Pick(last, got, settle_ratio, "settled")
     novel = [h for h in cand.frames if h.score > 1.0]
-    # best view first, then the most novel; the sort is stable, so the earliest of equals
-    for h in sorted(novel, key=lambda h: (view_score(cand, h), h.score), reverse=True)[:3]:
+    # best view first (the most things whole, then the largest change), then the most novel; the sort is
+    # stable, so the earliest of equals
+    for h in sorted(novel, key=lambda h: (view_of(cand, h).things, view_score(cand, h), h.score), reverse=True)[:3]:
         got = exact(h, 1.0)
         if got.score > 1.0:
             return Pick(h, got, 1.0, "best view")

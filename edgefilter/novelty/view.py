@@ -47,6 +47,7 @@ class Change:
 
     whole: int = 0   # pixels in blobs clear of the image border
     edge: int = 0    # pixels in blobs that touch it
+    things: int = 0  # blobs clear of the border and at least a tenth of the largest blob (two cars, not one)
 
     @property
     def pixels(self) -> int:
@@ -118,13 +119,15 @@ def change(frame: np.ndarray, background: np.ndarray) -> Change:
         return NO_CHANGE
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     h, w = mask.shape
-    whole = edge = 0
+    whole = edge = things = 0
+    largest = int(stats[1:count, cv2.CC_STAT_AREA].max())
     for x, y, bw, bh, area in stats[1:count]:
         if x == 0 or y == 0 or x + bw >= w or y + bh >= h:
             edge += int(area)
         else:
             whole += int(area)
-    return Change(whole, edge)
+            things += int(area * 10 >= largest)
+    return Change(whole, edge, things)
 
 
 def unchanged(frame: np.ndarray, background: np.ndarray) -> bool:
