@@ -15,6 +15,7 @@ from fakes import FakeEmbedder
 from videos import make_video, scene_with_events, static_scene
 
 from edgefilter.client import Subscriber
+from conftest import wait_for
 from edgefilter.config import (Config, DriftConfig, EmbedConfig, FilterConfig, GatesConfig, MetricsConfig, PublishConfig,
                                SourceConfig, StateConfig, load_config)
 from edgefilter.daemon import Daemon
@@ -177,7 +178,8 @@ def test_stop_drains_what_was_taken_and_exits_zero(tmp_path, port):
     video = make_video(tmp_path / "long.avi", scene_with_events(400, [(100, 150), (300, 350)], seed=5), fps=25)
     cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(video))])
     run = Running(cfg, FakeEmbedder(delay=0.05))
-    time.sleep(0.5)
+    # frames flow (the decoder is a process of its own: on a loaded machine it may take a while to start)
+    assert wait_for(lambda: run.value("edgefilter_frames_captured_total", source="cam") > 0, timeout=60)
     run.daemon.stop()
     run.thread.join(15)
     msgs = run.collect(until_exit=True, timeout=2)
