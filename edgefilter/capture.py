@@ -275,6 +275,7 @@ class Capture:
                 offset, self._resume_offset = self._resume_offset, None
             self._connection_offset = offset
             pace_t0 = pace_i0 = None
+            media_t0 = media_i0 = None  # a file's own clock: capture time of its first frame + frames / fps
             self._sample_next = None
             while True:
                 item = self._take(reader, self.cfg.stall_s if live else None)
@@ -313,8 +314,14 @@ class Capture:
                     elif not self._wait(due - now):
                         return
                 index = offset + src_index
-                frame = Frame(source=self.name, index=index, ts=self._clock.time(), image=image,
-                              t_capture=self._clock.monotonic())
+                now_ts = self._clock.time()
+                media_ts = None
+                if source.fps and not source.clocked:
+                    if media_t0 is None:
+                        media_t0, media_i0 = now_ts, src_index
+                    media_ts = media_t0 + (src_index - media_i0) / source.fps
+                frame = Frame(source=self.name, index=index, ts=now_ts, image=image,
+                              t_capture=self._clock.monotonic(), media_ts=media_ts)
                 self._next_index = index + 1
                 self.frames += 1
                 if self._sink(frame, live) is False:

@@ -409,7 +409,7 @@ class Daemon:
 
     def _filter_batch(self, batch: list[Frame]) -> None:
         assert self.novelty is not None
-        decisions = self.novelty.decide([(f.source, f.ts, f.embedding, f.regions, f, f.view) for f in batch])
+        decisions = self.novelty.decide([(f.source, f.scene_ts, f.embedding, f.regions, f, f.view) for f in batch])
         for f, d in zip(batch, decisions):
             if d.distance is not None:
                 self.metrics.nn_distance.labels(source=f.source).observe(d.distance)

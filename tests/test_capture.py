@@ -140,6 +140,18 @@ def test_file_frames_in_order_then_finished(tmp_path):
     assert m.value("edgefilter_source_reconnects_total", source=NAME) == 0
 
 
+def test_a_file_read_faster_than_real_time_carries_its_own_clock(tmp_path):
+    # the novelty filter's holds and stillness are seconds of the scene, not of how fast the file was read
+    path = make_video(tmp_path / "v.mp4", numbered_frames(30), fps=25)
+    sink, clock = Collector(), FakeClock()
+    cap, _ = make_capture(cfg(path), sink, clock=clock)
+    run_to_end(cap)
+    t0 = sink.frames[0].ts
+    assert [f.media_ts for f in sink.frames] == pytest.approx([t0 + i / 25 for i in range(30)])
+    assert all(f.ts == t0 for f in sink.frames)  # the fake clock did not move: the header's ts is capture time
+    assert sink.frames[-1].scene_ts == pytest.approx(t0 + 29 / 25)
+
+
 @pytest.mark.parametrize("fps,max_fps,expected", [
     (30, 10, list(range(0, 30, 3))),
     (25, 10, [0, 3, 5, 8, 10, 13, 15, 18, 20, 23]),
