@@ -63,12 +63,11 @@ class Candidate:
 
 @dataclass
 class Recent:
-    """The last frames of the event a source decided last (at most RECENT_FRAMES). A frame that is
-    novel against the kept set but like one of these continues that event instead of opening a new
-    one, as long as such frames keep coming (each match extends the memory by max_hold_s)."""
+    """The last frames of the event a source kept last (at most RECENT_FRAMES). A frame that is novel
+    against the kept set but like one of these (whole image) continues that event instead of opening a
+    new one, until the scene is still or no such frame came for max_hold_s."""
 
     vectors: np.ndarray            # (M, dim) unit
-    cells: np.ndarray | None       # (M, R, region_dim) unit, or None
     until_ts: float
 
 

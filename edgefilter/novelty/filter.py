@@ -327,7 +327,7 @@ class NoveltyFilter:
         # the thing left, or shrank to a fraction of its best view, and the frames stopped being novel
         faded = fading(cand, st.threshold) >= cfg.settle_frames
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
-            kept = self._close(it.source, st, it.ts, probes=probes, settled=settled, cut=not (settled or faded))
+            kept = self._close(it.source, st, it.ts, probes=probes, settled=settled)
             routed.add(it.source)
         self._adapt(st, cfg, it.ts, kept)
         return Decision(False, dist, None, st.threshold, held=True,
@@ -421,7 +421,7 @@ class NoveltyFilter:
             h.score = self._score(h.distance, h.region_score, threshold, cfg)
 
     def _close(self, source: str, st: _SourceState, now_ts: float, probes: dict | None = None,
-               sink: list | None = None, settled: bool = False, cut: bool = False) -> bool:
+               sink: list | None = None, settled: bool = False) -> bool:
         """Decide an open candidate (see events.choose): keep one of its frames (True) or none (False)."""
         cand, st.candidate = st.candidate, None
         assert cand is not None
@@ -451,10 +451,7 @@ class NoveltyFilter:
         self._discarded.extend(x.token for x in cand.frames if pick is None or x is not pick.frame)
         if pick is not None:  # what follows and looks like it is still this event, until the scene is still
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
-            with_cells = all(h.regions is not None for h in latest)
-            st.last_event = Recent(np.stack([h.vector for h in latest]),
-                                   np.stack([h.regions for h in latest]) if with_cells else None,
-                                   now_ts + cfg.max_hold_s)
+            st.last_event = Recent(np.stack([h.vector for h in latest]), now_ts + cfg.max_hold_s)
         if settled and cand.frames[-1].view is not None:
             st.background = cand.frames[-1].view  # the scene as it is now
         return pick is not None
