@@ -104,22 +104,8 @@ class RampedBuilder(StreamBuilder):
         phase = 0.5 - 0.5 * math.cos(2 * math.pi * t / self.ramp_s)
         return round(self.ramp[0] + (self.ramp[1] - self.ramp[0]) * phase, 2)
 
-    def _ramped(self, p: Perturb) -> Perturb:
+    def perturbation(self, p: Perturb) -> Perturb:
         return dataclasses.replace(p, gain=round(p.gain * self._gain(), 3))
-
-    def add(self, origin, frame, state, perturb=None):
-        super().add(origin, frame, state, self._ramped(perturb if perturb is not None else self.nuisance.fresh()))
-
-    def hold(self, origin, frames, seconds, state):
-        self.origins[origin.name] = origin
-        cycle = list(frames) + list(frames[-2:0:-1]) if len(frames) > 1 else list(frames)
-        for i in range(int(round(seconds * self.fps))):
-            _, p = self.nuisance.banked()
-            from benchmarks.streams import Render
-            self.keys.append(self._key(Render(origin.name, cycle[i % len(cycle)], self._ramped(p))))
-            self.state.append(state)
-            self.static.append(True)
-            self.nuisance.tick()
 
 
 def road_corpus(data: Path, fps: float = 15.0) -> Corpus:

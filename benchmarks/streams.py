@@ -263,10 +263,15 @@ class StreamBuilder:
             self.renders.append(r)
         return k
 
+    def perturbation(self, p: Perturb) -> Perturb:
+        """The perturbation of the next frame, as drawn (subclasses add to it, e.g. a daylight ramp)."""
+        return p
+
     def add(self, origin: Origin, frame: int, state: str | None, perturb: Perturb | None = None) -> None:
         """One frame shown once, with a fresh perturbation unless given."""
         self.origins[origin.name] = origin
-        self.keys.append(self._key(Render(origin.name, frame, perturb if perturb is not None else self.nuisance.fresh())))
+        p = self.perturbation(perturb if perturb is not None else self.nuisance.fresh())
+        self.keys.append(self._key(Render(origin.name, frame, p)))
         self.state.append(state)
         self.static.append(False)
         self.nuisance.tick()
@@ -277,7 +282,7 @@ class StreamBuilder:
         cycle = list(frames) + list(frames[-2:0:-1]) if len(frames) > 1 else list(frames)
         for i in range(int(round(seconds * self.fps))):
             _, p = self.nuisance.banked()
-            self.keys.append(self._key(Render(origin.name, cycle[i % len(cycle)], p)))
+            self.keys.append(self._key(Render(origin.name, cycle[i % len(cycle)], self.perturbation(p))))
             self.state.append(state)
             self.static.append(True)
             self.nuisance.tick()

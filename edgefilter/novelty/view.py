@@ -62,12 +62,13 @@ class Change:
 NO_CHANGE = Change()
 
 
-def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float, float]:
-    """(gain, offset) mapping the background to the frame's exposure, and the residual's robust sigma."""
+def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
+    """(gain, offset) mapping the background to the frame's exposure; the second fit leaves out the pixels
+    the first left far off (what really changed)."""
     b = background.ravel()
     f = frame.ravel()
     use = np.ones(b.shape, bool)
-    gain, offset, sigma = 1.0, 0.0, 0.0
+    gain, offset = 1.0, 0.0
     for _ in range(2):
         x, y = b[use], f[use]
         var = float(x.var()) if len(x) >= 16 else 0.0
@@ -76,7 +77,7 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float, float
         resid = f - (gain * b + offset)
         sigma = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
         use = np.abs(resid) <= max(3.0 * sigma, MIN_LEVEL)
-    return gain, offset, sigma
+    return gain, offset
 
 
 def change_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
@@ -86,7 +87,7 @@ def change_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
         return None
     f = frame.astype(np.float32)
     b = background.astype(np.float32)
-    gain, offset, _ = _fit(b[::2, ::2], f[::2, ::2])  # a quarter of the pixels fit two numbers as well
+    gain, offset = _fit(b[::2, ::2], f[::2, ::2])  # a quarter of the pixels fit two numbers as well
     high = cv2.dilate(b, _KERNEL) * gain + offset
     low = cv2.erode(b, _KERNEL) * gain + offset
     residual = np.maximum(np.maximum(f - high, low - f), 0.0)
@@ -131,5 +132,6 @@ def change(frame: np.ndarray, background: np.ndarray) -> Change:
 
 
 def unchanged(frame: np.ndarray, background: np.ndarray) -> bool:
-    """Certainly the same scene: no blob of change beyond exposure, shake and noise."""
-    return change(frame, background).pixels == 0
+    """Certainly the same scene: no blob of change beyond exposure, shake and noise (the mask alone: the
+    pre-gate asks this of every frame, and needs no blob statistics)."""
+    return change_mask(frame, background) is None
