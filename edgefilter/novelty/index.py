@@ -271,7 +271,10 @@ class RollingIndex:
         self._slot = {int(k): i for i, k in enumerate(keys)}
         self._order = collections.deque(int(k) for k in keys)
         if graph is None or not self._load_graph(graph, keys):
-            self._index.add(keys.astype(np.uint64), vectors, threads=0)  # all cores: this is a restart
+            # One thread: a parallel build inserts in a different order each time, so the same saved vectors
+            # gave a different graph on each restart (a test saw 37-40 of 40 nearest found). Rare path: a
+            # restart loads the saved graph; this runs only when it is missing or unusable, or on a rescope.
+            self._index.add(keys.astype(np.uint64), vectors, threads=1)
         self.next_key = int(keys.max()) + 1
         self.newest_ts = float(ts.max())
 
