@@ -242,13 +242,14 @@ def test_outbox_limit_drops_the_oldest_and_counts_them(running, publisher, broke
     assert wait_for(lambda: r.value("edgefilter_bridge_received_total", daemon="box1", kind="frame") == 40, 10)
     dropped = r.value("edgefilter_bridge_dropped_total", reason="full")
     assert dropped > 20
-    assert wait_for(lambda: r.value("edgefilter_bridge_outbox_bytes") <= 30000, 5)
+    # plus any message the MQTT client took before it noticed the broker had gone (pinned, at most a few)
+    assert wait_for(lambda: r.value("edgefilter_bridge_outbox_bytes") <= 30000 + 4 * 4000, 5)
     broker.start()
     assert wait_for(lambda: r.value("edgefilter_bridge_outbox_messages") == 0, TIMEOUT)
     seqs = sorted({p["seq"] for p in r.collector.payloads("/frame")})
     assert len(seqs) == 40 - dropped
     # the oldest were dropped: every frame after the last dropped one arrived; older survivors are only those
-    # whose upload was already under way when the outbox filled (at most the bridge's parallel uploads, 4)
+    # the MQTT client already held (it delivers them whatever the outbox does, so they are not counted dropped)
     last_dropped = max(set(range(40)) - set(seqs))
     assert [s for s in seqs if s > last_dropped] == list(range(last_dropped + 1, 40))
     assert len([s for s in seqs if s < last_dropped]) <= 4

@@ -40,6 +40,25 @@ def test_size_limit_drops_the_oldest_first_and_reports_them(tmp_path):
     assert sum(n for reason, n in drops if reason == "full") == 7
 
 
+def test_pinned_messages_outlive_the_limits_until_removed(tmp_path):
+    # A message handed to the MQTT client is delivered whatever the outbox does: dropping it would count a loss.
+    clock, drops = FakeClock(), []
+    box = make(tmp_path / "o.sqlite", clock=clock, drops=drops, max_bytes=1000, max_age_s=10)
+    for i in range(2):
+        box.append("frame", "cam1", "{}", key=f"k{i}", jpeg=bytes(298))
+    box.pin([e.id for e in box.head(1)])
+    for i in range(2, 10):
+        box.append("frame", "cam1", "{}", key=f"k{i}", jpeg=bytes(298))
+    assert [e.key for e in box.head(10)] == ["k0", "k8", "k9"]
+    assert sum(n for _, n in drops) == 7
+    clock.advance(11)
+    assert box.expire() == 2 and [e.key for e in box.head(10)] == ["k0"]
+    assert box.remove([box.head(1)[0].id]) == 1 and box.depth() == (0, 0)
+    box.append("frame", "cam1", "{}", key="k10", jpeg=bytes(298))
+    clock.advance(11)
+    assert box.expire() == 1  # removal unpins
+
+
 def test_a_message_larger_than_the_limit_still_waits_alone(tmp_path):
     box = make(tmp_path / "o.sqlite", max_bytes=100)
     box.append("frame", "cam1", "{}", key="big", jpeg=bytes(500))

@@ -223,7 +223,6 @@ class Bridge:
             if e.kind == "frame" and not (e.stored or e.id in uploaded):
                 break
             ready.append(e)
-        self._forget_dropped(batch[0].id)
         if not ready:
             return False, bool(uploaded)
         if not self.mqtt.up:
@@ -236,6 +235,7 @@ class Bridge:
                 mid = self.mqtt.publish(f"{self.cfg.mqtt.prefix}/{self.cfg.site}/{e.source}/{e.kind}",
                                         self._payload(e))
                 self._inflight[e.id] = mid
+                self.outbox.pin([e.id])
             mids[mid] = e
         acked = self.mqtt.wait_acked(list(mids), self.cfg.mqtt.ack_timeout_s)
         done = [mids[m] for m in acked]
@@ -247,12 +247,6 @@ class Bridge:
             self.metrics.retries.labels(link="mqtt").inc()
             return False, bool(uploaded or done)
         return store_ok and len(ready) == len(batch), True
-
-    def _forget_dropped(self, head_id: int) -> None:
-        """In-flight messages the outbox limits dropped are no longer waited for."""
-        gone = [i for i in self._inflight if i < head_id]
-        if gone:
-            self.mqtt.forget([self._inflight.pop(i) for i in gone])
 
     def _upload(self, frames: list[Entry]) -> tuple[set[int], bool]:
         try:

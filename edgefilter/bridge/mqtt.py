@@ -147,15 +147,6 @@ class MqttLink:
             self._acked -= done
         return done
 
-    def forget(self, mids: list[int]) -> None:
-        """Stop tracking messages nobody will wait for (the outbox dropped them), so their ids can be reused."""
-        with self._cond:
-            for mid in mids:
-                if mid in self._acked:
-                    self._acked.discard(mid)
-                else:
-                    self._ignored.add(mid)
-
     def stop(self, timeout: float = 2.0) -> None:
         """Say `offline` (retained) when the broker is reachable, then disconnect: a clean stop does not rely
         on the last will, which the broker sends only for connections that were lost."""

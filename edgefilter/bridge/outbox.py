@@ -3,7 +3,9 @@
 SQLite in WAL mode: every append is committed before the bridge moves on, so a killed bridge
 (SIGKILL included) finds every message it had accepted when it starts again. Rows leave in the
 order they came (``id``); the size and age limits drop the oldest rows first and report how many
-(the caller counts them by reason). A frame row remembers that its JPEG is already stored
+(the caller counts them by reason), except rows the caller has pinned: a message already handed to the
+MQTT client is delivered by it whatever the outbox does, so dropping it would count a loss that never
+happens (at most ``outbox.batch`` rows are pinned at a time). A frame row remembers that its JPEG is already stored
 (``stored``), so a retry after a broker outage does not upload it again.
 """
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Outbox:
         self._clock = clock
         self._on_drop = on_drop or (lambda reason, n: None)
         self._lock = threading.Lock()
+        self._pinned: set[int] = set()  # ids with the MQTT client: the limits skip them
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
@@ -89,14 +92,18 @@ class Outbox:
         dropped = 0
         while self._bytes > self.max_bytes and self._count > 1:
             # A batch at a time: one DELETE per row would make a full outbox slow to trim.
-            rows = self._db.execute("SELECT id, size FROM outbox ORDER BY id LIMIT 64").fetchall()
+            rows = self._db.execute("SELECT id, size FROM outbox ORDER BY id LIMIT ?",
+                                    (64 + len(self._pinned),)).fetchall()
             over = self._bytes - self.max_bytes
             cut = []
             for row_id, size in rows:
                 if over <= 0 or len(cut) >= self._count - 1:
                     break
-                cut.append(row_id)
-                over -= size
+                if row_id not in self._pinned:
+                    cut.append(row_id)
+                    over -= size
+            if not cut:
+                break  # only pinned rows left to drop: they leave when the broker acknowledges them
             dropped += self._delete(cut)
         if dropped:
             self._on_drop("full", dropped)
@@ -107,7 +114,7 @@ class Outbox:
         with self._lock:
             cutoff = self._clock.time() - self.max_age_s
             ids = [r[0] for r in self._db.execute("SELECT id FROM outbox WHERE created < ? ORDER BY id",
-                                                  (cutoff,))]
+                                                  (cutoff,)) if r[0] not in self._pinned]
             n = self._delete(ids)
         if n:
             self._on_drop("expired", n)
@@ -146,9 +153,15 @@ class Outbox:
             with self._lock:
                 self._db.execute(f"UPDATE outbox SET stored = 1 WHERE id IN ({','.join('?' * len(ids))})", ids)
 
-    def remove(self, ids: list[int]) -> int:
-        """Delete messages that went out; returns how many were still there (the limits may have dropped some)."""
+    def pin(self, ids: list[int]) -> None:
+        """Keep these rows whatever the limits say until :meth:`remove` (the MQTT client holds them)."""
         with self._lock:
+            self._pinned.update(ids)
+
+    def remove(self, ids: list[int]) -> int:
+        """Delete messages that went out; returns how many were still there."""
+        with self._lock:
+            self._pinned.difference_update(ids)
             return self._delete(list(ids))
 
     def depth(self) -> tuple[int, int]:
