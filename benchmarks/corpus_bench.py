@@ -6,10 +6,12 @@ Every stream runs under camera realism (exposure steps and a slow daylight ramp,
 JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
 
 - **naive**: the twenty-line filter a user writes first: greedy, whole-image cosine distance, frame by
-  frame, keep a frame farther than the default threshold (0.15) from every kept frame, no pre-gate;
+  frame, keep a frame farther than the default threshold (0.15) from every kept frame, no pre-gate and
+  no thumbnails (the embedding alone);
 - **default**: edgefilter's defaults as the daemon runs them (event mode, best view, pre-gate on);
 - **default, no pre-gate**: the same with `gates.skip_unchanged: 0`;
-- **regional**: the defaults with `filter.regional: true`;
+- **regional**: the defaults with `filter.regional: true`, without the pre-gate (the daemon turns it off
+  for a regional source);
 - **previous default**: the filter of commit d7a8cef (regional on, settled-frame events), for reference.
 
 Scores. Object streams (things pass through; labelled per object with the frames it is visible and the
@@ -364,16 +366,17 @@ class Method:
     cfg: FilterConfig
     gate: bool = True
     previous: bool = False
+    views: bool = True  # the naive filter gets no thumbnails: it is the embedding alone
 
 
 def methods() -> list[Method]:
     d = FilterConfig()
     return [
         Method("naive (greedy, whole image, 0.15)", dataclasses.replace(d, mode="frame", regional=False,
-                                                                        threshold=0.15), gate=False),
+                                                                        threshold=0.15), gate=False, views=False),
         Method("default", d),
         Method("default, no pre-gate", d, gate=False),
-        Method("regional on", dataclasses.replace(d, regional=True)),
+        Method("regional on", dataclasses.replace(d, regional=True), gate=False),  # as the daemon runs it
         Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, previous=True),
     ]
 
@@ -422,7 +425,8 @@ def run_method(c: Corpus, f: Features, m: Method) -> Run:
             last = k
         vec = f.vec[last]
         cells = f.cells[last].astype(np.float32) if regional else None
-        item = (name, i / s.fps, vec, cells, i) if m.previous else (name, i / s.fps, vec, cells, i, f.view[k])
+        item = (name, i / s.fps, vec, cells, i) if m.previous else (name, i / s.fps, vec, cells, i,
+                                                                    f.view[k] if m.views else None)
         d = filt.decide([item])[0]
         if d.keep:
             kept.append(i)

@@ -129,23 +129,24 @@ def fading(cand: Candidate, threshold: float) -> int:
     return cand.quiet
 
 
-def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[[Held, float], Exact]
-           ) -> Pick | None:
+def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[[Held, float], Exact],
+           known: Callable[[Held], bool] = lambda h: False) -> Pick | None:
     """The frame of a closed candidate to keep, or None when none of it is new.
 
     ``exact(frame, enough)`` scores a frame against the kept set now (regions are only looked at while
-    the whole image does not already pass ``enough``).
+    the whole image does not already pass ``enough``); ``known(frame)``: its pixels were seen or kept
+    before (see known.py), so it is not kept whatever its embedding says.
     """
     last = cand.frames[-1]
     if settled and returned(cand) is not True:  # a new state (or, without thumbnails, maybe one)
         got = exact(last, settle_ratio)
-        if got.score > settle_ratio:
+        if got.score > settle_ratio and not known(last):
             return Pick(last, got, settle_ratio, "settled")
     novel = [h for h in cand.frames if h.score > 1.0]
     # best view first (the most things whole, then the largest change), then the most novel; the sort is
     # stable, so the earliest of equals
     for h in sorted(novel, key=lambda h: (view_of(cand, h).things, view_score(cand, h), h.score), reverse=True)[:3]:
         got = exact(h, 1.0)
-        if got.score > 1.0:
+        if got.score > 1.0 and not known(h):
             return Pick(h, got, 1.0, "best view")
     return None

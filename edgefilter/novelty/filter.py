@@ -18,6 +18,7 @@ from .budget import Budget
 from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading
 from .index import Probe, RollingIndex, unit
 from .regional import CELL_STILL, CellNoise, cell_novelty
+from .known import Known
 from .view import changed_cells, unchanged
 from .whole import Motion, is_novel
 
@@ -69,6 +70,8 @@ class _SourceState:
     still_frames: int = 0                    # frames since then in which no blob of pixels moved
     motion: Motion = dataclasses.field(default_factory=Motion)
     cells: CellNoise = dataclasses.field(default_factory=CellNoise)
+    known: Known = dataclasses.field(default_factory=Known)
+    last_arrival: float = 0.0                # the filter clock's monotonic time of its latest frame
 
 
 class NoveltyFilter:
@@ -121,13 +124,16 @@ class NoveltyFilter:
                     routed.add(name)
             rows, probes = self._probes(batch)
             out = [self._decide_one(it, row, probes, routed) for it, row in zip(batch, rows)]
-            if batch:  # a source that stopped sending is not left holding frames forever
-                latest = max(it.ts for it in batch)
-                present = {it.source for it in batch}
-                for name, st in self._src.items():
-                    if (name not in present and st.candidate is not None
-                            and latest - st.candidate.frames[0].ts >= self.cfg_of(name).max_hold_s):
-                        self._close(name, st, latest, probes=probes)
+            # A source that stopped sending is not left holding frames forever. By the filter's clock, not
+            # by frame times: a file's frames carry its own clock, which another source's need not share.
+            now = self.clock.monotonic()
+            for it in batch:
+                self._src[it.source].last_arrival = now
+            present = {it.source for it in batch}
+            for name, st in self._src.items():
+                if (name not in present and st.candidate is not None
+                        and now - st.last_arrival >= self.cfg_of(name).max_hold_s):
+                    self._close(name, st, st.candidate.frames[-1].ts, probes=probes)
             return out
 
     def released(self) -> list[tuple[Any, Decision]]:
@@ -272,6 +278,10 @@ class NoveltyFilter:
             # like a frame of the event just decided (the other half of a blinking light, a swinging sign,
             # the rest of a long visit): still that event, not a new one
             novel = False
+        if novel and event and st.known.knows(it.ts, it.vector, it.view):
+            novel = False  # the pixels were seen or kept before: an exposure step moved the embedding only
+        if not novel:
+            st.known.seen(it.ts, it.vector, it.view)
         if it.regions is not None:
             st.cells.step(it.regions, learn=not novel)
         st.motion.step(it.vector, learn=not novel)
@@ -290,6 +300,7 @@ class NoveltyFilter:
                 keep, reason = True, "heartbeat"
         if keep and it.view is not None:
             st.background = it.view
+            st.known.kept(it.vector, it.view)
         if keep:
             self._add(scope_name, it.vector, it.regions, it.ts, it.source, probes)
             st.last_keep_ts = it.ts
@@ -438,10 +449,11 @@ class NoveltyFilter:
             return self._exact(scope, st, cfg, h, threshold, enough, region_scale=enough,
                                background=cand.background)
 
-        pick = choose(cand, settled, cfg.settle_ratio, exact)
+        pick = choose(cand, settled, cfg.settle_ratio, exact, lambda h: st.known.knows(now_ts, h.vector, h.view))
         keeps = self._released if sink is None else sink
         if pick is not None:
             h, got = pick.frame, pick.exact
+            st.known.kept(h.vector, h.view)
             self._add(scope_name, h.vector, h.regions if cfg.regional else None, h.ts, source, probes)
             st.last_keep_ts = max(now_ts, st.last_keep_ts if st.last_keep_ts is not None else -math.inf)
             region = got.region if got.distance is not None and got.distance <= threshold * pick.ratio else None

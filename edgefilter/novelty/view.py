@@ -30,6 +30,8 @@ VIEW_SIZE = (160, 90)  # (w, h) of the grey thumbnail compared
 MASK_SIZE = (64, 36)   # the residual is averaged down to this before thresholding
 MIN_LEVEL = 16.0   # grey levels: no smaller residual counts as change, whatever the noise estimate
 NOISE_K = 4.0      # robust standard deviations of the residual that count as change
+MAX_LEVEL = 32.0   # grey levels: the noise estimate never lifts the threshold above this (see change_mask)
+MIN_GAIN = 0.5     # the fitted exposure gain is held within [MIN_GAIN, 1 / MIN_GAIN]
 MIN_BLOB = 3       # mask pixels: smaller specks of change are noise
 EDGE_WEIGHT = 0.25  # a thing cut by the image border counts a quarter of its visible area
 _KERNEL = np.ones((5, 5), np.uint8)
@@ -73,6 +75,8 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
         x, y = b[use], f[use]
         var = float(x.var()) if len(x) >= 16 else 0.0
         gain = float(((x - x.mean()) * (y - y.mean())).mean()) / var if var > 1e-3 else 1.0
+        # no exposure change halves or doubles a scene: a gain near 0 would fit any scene to a flat frame
+        gain = min(max(gain, MIN_GAIN), 1.0 / MIN_GAIN)
         offset = float(y.mean()) - gain * float(x.mean())
         resid = f - (gain * b + offset)
         sigma = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
@@ -88,13 +92,24 @@ def change_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
     f = frame.astype(np.float32)
     b = background.astype(np.float32)
     gain, offset = _fit(b[::2, ::2], f[::2, ::2])  # a quarter of the pixels fit two numbers as well
-    high = cv2.dilate(b, _KERNEL) * gain + offset
-    low = cv2.erode(b, _KERNEL) * gain + offset
-    residual = np.maximum(np.maximum(f - high, low - f), 0.0)
+    b = b * gain + offset
+    # Both ways: a thing that appeared lies outside the range of the background's neighbourhood, and a
+    # thing that left (a small dark cap among bright wall) lies outside the range of the frame's. A shift
+    # passes both; one way alone was blind to removals narrower than the shake range.
+    # The way back compares lightly blurred copies (a 1-px line that a sub-pixel shift smeared over two
+    # rows is no removal) and not within the shake range of the border (what a shake moved out of view).
+    fs, bs = cv2.blur(f, (3, 3)), cv2.blur(b, (3, 3))
+    back = np.maximum(bs - cv2.dilate(fs, _KERNEL), cv2.erode(fs, _KERNEL) - bs)
+    m = _KERNEL.shape[0] // 2
+    back[:m], back[-m:], back[:, :m], back[:, -m:] = 0, 0, 0, 0
+    residual = np.maximum(np.maximum(f - cv2.dilate(b, _KERNEL), cv2.erode(b, _KERNEL) - f), back)
+    residual = np.maximum(residual, 0.0)
     residual = cv2.resize(residual, MASK_SIZE, interpolation=cv2.INTER_AREA)
-    # the noise left after the shake tolerance (the fit's own residual is mostly shake on textured scenes)
+    # the noise left after the shake tolerance (the fit's own residual is mostly shake on textured scenes);
+    # capped: when most of the image changed (another person, another view) the median residual is that
+    # change, not noise, and an uncapped threshold rose above it and called the new scene unchanged
     sigma = 1.4826 * float(np.median(residual))
-    mask = (residual > max(MIN_LEVEL, NOISE_K * sigma)).astype(np.uint8)
+    mask = (residual > min(max(MIN_LEVEL, NOISE_K * sigma), MAX_LEVEL)).astype(np.uint8)
     if not mask.any():
         return None
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
