@@ -8,10 +8,10 @@ JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
 - **naive**: the twenty-line filter a user writes first: greedy, whole-image cosine distance, frame by
   frame, keep a frame farther than the default threshold (0.15) from every kept frame, no pre-gate and
   no thumbnails (the embedding alone);
-- **default**: edgefilter's defaults as the daemon runs them (event mode, best view, pre-gate on);
+- **default**: edgefilter's defaults as the daemon runs them (event mode, best view, regional cells where
+  pixels changed, pre-gate on);
 - **default, no pre-gate**: the same with `gates.skip_unchanged: 0`;
-- **regional**: the defaults with `filter.regional: true`, without the pre-gate (the daemon turns it off
-  for a regional source);
+- **whole image only**: the defaults with `filter.regional: false` (the default before finding 18);
 - **previous default**: the filter of commit d7a8cef (regional on, settled-frame events), for reference.
 
 Scores. Object streams (things pass through; labelled per object with the frames it is visible and the
@@ -376,7 +376,7 @@ def methods() -> list[Method]:
                                                                         threshold=0.15), gate=False, views=False),
         Method("default", d),
         Method("default, no pre-gate", d, gate=False),
-        Method("regional on", dataclasses.replace(d, regional=True), gate=False),  # as the daemon runs it
+        Method("whole image only (regional off)", dataclasses.replace(d, regional=False)),
         Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, previous=True),
     ]
 

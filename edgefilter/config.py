@@ -26,7 +26,7 @@ import yaml
 from .errors import ConfigError, ConfigProblem
 
 # The regions graph: the same network and embedding as efficientnet_lite0.onnx, plus the 7x7 grid of
-# region cells that filter.regional (off by default) compares, so that turning it on needs no other model.
+# region cells that filter.regional (on by default) compares.
 DEFAULT_MODEL = "models/efficientnet_lite0_regions.onnx"
 
 
@@ -131,12 +131,11 @@ class FilterConfig:
                             min=0.0, min_exclusive=True)
     noise_floor_k: float = opt(2.0, "event mode: a frame is still when it moved less than this times the "
                                     "stream's running median frame-to-frame distance", min=0.0, min_exclusive=True)
-    regional: bool = opt(False, "also compare the model's grid of region cells where pixels changed (needs a model "
-                                "whose card has a region output, like the default "
-                                "models/efficientnet_lite0_regions.onnx): a small new thing in a still view is "
-                                "novel when, against each of the kept frames most like it, a cell whose pixels "
-                                "changed changed far more than its own noise. Off by default (README, Selection "
-                                "quality); the pre-gate is off for such a source")
+    regional: bool = opt(True, "also compare the model's grid of region cells where pixels changed (a model whose "
+                               "card has a region output, like the default models/efficientnet_lite0_regions.onnx; "
+                               "with another model the whole image alone decides, logged once): a small new thing "
+                               "in a still view is novel when, against each of the kept frames most like it, a "
+                               "cell whose pixels changed changed far more than its own noise")
     region_threshold: float = opt(9.0, "regional: a region changed when its cosine distance exceeds the frame's "
                                        "typical cell change by this many times the source's learnt noise for that "
                                        "cell", min=0.0, min_exclusive=True, max=1000.0)
@@ -172,8 +171,7 @@ class GatesConfig:
     skip_unchanged: float = opt(20.0, "pre-gate: skip the model for a frame in which no blob of pixels changed "
                                       "beyond exposure, shake and noise since the last embedded frame, and whose "
                                       "brightness-normalised thumbnail differs from it by less than this (mean "
-                                      "absolute difference, 0-255; 0: pre-gate off). Off for sources with filter.regional, "
-                                      "whose cell noise is learnt from every frame", min=0.0, max=255.0)
+                                      "absolute difference, 0-255; 0: pre-gate off)", min=0.0, max=255.0)
     max_skip: int = opt(30, "embed at least every this many frames even when the pre-gate would skip", min=1)
 
 

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from . import __version__
 from .capture import Capture
 from .clock import SYSTEM_CLOCK, Clock
-from .config import Config, GatesConfig, SourceFilterConfig, load_config, resolve_path
+from .config import Config, SourceFilterConfig, load_config, resolve_path
 from .drift import DriftMonitor
 from .endpoint import Endpoint
 from .errors import EXIT_NOINPUT, ConfigError, EdgefilterError, PublishError
@@ -84,7 +84,7 @@ class Daemon:
         # from one model call to the next without waiting on the capture threads for the GIL.
         self._ready_q: queue.Queue = queue.Queue(maxsize=1)
         self._filter_q: queue.Queue = queue.Queue(maxsize=4)  # batches; the filter is far faster than the model
-        self._gates = {s.name: _SourceGates(QualityGate(cfg.gates), ChangeGate(_pre_gate(cfg, s.name)))
+        self._gates = {s.name: _SourceGates(QualityGate(cfg.gates), ChangeGate(cfg.gates))
                        for s in cfg.sources}
         self._last_embedding: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         self._threads: list[threading.Thread] = []
@@ -150,9 +150,11 @@ class Daemon:
                                       "provider": self.embedder.provider})
         regional = [s.name for s in cfg.sources if cfg.filter_for(s.name).regional]
         if regional and not self.embedder.has_regions:
-            raise ConfigError(f"filter.regional is on (for {', '.join(regional)}) but the model "
-                              f"{self.embedder.model_id} has no region output: set filter.regional: false, or use "
-                              "a model whose card has one (models/efficientnet_lite0_regions.onnx)")
+            log.warning("filter.regional is on (for %s) but the model %s has no region output: the whole image "
+                        "alone decides (a small thing in a wide view may be missed). Use a model whose card has "
+                        "one (models/efficientnet_lite0_regions.onnx), or set filter.regional: false to say so",
+                        ", ".join(regional), self.embedder.model_id)
+            regional = []
         self.novelty = NoveltyFilter(cfg.filter, self.embedder.dim, self.names, clock=self.clock,
                                      region_count=self.embedder.region_count if regional else 0,
                                      region_dim=self.embedder.region_dim if regional else None,
@@ -586,7 +588,7 @@ class Daemon:
                                                            curve=self.cfg.publish.curve))
             for name, g in self._gates.items():
                 g.quality.reconfigure(new.gates)
-                g.change.reconfigure(_pre_gate(new, name))
+                g.change.reconfigure(new.gates)
             if self.drift is not None:
                 self.drift.reconfigure(new.drift)
             self.cfg = dataclasses.replace(self.cfg, sources=sources, filter=new.filter, gates=new.gates, drift=new.drift,
@@ -628,11 +630,6 @@ class Daemon:
         return run
 
 
-def _pre_gate(cfg: Config, source: str) -> GatesConfig:
-    """A source's pre-gate settings: off where regional novelty learns its cell noise from every frame."""
-    if cfg.filter_for(source).regional:
-        return dataclasses.replace(cfg.gates, skip_unchanged=0.0)
-    return cfg.gates
 
 
 def _without_filters(sources: list) -> list:

@@ -136,6 +136,33 @@ def test_a_small_object_is_kept_by_its_region(tmp_path, port, regional):
         assert later == [] and run.value("edgefilter_frames_kept_regional_total", source="cam") == 0
 
 
+class WholeImageEmbedder(FakeEmbedder):
+    """A model without a region output (like models/efficientnet_lite0.onnx)."""
+
+    has_regions = False
+    region_count = 0
+    region_dim = None
+
+    def embed(self, batch: np.ndarray):
+        out = super().embed(batch)
+        out.regions = None
+        return out
+
+
+def test_regional_by_default_with_a_model_without_regions_runs_on_the_whole_image(tmp_path, port, caplog):
+    cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(small_object_video(tmp_path)))],
+                      filter=FilterConfig(mode="frame", threshold=0.5))
+    assert cfg.filter.regional  # the default
+    with caplog.at_level("WARNING", logger="edgefilter"):
+        run = Running(cfg, WholeImageEmbedder())
+        try:
+            msgs = run.collect()
+        finally:
+            run.close()
+    assert run.code == 0 and [m.reason for m in msgs] == ["first"]  # the small object: whole image only
+    assert any("has no region output: the whole image alone decides" in r.getMessage() for r in caplog.records)
+
+
 def test_frames_of_several_sources_are_batched_together(tmp_path, port):
     videos = [make_video(tmp_path / f"v{i}.avi", scene_with_events(60, [(20, 40)], seed=i), fps=25) for i in range(3)]
     cfg = make_config(tmp_path, port, [SourceConfig(name=f"cam{i}", url=str(v)) for i, v in enumerate(videos)],

@@ -31,6 +31,7 @@ MASK_SIZE = (64, 36)   # the residual is averaged down to this before thresholdi
 MIN_LEVEL = 16.0   # grey levels: no smaller residual counts as change, whatever the noise estimate
 NOISE_K = 4.0      # robust standard deviations of the residual that count as change
 MAX_LEVEL = 32.0   # grey levels: the noise estimate never lifts the threshold above this (see change_mask)
+CLIP_LOW, CLIP_HIGH = 4, 251  # grey levels: beyond these a pixel may be clipped by the sensor
 MIN_GAIN = 0.5     # the fitted exposure gain is held within [MIN_GAIN, 1 / MIN_GAIN]
 MIN_BLOB = 3       # mask pixels: smaller specks of change are noise
 EDGE_WEIGHT = 0.25  # a thing cut by the image border counts a quarter of its visible area
@@ -69,7 +70,9 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
     the first left far off (what really changed)."""
     b = background.ravel()
     f = frame.ravel()
-    use = np.ones(b.shape, bool)
+    # clipped pixels (a white table under a brighter exposure) do not follow the gain: fit the others
+    unclipped = (f > CLIP_LOW) & (f < CLIP_HIGH) & (b > CLIP_LOW) & (b < CLIP_HIGH)
+    use = unclipped if unclipped.sum() >= 16 else np.ones(b.shape, bool)
     gain, offset = 1.0, 0.0
     for _ in range(2):
         x, y = b[use], f[use]
@@ -80,7 +83,8 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
         offset = float(y.mean()) - gain * float(x.mean())
         resid = f - (gain * b + offset)
         sigma = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
-        use = np.abs(resid) <= max(3.0 * sigma, MIN_LEVEL)
+        use = (np.abs(resid) <= max(3.0 * sigma, MIN_LEVEL)) & unclipped if unclipped.sum() >= 16 else \
+            np.abs(resid) <= max(3.0 * sigma, MIN_LEVEL)
     return gain, offset
 
 
@@ -92,7 +96,8 @@ def change_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
     f = frame.astype(np.float32)
     b = background.astype(np.float32)
     gain, offset = _fit(b[::2, ::2], f[::2, ::2])  # a quarter of the pixels fit two numbers as well
-    b = b * gain + offset
+    # what the background looks like at the frame's exposure, clipped as the sensor clips it
+    b = np.clip(b * gain + offset, 0.0, 255.0)
     # Both ways: a thing that appeared lies outside the range of the background's neighbourhood, and a
     # thing that left (a small dark cap among bright wall) lies outside the range of the frame's. A shift
     # passes both; one way alone was blind to removals narrower than the shake range.
