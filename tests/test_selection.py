@@ -91,6 +91,44 @@ def run(filt: NoveltyFilter, embedder: Embedder, frames: list[np.ndarray], start
     return kept
 
 
+@pytest.fixture(scope="module")
+def regions_embedder() -> Embedder:
+    return Embedder(ROOT / "models" / "efficientnet_lite0_regions.onnx", providers="cpu", threads=1)
+
+
+def run_with_cells(cfg: FilterConfig, embedder: Embedder, frames: list[np.ndarray]) -> list[int]:
+    """As the daemon runs a source with the default model: pre-gate, view thumbnails, region cells."""
+    out = embedder.embed(np.stack([preprocess(f, embedder.input_size, embedder.colour) for f in frames]))
+    filt = NoveltyFilter(cfg, embedder.dim, ["cam"], FakeClock(), region_count=embedder.region_count,
+                         region_dim=embedder.region_dim)
+    gate, kept, last = ChangeGate(GatesConfig()), [], 0
+    for n, img in enumerate(frames):
+        view = view_thumbnail(img)
+        if not gate.should_skip(grey_thumbnail(img), view):
+            last = n
+        d = filt.decide([("cam", n / 10.0, out.vectors[last], out.regions[last], n, view)])[0]
+        kept += [n] if d.keep else []
+        kept += [tok for tok, _ in filt.released()]
+        filt.discarded()
+    return kept + [tok for tok, _ in filt.flush()]
+
+
+def test_a_small_walker_is_kept_by_default_and_missed_by_the_whole_image(regions_embedder):
+    rng = np.random.default_rng(5)
+    bg = street(4)
+    frames = [camera(bg, rng) for _ in range(40)]
+    xs = list(range(120, 480, 12))
+    for x in xs:  # 40 x 90 px, 1.6 % of the view
+        img = bg.copy()
+        cv2.rectangle(img, (x, 190), (x + 40, 280), (190, 200, 235), -1)  # light: it differs in grey too
+        cv2.circle(img, (x + 20, 180), 14, (210, 220, 240), -1)
+        frames.append(camera(img, rng))
+    frames += [camera(bg, rng) for _ in range(40)]
+    assert run_with_cells(FilterConfig(regional=False), regions_embedder, frames) == [0]
+    kept = run_with_cells(FilterConfig(), regions_embedder, frames)
+    assert kept[0] == 0 and len(kept) == 2 and 40 <= kept[1] < 40 + len(xs), kept
+
+
 def whole(x: int) -> bool:
     return 0 < x and x + CAR[0] < W
 

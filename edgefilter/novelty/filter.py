@@ -72,6 +72,7 @@ class _SourceState:
     cells: CellNoise = dataclasses.field(default_factory=CellNoise)
     known: Known = dataclasses.field(default_factory=Known)
     last_arrival: float = 0.0                # the filter clock's monotonic time of its latest frame
+    cells_memo: tuple | None = None          # the last regional answer outside events (see _cells_outside)
 
 
 class NoveltyFilter:
@@ -267,7 +268,7 @@ class NoveltyFilter:
             return self._join(it, cfg, st, scope, dist, probes, routed)
         still_scene = self._still(st, it)
 
-        worst = self._cells(scope, st, it, st.background) if it.regions is not None else None
+        worst = self._cells_outside(scope, st, it) if it.regions is not None else None
         by_region = worst is not None and worst[1] > cfg.region_threshold
         novel = dist is not None and (dist > threshold or by_region)
         if it.view is not None and not novel and (st.background is None or still_scene):
@@ -395,6 +396,20 @@ class NoveltyFilter:
         if side * side != self.region_count:
             return None
         return changed_cells(view, background, side, side)
+
+    def _cells_outside(self, scope: _Scope, st: _SourceState, it: _Item) -> tuple[int, float] | None:
+        """_cells against the background, outside events. A frame that carries the previous frame's embedding
+        and cells (the pre-gate found it unchanged and reused them) gets the previous answer while the kept
+        set is the same: the pixel test and the cell comparison would find the same (a background renewed in
+        a still scene differs from the old one by noise only)."""
+        key = (self._epoch, scope.index.next_key, len(scope.index))
+        memo = st.cells_memo
+        if (memo is not None and memo[0] == key and np.array_equal(memo[1], it.vector)
+                and np.array_equal(memo[2], it.regions)):
+            return memo[3]
+        worst = self._cells(scope, st, it, st.background)
+        st.cells_memo = (key, it.vector, it.regions, worst)
+        return worst
 
     def _cells(self, scope: _Scope, st: _SourceState, it: _Item, background: np.ndarray | None
                ) -> tuple[int, float] | None:
