@@ -84,7 +84,7 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
     bb, bf = b * b, b * f
     w = unclipped.astype(np.float64)
     gain, offset = 1.0, 0.0
-    for _ in range(2):
+    for rnd in range(2):
         n = float(w.sum())
         if n < 16:
             break
@@ -94,6 +94,8 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
         # no exposure change halves or doubles a scene: a gain near 0 would fit any scene to a flat frame
         gain = min(max(gain, MIN_GAIN), 1.0 / MIN_GAIN)
         offset = sy / n - gain * sx / n
+        if rnd == 1:
+            break
         resid = f - (gain * b + offset)
         sigma = 1.4826 * _median(np.abs(resid - _median(resid)))
         w = ((np.abs(resid) <= max(3.0 * sigma, MIN_LEVEL)) & unclipped).astype(np.float64)
