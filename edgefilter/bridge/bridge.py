@@ -228,6 +228,9 @@ class Bridge:
         if not self.mqtt.up:
             self.metrics.retries.labels(link="mqtt").inc()
             return False, bool(uploaded)
+        # the batch was read before the upload: the limits may have dropped some of it since
+        claimed = self.outbox.claim([e.id for e in ready])
+        ready = [e for e in ready if e.id in claimed]
         mids: dict[int, Entry] = {}
         for e in ready:
             mid = self._inflight.get(e.id)
@@ -235,7 +238,6 @@ class Bridge:
                 mid = self.mqtt.publish(f"{self.cfg.mqtt.prefix}/{self.cfg.site}/{e.source}/{e.kind}",
                                         self._payload(e))
                 self._inflight[e.id] = mid
-                self.outbox.pin([e.id])
             mids[mid] = e
         acked = self.mqtt.wait_acked(list(mids), self.cfg.mqtt.ack_timeout_s)
         done = [mids[m] for m in acked]

@@ -153,10 +153,17 @@ class Outbox:
             with self._lock:
                 self._db.execute(f"UPDATE outbox SET stored = 1 WHERE id IN ({','.join('?' * len(ids))})", ids)
 
-    def pin(self, ids: list[int]) -> None:
-        """Keep these rows whatever the limits say until :meth:`remove` (the MQTT client holds them)."""
+    def claim(self, ids: list[int]) -> set[int]:
+        """Of these rows, those still here, pinned from now on (the limits skip them) until :meth:`remove`:
+        the forwarder hands them to the MQTT client, which delivers them whatever the outbox does. A row the
+        limits dropped while the forwarder was busy (an upload) is not sent: it was counted dropped."""
+        if not ids:
+            return set()
         with self._lock:
-            self._pinned.update(ids)
+            marks = ",".join("?" * len(ids))
+            here = {r[0] for r in self._db.execute(f"SELECT id FROM outbox WHERE id IN ({marks})", list(ids))}
+            self._pinned.update(here)
+            return here
 
     def remove(self, ids: list[int]) -> int:
         """Delete messages that went out; returns how many were still there."""

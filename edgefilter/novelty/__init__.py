@@ -10,8 +10,10 @@ One rule per module:
 - ``index``: the rolling usearch index and batched exact probes of it;
 - ``whole``: the whole-image rule (novel when farther than the threshold from every kept frame) and
   the noise floor that tells a still scene from a moving one;
-- ``regional``: the optional regional rule (a small new thing in a still view; off by default);
+- ``regional``: the regional rule (a small new thing in a still view; on by default);
 - ``view``: where a frame changed against the scene before, from grey thumbnails (best view, pre-gate);
+- ``known``: scenes a source has shown (thumbnails of its latest keeps and of frames seen lately): a
+  frame whose pixels match one is not new, whatever an exposure step did to its embedding;
 - ``events``: which frame of an event is kept (the settled new state, or the best view of a thing that
   passed through);
 - ``budget``: the keep-rate controller; ``persistence``: saving and restoring;

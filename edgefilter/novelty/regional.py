@@ -1,4 +1,4 @@
-"""The regional rule (``filter.regional``, off by default): a small new thing in a still view.
+"""The regional rule (``filter.regional``, on by default): a small new thing in a still view.
 
 Each kept frame carries its grid of region cells (the regions graph's 7x7 x 320). A frame is novel by
 region when, against each of the kept frames most like it, some cell changed far more than the
