@@ -413,6 +413,12 @@ class NoveltyFilter:
 
     def _cells(self, scope: _Scope, st: _SourceState, it: _Item, background: np.ndarray | None
                ) -> tuple[int, float] | None:
+        # Every cell first: leaving cells out only lowers the score, so when no cell passes the threshold
+        # the pixel test (the dearest part, run for every frame) cannot change the answer. The score is then
+        # that of every cell, at most the threshold either way.
+        rough = cell_novelty(scope.index, st.cells, it.vector, it.regions)
+        if rough is None or rough[1] <= self.cfg_of(it.source).region_threshold:
+            return rough
         return cell_novelty(scope.index, st.cells, it.vector, it.regions, self._where(it.view, background))
 
     def _exact(self, scope: _Scope, st: _SourceState, cfg: FilterConfig, h: Held, threshold: float,
