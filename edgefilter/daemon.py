@@ -630,8 +630,6 @@ class Daemon:
         return run
 
 
-
-
 def _without_filters(sources: list) -> list:
     """Sources as far as a restart is concerned (their filter settings reload)."""
     return [dataclasses.replace(s, filter=SourceFilterConfig()) for s in sources]

@@ -136,8 +136,13 @@ class Metrics:
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample (tests and the bench); 0.0 when it does not exist."""
-        v = self.registry.get_sample_value(name, labels or None)
-        return 0.0 if v is None else v
+        return sample_value(self.registry, name, labels)
+
+
+def sample_value(registry: CollectorRegistry, name: str, labels: dict[str, str]) -> float:
+    """A sample's current value in a registry; 0.0 when it does not exist."""
+    v = registry.get_sample_value(name, labels or None)
+    return 0.0 if v is None else v
 
 
 def reference_markdown(metrics: object | None = None) -> str:

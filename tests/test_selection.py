@@ -75,15 +75,15 @@ def run(filt: NoveltyFilter, embedder: Embedder, frames: list[np.ndarray], start
         gate: ChangeGate | None = None) -> list[int]:
     """Feed frames as the daemon does (pre-gate, view thumbnails, tokens); the frame numbers kept."""
     kept: list[int] = []
-    tensors = [preprocess(f, embedder.input_size, embedder.colour) for f in frames]
-    vectors = embedder.embed(np.stack(tensors)).vectors
-    last = vectors[0]
-    for i, (img, vec) in enumerate(zip(frames, vectors)):
+    out = embedder.embed(np.stack([preprocess(f, embedder.input_size, embedder.colour) for f in frames]))
+    last = 0
+    for i, img in enumerate(frames):
         n = start + i
         view = view_thumbnail(img)
         if gate is None or not gate.should_skip(grey_thumbnail(img), view):
-            last = vec
-        d = filt.decide([("cam", n / 10.0, last, None, n, view)])[0]
+            last = i
+        cells = out.regions[last] if filt.region_count else None  # the regions model's cells, when compared
+        d = filt.decide([("cam", n / 10.0, out.vectors[last], cells, n, view)])[0]
         if d.keep:
             kept.append(n)
         kept.extend(tok for tok, _ in filt.released())
@@ -98,19 +98,9 @@ def regions_embedder() -> Embedder:
 
 def run_with_cells(cfg: FilterConfig, embedder: Embedder, frames: list[np.ndarray]) -> list[int]:
     """As the daemon runs a source with the default model: pre-gate, view thumbnails, region cells."""
-    out = embedder.embed(np.stack([preprocess(f, embedder.input_size, embedder.colour) for f in frames]))
     filt = NoveltyFilter(cfg, embedder.dim, ["cam"], FakeClock(), region_count=embedder.region_count,
                          region_dim=embedder.region_dim)
-    gate, kept, last = ChangeGate(GatesConfig()), [], 0
-    for n, img in enumerate(frames):
-        view = view_thumbnail(img)
-        if not gate.should_skip(grey_thumbnail(img), view):
-            last = n
-        d = filt.decide([("cam", n / 10.0, out.vectors[last], out.regions[last], n, view)])[0]
-        kept += [n] if d.keep else []
-        kept += [tok for tok, _ in filt.released()]
-        filt.discarded()
-    return kept + [tok for tok, _ in filt.flush()]
+    return run(filt, embedder, frames, gate=ChangeGate(GatesConfig())) + [tok for tok, _ in filt.flush()]
 
 
 def test_a_small_walker_is_kept_by_default_and_missed_by_the_whole_image(regions_embedder):

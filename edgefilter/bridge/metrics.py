@@ -8,6 +8,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ..metrics import reference_markdown as _reference_markdown
+from ..metrics import sample_value
 
 KINDS = ("frame", "drift")
 LINKS = ("mqtt", "s3")
@@ -57,8 +58,7 @@ class BridgeMetrics:
         self.malformed.labels(daemon=daemon)
 
     def value(self, name: str, **labels: str) -> float:
-        v = self.registry.get_sample_value(name, labels or None)
-        return 0.0 if v is None else v
+        return sample_value(self.registry, name, labels)
 
 
 def reference_markdown() -> str:

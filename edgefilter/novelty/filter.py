@@ -17,8 +17,8 @@ from . import persistence
 from .budget import Budget
 from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading
 from .index import Probe, RollingIndex, unit
-from .regional import CELL_STILL, CellNoise, cell_novelty
 from .known import Known
+from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_where_needed
 from .view import changed_cells, unchanged
 from .whole import Motion, is_novel
 
@@ -413,13 +413,9 @@ class NoveltyFilter:
 
     def _cells(self, scope: _Scope, st: _SourceState, it: _Item, background: np.ndarray | None
                ) -> tuple[int, float] | None:
-        # Every cell first: leaving cells out only lowers the score, so when no cell passes the threshold
-        # the pixel test (the dearest part, run for every frame) cannot change the answer. The score is then
-        # that of every cell, at most the threshold either way.
-        rough = cell_novelty(scope.index, st.cells, it.vector, it.regions)
-        if rough is None or rough[1] <= self.cfg_of(it.source).region_threshold:
-            return rough
-        return cell_novelty(scope.index, st.cells, it.vector, it.regions, self._where(it.view, background))
+        return cell_novelty_where_needed(scope.index, st.cells, it.vector, it.regions,
+                                         lambda: self._where(it.view, background),
+                                         self.cfg_of(it.source).region_threshold)
 
     def _exact(self, scope: _Scope, st: _SourceState, cfg: FilterConfig, h: Held, threshold: float,
                enough: float, region_scale: float = 1.0, background: np.ndarray | None = None) -> Exact:

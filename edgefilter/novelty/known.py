@@ -7,7 +7,8 @@ to the pixels: :func:`view.change` fits gain and offset and tolerates shake, and
 So a frame is *known* when at most KNOWN_PIXELS of its change mask differ from a remembered thumbnail;
 a known frame opens no event and is never kept (benchmarks/QUALITY.md, finding 18).
 
-Only the NEAREST remembered frames of each memory by embedding are compared: each comparison costs ~0.3 ms.
+Only the NEAREST remembered frames of each memory by embedding are compared: each comparison (a
+change test) costs ~0.2 ms.
 """
 from __future__ import annotations
 

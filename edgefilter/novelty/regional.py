@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,16 +72,29 @@ class CellNoise:
                 self.scale = np.maximum(np.quantile(np.stack(self.steps), q, axis=0), CELL_SCALE_MIN)
         return moved
 
-    def novelty(self, cells: np.ndarray, kept: np.ndarray, where: np.ndarray | None = None) -> tuple[int, float]:
-        """(cell, change in noise units) against the kept frame it is closest to; kept: (K, R, d).
-        ``where``: only these cells may count (the others changed no pixel)."""
+    def excess(self, cells: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        """(K, R): each cell's change against each kept frame (kept: (K, R, d)), in noise units."""
         d = 1.0 - np.einsum("cd,kcd->kc", cells, kept)
-        excess = (d - baseline(d)[..., None]) / self.scale
-        if where is not None:
-            excess = np.where(where[None, :], excess, -np.inf)
-        per_frame = excess.max(axis=1)
-        j = int(per_frame.argmin())
-        return int(excess[j].argmax()), float(per_frame[j])
+        return (d - baseline(d)[..., None]) / self.scale
+
+
+def worst(excess: np.ndarray, where: np.ndarray | None = None) -> tuple[int, float]:
+    """(cell, change in noise units) against the kept frame the frame is closest to. ``where``: only these
+    cells may count (the others changed no pixel)."""
+    if where is not None:
+        excess = np.where(where[None, :], excess, -np.inf)
+    per_frame = excess.max(axis=1)
+    j = int(per_frame.argmin())
+    return int(excess[j].argmax()), float(per_frame[j])
+
+
+def _excess(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: np.ndarray) -> np.ndarray | None:
+    """The frame's cells against the kept frames most like it; None before the source's cell noise is
+    learnt or when no kept frame has cells."""
+    if not noise.ready:
+        return None
+    keys = index.shortlist(vec, SHORTLIST, SHORTLIST_RECENT)
+    return noise.excess(cells, index.payloads(keys)) if keys else None
 
 
 def cell_novelty(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: np.ndarray,
@@ -88,9 +102,24 @@ def cell_novelty(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: 
     """(cell, change in noise units) of a frame's most changed region against the kept frames most
     like it; None before the source's cell noise is learnt, when no kept frame has cells, or when
     ``where`` (cells whose pixels changed) is empty."""
-    if not noise.ready or (where is not None and not where.any()):
+    if where is not None and not where.any():
         return None
-    keys = index.shortlist(vec, SHORTLIST, SHORTLIST_RECENT)
-    if not keys:
+    excess = _excess(index, noise, vec, cells)
+    return None if excess is None else worst(excess, where)
+
+
+def cell_novelty_where_needed(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: np.ndarray,
+                              where: Callable[[], np.ndarray | None], threshold: float) -> tuple[int, float] | None:
+    """:func:`cell_novelty`, with ``where`` (the pixel test, the dearest part of a frame's regional rule)
+    computed only when it can change the answer: leaving cells out can only lower the score, so when no
+    cell passes ``threshold`` the answer is every cell's score (at most the threshold either way)."""
+    excess = _excess(index, noise, vec, cells)
+    if excess is None:
         return None
-    return noise.novelty(cells, index.payloads(keys), where)
+    rough = worst(excess)
+    if rough[1] <= threshold:
+        return rough
+    changed = where()
+    if changed is not None and not changed.any():
+        return None
+    return worst(excess, changed)

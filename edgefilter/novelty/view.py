@@ -82,24 +82,23 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
     if unclipped.sum() < 16:
         unclipped = np.ones(b.shape, bool)
     bb, bf = b * b, b * f
-    w = unclipped.astype(np.float64)
-    gain, offset = 1.0, 0.0
-    for rnd in range(2):
+
+    def solve(use: np.ndarray, fallback: tuple[float, float]) -> tuple[float, float]:
+        w = use.astype(np.float64)
         n = float(w.sum())
         if n < 16:
-            break
+            return fallback
         sx, sy, sxx, sxy = float(w @ b), float(w @ f), float(w @ bb), float(w @ bf)
         var = sxx / n - (sx / n) ** 2
         gain = (sxy / n - sx * sy / n / n) / var if var > 1e-3 else 1.0
         # no exposure change halves or doubles a scene: a gain near 0 would fit any scene to a flat frame
         gain = min(max(gain, MIN_GAIN), 1.0 / MIN_GAIN)
-        offset = sy / n - gain * sx / n
-        if rnd == 1:
-            break
-        resid = f - (gain * b + offset)
-        sigma = 1.4826 * _median(np.abs(resid - _median(resid)))
-        w = ((np.abs(resid) <= max(3.0 * sigma, MIN_LEVEL)) & unclipped).astype(np.float64)
-    return gain, offset
+        return gain, sy / n - gain * sx / n
+
+    gain, offset = solve(unclipped, (1.0, 0.0))
+    resid = f - (gain * b + offset)
+    sigma = 1.4826 * _median(np.abs(resid - _median(resid)))
+    return solve((np.abs(resid) <= max(3.0 * sigma, MIN_LEVEL)) & unclipped, (gain, offset))
 
 
 def change_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
