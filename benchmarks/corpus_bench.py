@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.streams import (DemoOrigin, Origin, Perturb, Stream, StreamBuilder, VideoOrigin,  # noqa: E402
-                                asl_stream, bottle_stream, score)
+                                asl_stream, bottle_stream, render_batches, score)
 from edgefilter.clock import FakeClock  # noqa: E402
 from edgefilter.config import FilterConfig, GatesConfig  # noqa: E402
 from edgefilter.gates import ChangeGate, grey_thumbnail  # noqa: E402
@@ -310,32 +310,16 @@ def features(stream: Stream, cache: Path) -> Features:
     vec = cells = None
     thumb = np.zeros((K, 36, 64), np.float32)
     view = np.zeros((K, 90, 160), np.uint8)
-    order = sorted(range(K), key=lambda k: (stream.renders[k].origin, stream.renders[k].frame))
-    batch: list[int] = []
-    tensors: list[np.ndarray] = []
-
-    def flush() -> None:
-        nonlocal vec, cells
-        if not batch:
-            return
-        r = emb.embed(np.stack(tensors))
+    for keys, images in render_batches(stream):
+        r = emb.embed(np.stack([preprocess(img, emb.input_size, emb.colour) for img in images]))
         if vec is None:
             vec = np.zeros((K, r.vectors.shape[1]), np.float32)
             cells = np.zeros((K,) + r.regions.shape[1:], np.float16)
-        vec[batch] = r.vectors
-        cells[batch] = r.regions.astype(np.float16)
-        batch.clear()
-        tensors.clear()
-    for k in order:
-        img = stream.render_image(k)
-        thumb[k] = grey_thumbnail(img)
-        view[k] = view_thumbnail(img)
-        tensors.append(preprocess(img, emb.input_size, emb.colour))
-        batch.append(k)
-        if len(batch) == 16:
-            flush()
-    flush()
-    stream.release()
+        vec[keys] = r.vectors
+        cells[keys] = r.regions.astype(np.float16)
+        for k, img in zip(keys, images):
+            thumb[k] = grey_thumbnail(img)
+            view[k] = view_thumbnail(img)
     log.info("%s: %d distinct images embedded in %.0f s", stream.name, K, time.perf_counter() - t0)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, vec=vec, cells=cells, thumb=thumb, view=view)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import baselines  # noqa: E402
 from benchmarks.streams import Stream, asl_stream, bottle_stream, demo_stream, events_of, frames_for_recall, \
-    objects_stream, score  # noqa: E402
+    objects_stream, render_batches, score  # noqa: E402
 from edgefilter.clock import FakeClock  # noqa: E402
 from edgefilter.config import FilterConfig, GatesConfig  # noqa: E402
 from edgefilter.gates import ChangeGate, grey_thumbnail  # noqa: E402
@@ -122,52 +122,31 @@ def compute_features(stream: Stream, cache_dir: Path, int8: bool, embedders: dic
                         z["hsv"])
     K = len(stream.renders)
     t0 = time.perf_counter()
-    order = sorted(range(K), key=lambda k: (stream.renders[k].origin, stream.renders[k].frame))
     vec = np.zeros((K, 1280), np.float32)
     regions = None
     vec8 = np.zeros((K, 1280), np.float32) if int8 else None
     thumb = np.zeros((K, 36, 64), np.float32)
     phash = np.zeros((K, 8), np.uint8)
     hsv = None
-    batch_keys: list[int] = []
-    batch: list[np.ndarray] = []
-
-    def flush() -> None:
-        nonlocal regions
-        if not batch:
-            return
-        x = np.stack(batch)
+    for keys, images in render_batches(stream):
+        x = np.stack([preprocess(img, (224, 224)) for img in images])
         v, r = embedders["regions"](x)
-        vec[batch_keys] = v
+        vec[keys] = v
         if regions is None:
             regions = np.zeros((K,) + r.shape[1:], np.float16)
-        regions[batch_keys] = r.astype(np.float16)
+        regions[keys] = r.astype(np.float16)
         if int8:
             v8, _ = embedders["int8"](x)
-            vec8[batch_keys] = v8
-        batch.clear()
-        batch_keys.clear()
-
-    current = None
-    for k in order:
-        r = stream.renders[k]
-        if current is not None and r.origin != current and hasattr(stream.origins[current], "release"):
-            stream.origins[current].release()
-        current = r.origin
-        img = stream.render_image(k)
-        thumb[k] = grey_thumbnail(img)
-        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        phash[k] = np.packbits(imagehash.phash(Image.fromarray(rgb)).hash.ravel())
-        small = cv2.resize(img, (HSV_WIDTH, round(img.shape[0] * HSV_WIDTH / img.shape[1])), interpolation=cv2.INTER_AREA)
-        if hsv is None:
-            hsv = np.zeros((K,) + small.shape, np.uint8)
-        hsv[k] = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
-        batch.append(preprocess(img, (224, 224)))
-        batch_keys.append(k)
-        if len(batch) == 16:
-            flush()
-    flush()
-    stream.release()
+            vec8[keys] = v8
+        for k, img in zip(keys, images):
+            thumb[k] = grey_thumbnail(img)
+            rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            phash[k] = np.packbits(imagehash.phash(Image.fromarray(rgb)).hash.ravel())
+            small = cv2.resize(img, (HSV_WIDTH, round(img.shape[0] * HSV_WIDTH / img.shape[1])),
+                               interpolation=cv2.INTER_AREA)
+            if hsv is None:
+                hsv = np.zeros((K,) + small.shape, np.uint8)
+            hsv[k] = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
     log.info("%s: %d distinct images embedded in %.0f s", stream.name, K, time.perf_counter() - t0)
     cache_dir.mkdir(parents=True, exist_ok=True)
     extra = {"vec8": vec8} if int8 else {}

@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -241,6 +241,29 @@ class Stream:
     def render_image(self, key: int) -> np.ndarray:
         r = self.renders[key]
         return r.perturb.apply(self.origins[r.origin].frame(r.frame))
+
+
+def render_batches(stream: Stream, size: int = 16) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Every distinct render of a stream once, as (keys, images) batches of at most ``size``, in origin then
+    frame order (a video decodes forward once); an origin's decoded frames are freed when the renders move
+    past it, and all of them at the end."""
+    order = sorted(range(len(stream.renders)), key=lambda k: (stream.renders[k].origin, stream.renders[k].frame))
+    keys: list[int] = []
+    images: list[np.ndarray] = []
+    current = None
+    for k in order:
+        origin = stream.renders[k].origin
+        if current is not None and origin != current and hasattr(stream.origins[current], "release"):
+            stream.origins[current].release()
+        current = origin
+        keys.append(k)
+        images.append(stream.render_image(k))
+        if len(keys) == size:
+            yield keys, images
+            keys, images = [], []
+    if keys:
+        yield keys, images
+    stream.release()
 
 
 class StreamBuilder:
