@@ -15,9 +15,9 @@ unchanged scene:
 - sensor noise and re-encoding: the area-averaged thumbnail has little of it left, and the threshold is
   NOISE_K robust standard deviations of what is left after the shake tolerance, never below MIN_LEVEL
   grey levels.
-Measured (2026-12-01) on the demo street, whose synthetic 1-px edges are the worst case: none of 300
-frames under random exposure (x0.8-1.2), flicker, noise sigma 2-6, JPEG and a shake of up to 3 px showed
-a blob (MIN_LEVEL 12 let 20 through); real road footage under the same: none.
+Measured by benchmarks/change_nuisance.py (2026-12-01) on the demo street, whose synthetic 1-px edges are
+the worst case: none of 300 frames under random exposure (x0.8-1.2), noise sigma 2-6, JPEG and a shake of
+up to 3 px showed a blob (MIN_LEVEL 12 had let 20 through); real road footage under the same: none.
 """
 from __future__ import annotations
 
