@@ -35,6 +35,7 @@ CLIP_LOW, CLIP_HIGH = 4, 251  # grey levels: beyond these a pixel may be clipped
 MIN_GAIN = 0.5     # the fitted exposure gain is held within [MIN_GAIN, 1 / MIN_GAIN]
 MIN_BLOB = 3       # mask pixels: smaller specks of change are noise
 EDGE_WEIGHT = 0.25  # a thing cut by the image border counts a quarter of its visible area
+EDGE_LINK = 0.5     # share of the change level that, on the border beside a blob, means it is cut
 _KERNEL = np.ones((5, 5), np.uint8)
 
 
@@ -95,15 +96,30 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
         gain = min(max(gain, MIN_GAIN), 1.0 / MIN_GAIN)
         return gain, sy / n - gain * sx / n
 
-    gain, offset = solve(unclipped, (1.0, 0.0))
+    # Start from the better of two fits: least squares over every pixel, and the gain that maps the
+    # background's median to the frame's. When a big thing changed (a car filling a third of the view),
+    # least squares bends the exposure to half-explain it (a black car fitted as a grey one) and the change
+    # hides in the residual; the medians are the unchanged majority's.
+    start = [solve(unclipped, (1.0, 0.0)), _median_fit(b[unclipped], f[unclipped])]
+    spread = [_median(np.abs(f - (g * b + o))) for g, o in start]
+    gain, offset = start[int(np.argmin(spread))]
     resid = f - (gain * b + offset)
     sigma = 1.4826 * _median(np.abs(resid - _median(resid)))
     return solve((np.abs(resid) <= max(3.0 * sigma, MIN_LEVEL)) & unclipped, (gain, offset))
 
 
-def change_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
-    """The MASK_SIZE uint8 mask of pixels changed in ``frame`` against ``background`` (specks removed),
-    or None when nothing changed."""
+def _median_fit(b: np.ndarray, f: np.ndarray) -> tuple[float, float]:
+    """The gain mapping the background's median grey to the frame's (no offset), held within MIN_GAIN."""
+    if len(b) == 0:
+        return 1.0, 0.0
+    mb = _median(b)
+    gain = _median(f) / mb if mb > 1.0 else 1.0
+    return min(max(gain, MIN_GAIN), 1.0 / MIN_GAIN), 0.0
+
+
+def _residual(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The MASK_SIZE residual of ``frame`` against ``background`` after exposure, shake and noise, and the
+    level above which it is change (None: the thumbnails cannot be compared)."""
     if frame.shape != background.shape or frame.size == 0:
         return None
     f = frame.astype(np.float32)
@@ -127,7 +143,11 @@ def change_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
     # capped: when most of the image changed (another person, another view) the median residual is that
     # change, not noise, and an uncapped threshold rose above it and called the new scene unchanged
     sigma = 1.4826 * _median(residual.ravel())
-    mask = (residual > min(max(MIN_LEVEL, NOISE_K * sigma), MAX_LEVEL)).astype(np.uint8)
+    return residual, min(max(MIN_LEVEL, NOISE_K * sigma), MAX_LEVEL)
+
+
+def _blobs(mask: np.ndarray) -> np.ndarray | None:
+    """``mask`` without specks smaller than MIN_BLOB (None when nothing is left)."""
     if not mask.any():
         return None
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -138,30 +158,67 @@ def change_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
-def changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Which cells of a rows x cols grid (row-major, as the regions graph's) hold changed pixels."""
-    mask = change_mask(frame, background)
+def change_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
+    """The MASK_SIZE uint8 mask of pixels changed in ``frame`` against ``background`` (specks removed),
+    or None when nothing changed."""
+    got = _residual(frame, background)
+    if got is None:
+        return None
+    residual, level = got
+    return _blobs((residual > level).astype(np.uint8))
+
+
+def _cut(residual: np.ndarray, level: float, labels: np.ndarray, count: int) -> np.ndarray:
+    """(count,) bool: which labelled blobs are cut by the image border. A blob is cut when it touches the
+    border, or ends a pixel short of it beside weaker change on the border itself: the part of a car by the
+    border may differ from the road less than the level (which a big change lifts), and the blob then ended
+    a pixel short of a car cut in half."""
+    border = np.zeros(labels.shape, np.uint8)
+    border[0], border[-1], border[:, 0], border[:, -1] = 1, 1, 1, 1
+    weak = border & (residual > EDGE_LINK * level).astype(np.uint8)
+    near = (cv2.dilate(weak, np.ones((3, 3), np.uint8)) | border).astype(bool)
+    cut = np.zeros(count, bool)
+    cut[np.unique(labels[near])] = True
+    cut[0] = False
+    return cut
+
+
+def _blob_stats(frame: np.ndarray, background: np.ndarray):
+    """(labels, stats, cut) of the changed blobs, or None when nothing changed."""
+    got = _residual(frame, background)
+    if got is None:
+        return None
+    residual, level = got
+    mask = _blobs((residual > level).astype(np.uint8))
     if mask is None:
+        return None
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return labels, stats, _cut(residual, level, labels, count)
+
+
+def changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Which cells of a rows x cols grid (row-major, as the regions graph's) hold changed pixels of a thing
+    clear of the image border: what a shake moves in and out at the border is no new thing, and a thing
+    that really comes in is whole a moment later."""
+    got = _blob_stats(frame, background)
+    if got is None:
         return np.zeros(rows * cols, bool)
-    return cv2.resize(mask.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA).ravel() > 0
+    labels, _, cut = got
+    whole = ((labels > 0) & ~cut[labels]).astype(np.float32)
+    return cv2.resize(whole, (cols, rows), interpolation=cv2.INTER_AREA).ravel() > 0
 
 
 def change(frame: np.ndarray, background: np.ndarray) -> Change:
     """What changed in ``frame`` against ``background`` (both :func:`view_thumbnail`)."""
-    mask = change_mask(frame, background)
-    if mask is None:
+    got = _blob_stats(frame, background)
+    if got is None:
         return NO_CHANGE
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    h, w = mask.shape
-    whole = edge = things = 0
-    largest = int(stats[1:count, cv2.CC_STAT_AREA].max())
-    for x, y, bw, bh, area in stats[1:count]:
-        if x == 0 or y == 0 or x + bw >= w or y + bh >= h:
-            edge += int(area)
-        else:
-            whole += int(area)
-            things += int(area * 10 >= largest)
-    return Change(whole, edge, things)
+    _, stats, cut = got
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(int)
+    cut = cut[1:]
+    largest = int(areas.max())
+    whole = areas[~cut]
+    return Change(int(whole.sum()), int(areas[cut].sum()), int((whole * 10 >= largest).sum()))
 
 
 def unchanged(frame: np.ndarray, background: np.ndarray) -> bool:
