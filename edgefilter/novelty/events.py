@@ -48,6 +48,7 @@ class Held:
     region: int | None = None      # the cell that changed most
     region_score: float | None = None  # its change, in units of the source's cell noise
     score: float = 0.0             # novelty relative to the thresholds: > 1 is novel
+    by_region: bool = False        # the score is the region cells' (the whole image's is lower)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Recent:
 
     vectors: np.ndarray            # (M, dim) unit
     until_ts: float
+    background: np.ndarray | None = None  # thumbnail of the scene before that event: seen again, it is over
 
 
 class Exact(NamedTuple):
@@ -129,8 +131,15 @@ def fading(cand: Candidate, threshold: float) -> int:
     return cand.quiet
 
 
+def seen_before(got: Exact, h: Held, known: Callable[[Held, bool], bool]) -> bool:
+    """Whether a frame's novelty is the embedding's alone and its pixels were seen before. A frame novel by
+    its region cells is new where pixels changed beyond the source's noise (a ball on a kept empty street
+    differs from it by a few pixels: too few for ``known`` to tell from a shadow)."""
+    return known(h, got.region is not None)
+
+
 def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[[Held, float], Exact],
-           known: Callable[[Held], bool] = lambda h: False) -> Pick | None:
+           known: Callable[[Held, bool], bool] = lambda h: False) -> Pick | None:
     """The frame of a closed candidate to keep, or None when none of it is new.
 
     ``exact(frame, enough)`` scores a frame against the kept set now (regions are only looked at while
@@ -140,13 +149,21 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     last = cand.frames[-1]
     if settled and returned(cand) is not True:  # a new state (or, without thumbnails, maybe one)
         got = exact(last, settle_ratio)
-        if got.score > settle_ratio and not known(last):
+        if got.score > settle_ratio and not seen_before(got, last, known):
             return Pick(last, got, settle_ratio, "settled")
     novel = [h for h in cand.frames if h.score > 1.0]
-    # best view first (the most things whole, then the largest change), then the most novel; the sort is
-    # stable, so the earliest of equals
-    for h in sorted(novel, key=lambda h: (view_of(cand, h).things, view_score(cand, h), h.score), reverse=True)[:3]:
-        got = exact(h, 1.0)
-        if got.score > 1.0 and not known(h):
-            return Pick(h, got, 1.0, "best view")
+    if not novel or (len(novel) == 1 and not novel[0].by_region and novel[0].score <= RENOVEL):
+        # No frame passed the threshold, or one frame's whole image barely did: what an exposure step or a
+        # re-encoding does to one frame's embedding (a region's score is pixel-backed: its cells changed
+        # pixels against the scene before, and one frame of a faint walker may be all that passes)
+        return None
+    # The event is new (a frame of it passed the threshold); its best view need only pass settle_ratio: a
+    # car like one kept before is novel while cut by the border (the cut is what is new) and not once it is
+    # whole. Best view first (the most things whole, then the largest change), then the most novel; the
+    # sort is stable, so the earliest of equals.
+    pool = [h for h in cand.frames if h.score > settle_ratio]
+    for h in sorted(pool, key=lambda h: (view_of(cand, h).things, view_score(cand, h), h.score), reverse=True)[:3]:
+        got = exact(h, settle_ratio)
+        if got.score > settle_ratio and not seen_before(got, h, known):
+            return Pick(h, got, settle_ratio, "best view")
     return None

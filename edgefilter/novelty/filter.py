@@ -17,7 +17,7 @@ from . import persistence
 from .budget import Budget
 from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading
 from .index import Probe, RollingIndex, unit
-from .known import Known
+from .known import Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_where_needed
 from .view import changed_cells, unchanged
 from .whole import Motion, is_novel
@@ -279,10 +279,13 @@ class NoveltyFilter:
             # like a frame of the event just decided (the other half of a blinking light, a swinging sign,
             # the rest of a long visit): still that event, not a new one
             novel = False
-        if novel and event and st.known.knows(it.ts, it.vector, it.view):
-            novel = False  # the pixels were seen or kept before: an exposure step moved the embedding only
+        if novel and event and st.known.knows(it.ts, it.view,
+                                              known_pixels(not is_novel(dist, threshold), it.view, st.background)):
+            # the pixels were seen or kept before: an exposure step moved the embedding only (a frame novel
+            # by its cells alone must be nearer to the remembered frame than to the scene before: known.py)
+            novel = False
         if not novel:
-            st.known.seen(it.ts, it.vector, it.view)
+            st.known.seen(it.ts, it.view)
         if it.regions is not None:
             st.cells.step(it.regions, learn=not novel)
         st.motion.step(it.vector, learn=not novel)
@@ -301,7 +304,7 @@ class NoveltyFilter:
                 keep, reason = True, "heartbeat"
         if keep and it.view is not None:
             st.background = it.view
-            st.known.kept(it.vector, it.view)
+            st.known.kept(it.view)
         if keep:
             self._add(scope_name, it.vector, it.regions, it.ts, it.source, probes)
             st.last_keep_ts = it.ts
@@ -356,6 +359,11 @@ class NoveltyFilter:
         still = st.still_frames >= self.cfg_of(it.source).settle_frames and it.ts - st.still_from >= SETTLE_S
         if still:
             st.last_event = None  # whatever was passing has stopped or left: the next change is a new event
+        elif (st.last_event is not None and st.last_event.background is not None
+              and unchanged(it.view, st.last_event.background)):
+            # the scene looks as it did before that event: its thing has left, even if something moved since
+            # (the next visitor may be in view before the street was still for settle_frames)
+            st.last_event = None
         return still
 
     # -- events
@@ -364,6 +372,7 @@ class NoveltyFilter:
         h = Held(it.token, it.ts, it.vector, it.regions, it.view, dist,
                  worst[0] if worst else None, worst[1] if worst else None)
         h.score = self._score(h.distance, h.region_score, threshold, cfg)
+        h.by_region = h.score > self._score(h.distance, None, threshold, cfg)
         return h
 
     @staticmethod
@@ -447,6 +456,8 @@ class NoveltyFilter:
                 if worst is not None:
                     h.region, h.region_score = worst
             h.score = self._score(h.distance, h.region_score, threshold, cfg)
+            h.by_region = h.score > self._score(h.distance, None, threshold, cfg)
+        h.by_region = h.score > self._score(h.distance, None, threshold, cfg)
 
     def _close(self, source: str, st: _SourceState, now_ts: float, probes: dict | None = None,
                sink: list | None = None, settled: bool = False) -> bool:
@@ -466,11 +477,17 @@ class NoveltyFilter:
             return self._exact(scope, st, cfg, h, threshold, enough, region_scale=enough,
                                background=cand.background)
 
-        pick = choose(cand, settled, cfg.settle_ratio, exact, lambda h: st.known.knows(now_ts, h.vector, h.view))
+        # seen frames count only from before the event began: those since may show the thing itself, on its
+        # way in before it was novel enough to open the event
+        began = cand.frames[0].ts
+        def known(h: Held, by_region: bool) -> bool:
+            return st.known.knows(began, h.view, known_pixels(by_region, h.view, cand.background))
+
+        pick = choose(cand, settled, cfg.settle_ratio, exact, known)
         keeps = self._released if sink is None else sink
         if pick is not None:
             h, got = pick.frame, pick.exact
-            st.known.kept(h.vector, h.view)
+            st.known.kept(h.view)
             self._add(scope_name, h.vector, h.regions if cfg.regional else None, h.ts, source, probes)
             st.last_keep_ts = max(now_ts, st.last_keep_ts if st.last_keep_ts is not None else -math.inf)
             region = got.region if got.distance is not None and got.distance <= threshold * pick.ratio else None
@@ -480,7 +497,7 @@ class NoveltyFilter:
         self._discarded.extend(x.token for x in cand.frames if pick is None or x is not pick.frame)
         if pick is not None:  # what follows and looks like it is still this event, until the scene is still
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
-            st.last_event = Recent(np.stack([h.vector for h in latest]), now_ts + cfg.max_hold_s)
+            st.last_event = Recent(np.stack([h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background)
         if settled and cand.frames[-1].view is not None:
             st.background = cand.frames[-1].view  # the scene as it is now
         return pick is not None

@@ -5,15 +5,17 @@ anything in front of the camera; the same table state coming back under another 
 standing in the same place after the lights changed, is then "novel" to the embedding. It is not novel
 to the pixels: :func:`view.change` fits gain and offset and tolerates shake, and finds (almost) nothing.
 So a frame is *known* when at most KNOWN_PIXELS of its change mask differ from a remembered thumbnail;
-a known frame opens no event and is never kept (benchmarks/QUALITY.md, finding 18).
+a known frame opens no event and is never kept (benchmarks/QUALITY.md, findings 18 and 19).
 
-Only the NEAREST remembered frames of each memory by embedding are compared: each comparison (a
-change test) costs ~0.2 ms.
+Only the NEAREST remembered frames of each memory are compared (each comparison, a change test, costs
+~0.15 ms), the nearest by a small exposure-normalised thumbnail: nearest by embedding were the frames
+under the same exposure, and a shadow seen a hundred times before was not among them.
 """
 from __future__ import annotations
 
 import collections
 
+import cv2
 import numpy as np
 
 from .view import change
@@ -23,38 +25,58 @@ KEPT_VIEWS = 64      # the latest keeps remembered (a state that comes back minu
 SEEN_EVERY_S = 0.5   # one ordinary (not novel) frame remembered per half second ...
 SEEN_VIEWS = 120     # ... over the last minute (a hold replaying a signer's last second)
 SEEN_AFTER_S = 2.0   # ... once they are this old
-NEAREST = 8          # frames of each memory compared per question, the nearest by embedding
+NEAREST = 8          # frames of each memory compared per question, the nearest by signature
+SIGNATURE_SIZE = (32, 18)  # (w, h) of the thumbnail that picks them
+
+
+def signature(view: np.ndarray) -> np.ndarray:
+    """A unit vector of the thumbnail, zero mean: exposure gain and offset do not move it."""
+    s = cv2.resize(view, SIGNATURE_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    s -= s.mean()
+    return s / max(float(np.linalg.norm(s)), 1e-6)
+
+
+def known_pixels(by_region: bool, view: np.ndarray | None, background: np.ndarray | None) -> int:
+    """How many mask pixels a frame may differ from a remembered one and still be that scene. A frame novel
+    by its region cells alone must also differ from it by at most half as much as from the scene before:
+    a ball crossing a kept empty street differs from both by the same few pixels; a shadow seen before
+    differs from what it was seen as by none."""
+    if not by_region or view is None or background is None:
+        return KNOWN_PIXELS
+    return min(KNOWN_PIXELS, change(view, background).pixels // 2)
 
 
 class Known:
-    """Per source: thumbnails (with their unit embeddings) of the latest keeps and of frames seen lately."""
+    """Per source: thumbnails (with their signatures) of the latest keeps and of frames seen lately."""
 
     def __init__(self) -> None:
         self._kept: collections.deque = collections.deque(maxlen=KEPT_VIEWS)
         self._seen: collections.deque = collections.deque(maxlen=SEEN_VIEWS)
         self._seen_ts = -np.inf
 
-    def kept(self, vector: np.ndarray, view: np.ndarray | None) -> None:
+    def kept(self, view: np.ndarray | None) -> None:
         if view is not None:
-            self._kept.append((vector, view))
+            self._kept.append((signature(view), view))
 
-    def seen(self, ts: float, vector: np.ndarray, view: np.ndarray | None) -> None:
+    def seen(self, ts: float, view: np.ndarray | None) -> None:
         if view is not None and ts - self._seen_ts >= SEEN_EVERY_S:
-            self._seen.append((ts, vector, view))
+            self._seen.append((ts, signature(view), view))
             self._seen_ts = ts
 
-    def knows(self, ts: float, vector: np.ndarray, view: np.ndarray | None) -> bool:
-        """Whether this frame's pixels look like a remembered frame's (None view: cannot tell, False).
-        Frames seen in the last SEEN_AFTER_S do not count: they are the change now under way (the hand
-        that is putting a bottle down), not a scene shown before."""
+    def knows(self, ts: float, view: np.ndarray | None, pixels: int = KNOWN_PIXELS) -> bool:
+        """Whether this frame's pixels differ from a remembered frame's in at most ``pixels`` mask pixels
+        (None view: cannot tell, False). Frames seen in the SEEN_AFTER_S before ``ts`` (the frame's, or
+        its event's start) and since do not count: they are the change now under way (the hand that is
+        putting a bottle down, a walker on the way in), not a scene shown before."""
         if view is None:
             return False
-        seen = [(v, w) for t, v, w in self._seen if ts - t >= SEEN_AFTER_S]
-        return any(self._matches(memory, vector, view) for memory in (self._kept, seen))
+        seen = [(s, w) for t, s, w in self._seen if ts - t >= SEEN_AFTER_S]
+        sig = signature(view)
+        return any(self._matches(memory, sig, view, pixels) for memory in (self._kept, seen))
 
     @staticmethod
-    def _matches(memory, vector: np.ndarray, view: np.ndarray) -> bool:
+    def _matches(memory, sig: np.ndarray, view: np.ndarray, pixels: int) -> bool:
         if not memory:
             return False
-        near = np.argsort(-np.stack([v for v, _ in memory]) @ vector)[:NEAREST]
-        return any(change(view, memory[i][1]).pixels <= KNOWN_PIXELS for i in near)
+        near = np.argsort(-np.stack([s for s, _ in memory]) @ sig)[:NEAREST]
+        return any(change(view, memory[i][1]).pixels <= pixels for i in near)
