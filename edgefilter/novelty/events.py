@@ -32,6 +32,8 @@ RECENT_FRAMES = 32
 # times the threshold: distances of a receding thing wander around it) while what changed shows at most
 # FADED_VIEW of its best view (a car driving away; nothing, once it has left).
 RENOVEL = 1.2
+# Frames of an event tried for its keep, best view first (each try: an exact search and the known test).
+TRIES = 8
 FADED_VIEW = 0.5
 
 
@@ -162,7 +164,7 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     # whole. Best view first (the most things whole, then the largest change), then the most novel; the
     # sort is stable, so the earliest of equals.
     pool = [h for h in cand.frames if h.score > settle_ratio]
-    for h in sorted(pool, key=lambda h: (view_of(cand, h).things, view_score(cand, h), h.score), reverse=True)[:3]:
+    for h in sorted(pool, key=lambda h: (view_of(cand, h).things, view_score(cand, h), h.score), reverse=True)[:TRIES]:
         got = exact(h, settle_ratio)
         if got.score > settle_ratio and not seen_before(got, h, known):
             return Pick(h, got, settle_ratio, "best view")

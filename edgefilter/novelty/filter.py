@@ -339,8 +339,9 @@ class NoveltyFilter:
         kept = False
         # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames
         settled = cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
-        # the thing left, or shrank to a fraction of its best view, and the frames stopped being novel
-        faded = fading(cand, st.threshold) >= cfg.settle_frames
+        # the thing left, or shrank to a fraction of its best view, and the frames stopped being novel; not
+        # while the scene is settling (a hand that took something away has just left: the settled test decides)
+        faded = fading(cand, st.threshold) >= cfg.settle_frames and cand.still == 0
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
             kept = self._close(it.source, st, it.ts, probes=probes, settled=settled)
             routed.add(it.source)
@@ -397,14 +398,19 @@ class NoveltyFilter:
         recent.until_ts = it.ts + cfg.max_hold_s
         return True
 
-    def _where(self, view: np.ndarray | None, background: np.ndarray | None) -> np.ndarray | None:
-        """Cells whose pixels changed against the scene before (None: no thumbnails, every cell counts)."""
+    def _where(self, view: np.ndarray | None, background: np.ndarray | None,
+               also: np.ndarray | None = None) -> np.ndarray | None:
+        """Cells whose pixels changed against the scene before, or against ``also`` (None: no thumbnails,
+        every cell counts)."""
         if view is None or background is None:
             return None
         side = int(round(math.sqrt(self.region_count)))
         if side * side != self.region_count:
             return None
-        return changed_cells(view, background, side, side)
+        cells = changed_cells(view, background, side, side)
+        if also is not None:
+            cells |= changed_cells(view, also, side, side)
+        return cells
 
     def _cells_outside(self, scope: _Scope, st: _SourceState, it: _Item) -> tuple[int, float] | None:
         """_cells against the background, outside events. A frame that carries the previous frame's embedding
@@ -427,7 +433,8 @@ class NoveltyFilter:
                                          self.cfg_of(it.source).region_threshold)
 
     def _exact(self, scope: _Scope, st: _SourceState, cfg: FilterConfig, h: Held, threshold: float,
-               enough: float, region_scale: float = 1.0, background: np.ndarray | None = None) -> Exact:
+               enough: float, region_scale: float = 1.0, background: np.ndarray | None = None,
+               also: np.ndarray | None = None) -> Exact:
         """A held frame against the kept set, by an exact scan. Region cells are compared only while the
         whole image's score is not above ``enough``; their score is multiplied by ``region_scale``."""
         index = scope.index
@@ -435,7 +442,9 @@ class NoveltyFilter:
         best = Exact(self._score(d, None, threshold, cfg), d, None, None)
         if best.score > enough or h.regions is None or not cfg.regional:
             return best
-        worst = cell_novelty(index, st.cells, h.vector, h.regions, self._where(h.view, background))
+        # the cells that changed against the scene before the event or against the latest keep: a hand that
+        # paused in view became the "scene before", and the bottle it took away showed against the keep only
+        worst = cell_novelty(index, st.cells, h.vector, h.regions, self._where(h.view, background, also))
         if worst is not None:
             by_region = worst[1] / max(cfg.region_threshold, 1e-9) * region_scale
             if by_region > best.score:
@@ -475,7 +484,7 @@ class NoveltyFilter:
             # settle_ratio relaxes the whole-image test only: region changes are in units of the source's own
             # noise already, and a halved region threshold kept unchanged scenes again (QUALITY.md, finding 16)
             return self._exact(scope, st, cfg, h, threshold, enough, region_scale=enough,
-                               background=cand.background)
+                               background=cand.background, also=st.known.last_kept())
 
         # seen frames count only from before the event began: those since may show the thing itself, on its
         # way in before it was novel enough to open the event

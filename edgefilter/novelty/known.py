@@ -58,6 +58,10 @@ class Known:
         if view is not None:
             self._kept.append((signature(view), view))
 
+    def last_kept(self) -> np.ndarray | None:
+        """The thumbnail of the latest keep (None before one with a thumbnail)."""
+        return self._kept[-1][1] if self._kept else None
+
     def seen(self, ts: float, view: np.ndarray | None) -> None:
         if view is not None and ts - self._seen_ts >= SEEN_EVERY_S:
             self._seen.append((ts, signature(view), view))

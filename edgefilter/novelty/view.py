@@ -35,6 +35,7 @@ CLIP_LOW, CLIP_HIGH = 4, 251  # grey levels: beyond these a pixel may be clipped
 MIN_GAIN = 0.5     # the fitted exposure gain is held within [MIN_GAIN, 1 / MIN_GAIN]
 MIN_BLOB = 3       # mask pixels: smaller specks of change are noise
 EDGE_WEIGHT = 0.25  # a thing cut by the image border counts a quarter of its visible area
+THING_SHARE = 0.25  # a blob this share of the largest is a thing of its own (a wheel, a lane mark: not)
 EDGE_LINK = 0.5     # share of the change level that, on the border beside a blob, means it is cut
 _KERNEL = np.ones((5, 5), np.uint8)
 
@@ -51,7 +52,7 @@ class Change:
 
     whole: int = 0   # pixels in blobs clear of the image border
     edge: int = 0    # pixels in blobs that touch it
-    things: int = 0  # blobs clear of the border and at least a tenth of the largest blob (two cars, not one)
+    things: int = 0  # blobs clear of the border and at least THING_SHARE of the largest (two cars, not one)
 
     @property
     def pixels(self) -> int:
@@ -218,7 +219,7 @@ def change(frame: np.ndarray, background: np.ndarray) -> Change:
     cut = cut[1:]
     largest = int(areas.max())
     whole = areas[~cut]
-    return Change(int(whole.sum()), int(areas[cut].sum()), int((whole * 10 >= largest).sum()))
+    return Change(int(whole.sum()), int(areas[cut].sum()), int((whole >= THING_SHARE * largest).sum()))
 
 
 def unchanged(frame: np.ndarray, background: np.ndarray) -> bool:
