@@ -40,10 +40,9 @@ def signature(view: np.ndarray) -> np.ndarray:
 
 def known_pixels(by_region: bool, view: np.ndarray | None, background: np.ndarray | None) -> float:
     """How many mask pixels (border ones a quarter) a frame may differ from a remembered one and still be that
-    scene. A frame novel
-    by its region cells alone must also differ from it by at most half as much as from the scene before:
-    a ball crossing a kept empty street differs from both by the same few pixels; a shadow seen before
-    differs from what it was seen as by none."""
+    scene. A frame novel by its region cells alone must also differ from it by at most half as much as from
+    the scene before: a ball crossing a kept empty street differs from both by the same few pixels; a shadow
+    seen before differs from what it was seen as by none."""
     if not by_region or view is None or background is None:
         return KNOWN_PIXELS
     return min(KNOWN_PIXELS, change(view, background).view / 2)
