@@ -16,6 +16,7 @@ from edgefilter.config import FilterConfig
 from edgefilter.novelty import NoveltyFilter
 from edgefilter.novelty.known import Known
 from edgefilter.novelty.view import change, view_thumbnail
+from scenes import street
 
 W, H = 640, 360
 DIM = 32
@@ -31,19 +32,6 @@ def at_distance(base: np.ndarray, other: np.ndarray, distance: float) -> np.ndar
     """A unit vector at cosine distance ``distance`` from ``base``, towards ``other`` (orthogonal to it)."""
     cos = 1.0 - distance
     return unit(cos * base + np.sqrt(1.0 - cos * cos) * other)
-
-
-def street(seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.zeros((H, W, 3), np.uint8)
-    img[:150] = (190, 170, 150)
-    for x in range(0, W, 90):
-        colour = tuple(int(c) for c in rng.integers(70, 150, 3))
-        cv2.rectangle(img, (x, int(rng.integers(30, 80))), (x + 80, 170), colour, -1)
-    img[170:] = (95, 95, 100)
-    for x in range(0, W, 60):
-        cv2.rectangle(img, (x, 300), (x + 30, 304), (230, 230, 230), -1)
-    return img
 
 
 def with_box(img: np.ndarray, x: int, y: int, w: int, h: int, colour) -> np.ndarray:
