@@ -178,16 +178,3 @@ def test_a_thing_cut_by_the_border_counts_as_cut_where_its_edge_is_faint():
     assert got.whole == 0 and got.edge > 0, got
     inside = change(view_thumbnail(with_box(bg, 300, 190, 220, 110, (20, 20, 20))), view_thumbnail(bg))
     assert inside.whole > 0 and inside.edge == 0, inside
-
-
-def test_a_scene_kept_before_is_known_with_a_shadow_at_the_border():
-    # A table state that comes back with a person's shadow at the top edge is the state kept before (change
-    # cut by the border counts a quarter, as in the best view); the same shadow inside the view is not.
-    known = Known()
-    table = street(8)
-    known.kept(view_thumbnail(table))
-    at_border = with_box(table, 200, 0, 240, 25, (60, 55, 50))
-    inside = with_box(table, 200, 60, 240, 25, (60, 55, 50))
-    assert change(view_thumbnail(at_border), view_thumbnail(table)).pixels > 23  # more than KNOWN_PIXELS ...
-    assert known.knows(10.0, view_thumbnail(at_border))  # ... but a quarter of it is less
-    assert not known.knows(10.0, view_thumbnail(inside))

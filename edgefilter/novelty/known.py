@@ -4,10 +4,8 @@ An exposure step, a daylight ramp or flicker moves an embedding past the thresho
 anything in front of the camera; the same table state coming back under another exposure, or a signer
 standing in the same place after the lights changed, is then "novel" to the embedding. It is not novel
 to the pixels: :func:`view.change` fits gain and offset and tolerates shake, and finds (almost) nothing.
-So a frame is *known* when at most KNOWN_PIXELS of its change mask differ from a remembered thumbnail,
-change cut by the image border counting a quarter (``view.Change.view``: a person's shadow at the top edge
-of a table state that came back); a known frame opens no event and is never kept (benchmarks/QUALITY.md,
-findings 18 and 19).
+So a frame is *known* when at most KNOWN_PIXELS of its change mask differ from a remembered thumbnail;
+a known frame opens no event and is never kept (benchmarks/QUALITY.md, findings 18 and 19).
 
 Only the NEAREST remembered frames of each memory are compared (each comparison, a change test, costs
 ~0.15 ms), the nearest by a small exposure-normalised thumbnail: nearest by embedding were the frames
@@ -38,14 +36,14 @@ def signature(view: np.ndarray) -> np.ndarray:
     return s / max(float(np.linalg.norm(s)), 1e-6)
 
 
-def known_pixels(by_region: bool, view: np.ndarray | None, background: np.ndarray | None) -> float:
-    """How many mask pixels (border ones a quarter) a frame may differ from a remembered one and still be that
-    scene. A frame novel by its region cells alone must also differ from it by at most half as much as from
-    the scene before: a ball crossing a kept empty street differs from both by the same few pixels; a shadow
-    seen before differs from what it was seen as by none."""
+def known_pixels(by_region: bool, view: np.ndarray | None, background: np.ndarray | None) -> int:
+    """How many mask pixels a frame may differ from a remembered one and still be that scene. A frame novel
+    by its region cells alone must also differ from it by at most half as much as from the scene before: a
+    ball crossing a kept empty street differs from both by the same few pixels; a shadow seen before differs
+    from what it was seen as by none."""
     if not by_region or view is None or background is None:
         return KNOWN_PIXELS
-    return min(KNOWN_PIXELS, change(view, background).view / 2)
+    return min(KNOWN_PIXELS, change(view, background).pixels // 2)
 
 
 class Known:
@@ -69,7 +67,7 @@ class Known:
             self._seen.append((ts, signature(view), view))
             self._seen_ts = ts
 
-    def knows(self, ts: float, view: np.ndarray | None, pixels: float = KNOWN_PIXELS) -> bool:
+    def knows(self, ts: float, view: np.ndarray | None, pixels: int = KNOWN_PIXELS) -> bool:
         """Whether this frame's pixels differ from a remembered frame's in at most ``pixels`` mask pixels
         (None view: cannot tell, False). Frames seen in the SEEN_AFTER_S before ``ts`` (the frame's, or
         its event's start) and since do not count: they are the change now under way (the hand that is
@@ -81,8 +79,8 @@ class Known:
         return any(self._matches(memory, sig, view, pixels) for memory in (self._kept, seen))
 
     @staticmethod
-    def _matches(memory, sig: np.ndarray, view: np.ndarray, pixels: float) -> bool:
+    def _matches(memory, sig: np.ndarray, view: np.ndarray, pixels: int) -> bool:
         if not memory:
             return False
         near = np.argsort(-np.stack([s for s, _ in memory]) @ sig)[:NEAREST]
-        return any(change(view, memory[i][1]).view <= pixels for i in near)
+        return any(change(view, memory[i][1]).pixels <= pixels for i in near)
