@@ -339,9 +339,8 @@ class NoveltyFilter:
         kept = False
         # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames
         settled = cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
-        # the thing left, or shrank to a fraction of its best view, and the frames stopped being novel; not
-        # while the scene is settling (a hand that took something away has just left: the settled test decides)
-        faded = fading(cand, st.threshold) >= cfg.settle_frames and cand.still == 0
+        # the thing left, or shrank to a fraction of its best view, and the frames stopped being novel
+        faded = fading(cand, st.threshold) >= cfg.settle_frames
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
             kept = self._close(it.source, st, it.ts, probes=probes, settled=settled)
             routed.add(it.source)
