@@ -178,3 +178,31 @@ def test_a_thing_cut_by_the_border_counts_as_cut_where_its_edge_is_faint():
     assert got.whole == 0 and got.edge > 0, got
     inside = change(view_thumbnail(with_box(bg, 300, 190, 220, 110, (20, 20, 20))), view_thumbnail(bg))
     assert inside.whole > 0 and inside.edge == 0, inside
+
+
+def test_a_state_kept_before_a_restart_is_known_after_it(tmp_path):
+    # The parked car was kept; after a restart it comes back under another exposure that moved its embedding
+    # 0.33 away (past the threshold). The saved state remembers the keep's thumbnail, so it is not kept again.
+    rng = np.random.default_rng(9)
+    empty, parked = street(9), with_box(street(9), 200, 190, 240, 100, (40, 40, 160))
+    b_again = at_distance(E[1], E[3], 0.33)
+    first = [(shaken(empty, rng), E[0])] * 20 + [(shaken(parked, rng), E[1])] * 20
+    brighter = np.clip(parked.astype(np.float32) * 1.15, 0, 255).astype(np.uint8)
+    after = [(shaken(brighter, rng), b_again)] * 20
+
+    def run(filt: NoveltyFilter, steps: list, start: int) -> list[int]:
+        kept = []
+        for n, (img, vec) in enumerate(steps, start):
+            d = filt.decide([("cam", n / FPS, vec, None, n, view_thumbnail(img))])[0]
+            kept += [n] if d.keep else []
+            kept += [tok for tok, _ in filt.released()]
+            filt.discarded()
+        return kept + [tok for tok, _ in filt.flush()]
+
+    filt = NoveltyFilter(FilterConfig(), DIM, ["cam"], FakeClock())
+    kept = run(filt, first, 0)
+    assert kept[0] == 0 and len(kept) == 2 and kept[1] >= 20, kept
+    filt.save(tmp_path, "m")
+    again = NoveltyFilter(FilterConfig(), DIM, ["cam"], FakeClock())
+    assert again.load(tmp_path, "m")
+    assert run(again, after, 40) == []

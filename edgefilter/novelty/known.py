@@ -58,6 +58,15 @@ class Known:
         if view is not None:
             self._kept.append((signature(view), view))
 
+    def kept_views(self) -> np.ndarray | None:
+        """(K, h, w) uint8: the remembered keeps' thumbnails, oldest first (what persistence saves)."""
+        return np.stack([w for _, w in self._kept]) if self._kept else None
+
+    def restore(self, views: np.ndarray) -> None:
+        """Remember saved keeps' thumbnails again (after a restart), oldest first."""
+        for view in views[-KEPT_VIEWS:]:
+            self.kept(np.ascontiguousarray(view))
+
     def last_kept(self) -> np.ndarray | None:
         """The thumbnail of the latest keep (None before one with a thumbnail)."""
         return self._kept[-1][1] if self._kept else None

@@ -1,13 +1,17 @@
-"""Saving and restoring a NoveltyFilter's kept frames and controller state (``<dir>/novelty.npz``)."""
+"""Saving and restoring a NoveltyFilter's kept frames, the thumbnails of its latest keeps and controller state
+(``<dir>/novelty.npz``)."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..state import load_state, save_state
 from .budget import Budget
 from .index import RollingIndex
+from .view import VIEW_SIZE
 
 if TYPE_CHECKING:
     from .filter import NoveltyFilter
@@ -24,9 +28,17 @@ def save(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> Path:
     for n, name in enumerate(scopes):
         for key, arr in filt._scopes[name].index.state().items():
             payload[f"scope{n}.{key}"] = arr
+    # the thumbnails of each source's latest keeps: a scene that comes back after a restart under another
+    # exposure is still the one kept (known.py), not only what the embedding says
+    known_sources = []
+    for s, st in filt._src.items():
+        views = st.known.kept_views()
+        if views is not None:
+            payload[f"known{len(known_sources)}.views"] = views
+            known_sources.append(s)
     payload["filter"] = {
         "version": STATE_VERSION, "dim": filt.dim, "scope": filt.cfg.scope, "scopes": scopes,
-        "region_count": filt.region_count, "region_dim": filt.region_dim,
+        "region_count": filt.region_count, "region_dim": filt.region_dim, "known_sources": known_sources,
         "sources": {s: {"threshold": st.threshold, "last_keep_ts": st.last_keep_ts, "first_ts": st.first_ts,
                         "budget": [st.budget.count, st.budget.weight, st.budget.last_ts],
                         "budget_on": filt.cfg_of(s).budget_per_minute is not None}
@@ -58,6 +70,16 @@ def load(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> bool:
                 and not k.startswith(f"scope{n}.region")}
         filt._scopes[name] = _Scope(RollingIndex.from_state(filt.dim, window, part))
     filt._epoch += 1
+    for n, s in enumerate(meta.get("known_sources", [])):
+        views = payload.get(f"known{n}.views")
+        st = filt._src.get(s)
+        if st is None or not isinstance(views, np.ndarray):
+            continue
+        if views.dtype != np.uint8 or views.ndim != 3 or views.shape[1:] != VIEW_SIZE[::-1]:
+            log.warning("novelty state in %s: remembered thumbnails of %r have shape %s, not (K, %d, %d); "
+                        "not restored", directory, s, views.shape, VIEW_SIZE[1], VIEW_SIZE[0])
+            continue
+        st.known.restore(views)
     for s, saved in meta["sources"].items():
         st = filt._src.get(s)
         if st is None:
