@@ -8,13 +8,15 @@ floor) or ``max_hold_s`` passes. Then one frame is kept:
   something was put down, someone sat down): the settled frame, when it is farther than
   ``settle_ratio`` x threshold from every kept frame;
 - the scene **went back to how it was** (a car drove through, a visitor left), the hold ran out (a busy
-  road), or the new state is too close to one already kept: the event's **best view** among its novel
-  frames, i.e. the frame whose change against the scene before the event is largest with the changed
-  thing clear of the image border (see ``view.py``); the most novel frame breaks ties and decides
-  when there are no thumbnails.
+  road), or the new state is too close to one already kept: the event's **best view** among its frames
+  farther than ``settle_ratio`` x threshold from every kept frame, i.e. the frame whose change against
+  the scene before the event is largest with the changed thing clear of the image border (see
+  ``view.py``); the most novel frame breaks ties and decides when there are no thumbnails.
 
-Keeping the settled frame of a transit kept the empty road after the car had left; keeping the most
-novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md, finding 17).
+An event needs a frame past the threshold, and more than one frame's noise: a single novel frame at most
+RENOVEL x the threshold by the whole image is no event. Keeping the settled frame of a transit kept the
+empty road after the car had left; keeping the most novel frame kept slivers at the edge and blurred
+entries (benchmarks/QUALITY.md, findings 17 and 19).
 """
 from __future__ import annotations
 
@@ -141,12 +143,13 @@ def seen_before(got: Exact, h: Held, known: Callable[[Held, bool], bool]) -> boo
 
 
 def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[[Held, float], Exact],
-           known: Callable[[Held, bool], bool] = lambda h: False) -> Pick | None:
+           known: Callable[[Held, bool], bool] = lambda h, by_region: False) -> Pick | None:
     """The frame of a closed candidate to keep, or None when none of it is new.
 
     ``exact(frame, enough)`` scores a frame against the kept set now (regions are only looked at while
-    the whole image does not already pass ``enough``); ``known(frame)``: its pixels were seen or kept
-    before (see known.py), so it is not kept whatever its embedding says.
+    the whole image does not already pass ``enough``); ``known(frame, by_region)``: its pixels were seen
+    or kept before (see known.py; ``by_region``: only its region cells made it novel), so it is not kept
+    whatever its embedding says.
     """
     last = cand.frames[-1]
     if settled and returned(cand) is not True:  # a new state (or, without thumbnails, maybe one)
