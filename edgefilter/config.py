@@ -125,7 +125,8 @@ class FilterConfig:
                  "event's best view (the changed thing whole and largest), at most `max_hold_s` later")
     settle_frames: int = opt(5, "event mode: consecutive still frames that end an event", min=1)
     settle_ratio: float = opt(0.5, "event mode: a settled new state is kept when farther than this times the "
-                                   "threshold from every kept frame; otherwise the event's best view is kept",
+                                   "threshold from every kept frame; otherwise the event's best view is kept, "
+                                   "chosen among its frames farther than this times the threshold",
                               min=0.0, max=1.0)
     max_hold_s: float = opt(5.0, "event mode: longest time a candidate is held before a decision",
                             min=0.0, min_exclusive=True)
