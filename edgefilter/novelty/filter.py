@@ -371,9 +371,13 @@ class NoveltyFilter:
               cfg: FilterConfig) -> Held:
         h = Held(it.token, it.ts, it.vector, it.regions, it.view, dist,
                  worst[0] if worst else None, worst[1] if worst else None)
+        self._rate(h, threshold, cfg)
+        return h
+
+    def _rate(self, h: Held, threshold: float, cfg: FilterConfig) -> None:
+        """A held frame's score from its distance and region score, and whether the region made it."""
         h.score = self._score(h.distance, h.region_score, threshold, cfg)
         h.by_region = h.score > self._score(h.distance, None, threshold, cfg)
-        return h
 
     @staticmethod
     def _score(dist: float | None, region_score: float | None, threshold: float, cfg: FilterConfig) -> float:
@@ -463,9 +467,7 @@ class NoveltyFilter:
                 worst = cell_novelty(scope.index, st.cells, h.vector, h.regions, self._where(h.view, background))
                 if worst is not None:
                     h.region, h.region_score = worst
-            h.score = self._score(h.distance, h.region_score, threshold, cfg)
-            h.by_region = h.score > self._score(h.distance, None, threshold, cfg)
-        h.by_region = h.score > self._score(h.distance, None, threshold, cfg)
+            self._rate(h, threshold, cfg)
 
     def _close(self, source: str, st: _SourceState, now_ts: float, probes: dict | None = None,
                sink: list | None = None, settled: bool = False) -> bool:
