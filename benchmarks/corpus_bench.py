@@ -364,31 +364,26 @@ def features(stream: Stream, cache: Path) -> Features:
 _PREVIOUS_CLASS = None
 
 
-def previous_filter_class():
-    """NoveltyFilter as it was at PREVIOUS (one module), loaded from git without touching the tree."""
-    src = subprocess.run(["git", "show", f"{PREVIOUS}:edgefilter/novelty.py"], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
-    spec = importlib.util.spec_from_loader("edgefilter._previous_novelty", loader=None)
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = "edgefilter"
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    exec(compile(src, f"{PREVIOUS}:edgefilter/novelty.py", "exec"), mod.__dict__)
-    return mod.NoveltyFilter
-
-
-def package_filter_class(rev: str):
-    """NoveltyFilter of the edgefilter/novelty package as it was at ``rev``, loaded from git without touching
-    the tree (extracted to a temporary folder, imported as edgefilter._novelty_<rev>)."""
+def filter_class_at(rev: str):
+    """NoveltyFilter as it was at ``rev`` (the edgefilter/novelty package, or the one module before it),
+    loaded from git without touching the tree: extracted to a temporary folder and imported as
+    edgefilter._novelty_<rev>, so that its relative imports find today's edgefilter."""
     name = f"edgefilter._novelty_{rev}"
     if name in sys.modules:
         return sys.modules[name].NoveltyFilter
+    package = subprocess.run(["git", "cat-file", "-e", f"{rev}:edgefilter/novelty/__init__.py"], cwd=ROOT,
+                             capture_output=True).returncode == 0
     where = Path(tempfile.mkdtemp(prefix=f"novelty-{rev}-"))
-    tar = subprocess.run(["git", "archive", rev, "edgefilter/novelty"], cwd=ROOT, capture_output=True, check=True)
+    tar = subprocess.run(["git", "archive", rev, "edgefilter/novelty" if package else "edgefilter/novelty.py"],
+                         cwd=ROOT, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(where)], input=tar.stdout, check=True)
-    spec = importlib.util.spec_from_file_location(name, where / "edgefilter" / "novelty" / "__init__.py",
-                                                  submodule_search_locations=[str(where / "edgefilter" / "novelty")])
+    if package:
+        spec = importlib.util.spec_from_file_location(name, where / "edgefilter" / "novelty" / "__init__.py",
+                                                      submodule_search_locations=[str(where / "edgefilter" / "novelty")])
+    else:
+        spec = importlib.util.spec_from_file_location(name, where / "edgefilter" / "novelty.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
+    sys.modules[name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod.NoveltyFilter
 
@@ -398,9 +393,9 @@ class Method:
     name: str
     cfg: FilterConfig
     gate: bool = True
-    previous: bool = False
     views: bool = True  # the naive filter gets no thumbnails: it is the embedding alone
-    rev: str | None = None  # the filter of this commit (a package: items as today's)
+    rev: str | None = None  # the filter of this commit instead of today's
+    old_items: bool = False  # its decide() takes items without the thumbnail (before view.py)
 
 
 def methods() -> list[Method]:
@@ -412,7 +407,8 @@ def methods() -> list[Method]:
         Method("default, no pre-gate", d, gate=False),
         Method("whole image only (regional off)", dataclasses.replace(d, regional=False)),
         Method(f"finding 18 default ({FINDING18})", d, rev=FINDING18),
-        Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, previous=True),
+        Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, rev=PREVIOUS,
+               old_items=True),
     ]
 
 
@@ -428,7 +424,7 @@ def run_method(c: Corpus, f: Features, m: Method) -> Run:
     s = c.stream
     name = s.name
     regional = m.cfg.regional
-    cls = previous_filter_class() if m.previous else package_filter_class(m.rev) if m.rev else NoveltyFilter
+    cls = filter_class_at(m.rev) if m.rev else NoveltyFilter
 
     def new_filter():
         return cls(m.cfg, f.vec.shape[1], [name], FakeClock(),
@@ -460,7 +456,7 @@ def run_method(c: Corpus, f: Features, m: Method) -> Run:
             last = k
         vec = f.vec[last]
         cells = f.cells[last].astype(np.float32) if regional else None
-        item = (name, i / s.fps, vec, cells, i) if m.previous else (name, i / s.fps, vec, cells, i,
+        item = (name, i / s.fps, vec, cells, i) if m.old_items else (name, i / s.fps, vec, cells, i,
                                                                     f.view[k] if m.views else None)
         d = filt.decide([item])[0]
         if d.keep:
