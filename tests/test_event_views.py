@@ -47,17 +47,22 @@ def shaken(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out + rng.normal(0, 2, out.shape), 0, 255).astype(np.uint8)
 
 
-def kept_frames(steps: list[tuple[np.ndarray | None, np.ndarray]], cfg: FilterConfig | None = None) -> list[int]:
-    """Feed (image or None, vector) frames at FPS as the daemon does; the frame numbers kept."""
-    filt = NoveltyFilter(cfg or FilterConfig(), DIM, ["cam"], FakeClock())
+def feed(filt: NoveltyFilter, steps: list[tuple[np.ndarray | None, np.ndarray]], start: int = 0) -> list[int]:
+    """Feed (image or None, vector) frames at FPS as the daemon does, numbered from ``start``, then flush;
+    the frame numbers kept."""
     kept = []
-    for n, (img, vec) in enumerate(steps):
+    for n, (img, vec) in enumerate(steps, start):
         view = None if img is None else view_thumbnail(img)
         d = filt.decide([("cam", n / FPS, vec, None, n, view)])[0]
         kept += [n] if d.keep else []
         kept += [tok for tok, _ in filt.released()]
         filt.discarded()
     return kept + [tok for tok, _ in filt.flush()]
+
+
+def kept_frames(steps: list[tuple[np.ndarray | None, np.ndarray]], cfg: FilterConfig | None = None) -> list[int]:
+    """The frame numbers a new filter keeps of these frames."""
+    return feed(NoveltyFilter(cfg or FilterConfig(), DIM, ["cam"], FakeClock()), steps)
 
 
 def test_a_thing_like_one_kept_before_is_kept_whole_not_where_the_border_cuts_it():
@@ -190,19 +195,10 @@ def test_a_state_kept_before_a_restart_is_known_after_it(tmp_path):
     brighter = np.clip(parked.astype(np.float32) * 1.15, 0, 255).astype(np.uint8)
     after = [(shaken(brighter, rng), b_again)] * 20
 
-    def run(filt: NoveltyFilter, steps: list, start: int) -> list[int]:
-        kept = []
-        for n, (img, vec) in enumerate(steps, start):
-            d = filt.decide([("cam", n / FPS, vec, None, n, view_thumbnail(img))])[0]
-            kept += [n] if d.keep else []
-            kept += [tok for tok, _ in filt.released()]
-            filt.discarded()
-        return kept + [tok for tok, _ in filt.flush()]
-
     filt = NoveltyFilter(FilterConfig(), DIM, ["cam"], FakeClock())
-    kept = run(filt, first, 0)
+    kept = feed(filt, first)
     assert kept[0] == 0 and len(kept) == 2 and kept[1] >= 20, kept
     filt.save(tmp_path, "m")
     again = NoveltyFilter(FilterConfig(), DIM, ["cam"], FakeClock())
     assert again.load(tmp_path, "m")
-    assert run(again, after, 40) == []
+    assert feed(again, after, start=40) == []
