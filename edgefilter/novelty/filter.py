@@ -18,7 +18,7 @@ from .budget import Budget
 from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading
 from .index import Probe, RollingIndex, unit
 from .known import Known, known_pixels
-from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_where_needed
+from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
 from .view import changed_cells, unchanged
 from .whole import Motion, is_novel
 
@@ -304,9 +304,8 @@ class NoveltyFilter:
                 keep, reason = True, "heartbeat"
         if keep and it.view is not None:
             st.background = it.view
-            st.known.kept(it.view)
         if keep:
-            self._add(scope_name, it.vector, it.regions, it.ts, it.source, probes)
+            st.known.kept(it.view, self._add(scope_name, it.vector, it.regions, it.ts, it.source, probes))
             st.last_keep_ts = it.ts
         self._adapt(st, cfg, it.ts, keep)
         decision = Decision(keep, dist, reason, threshold, region, region_score=region_score)
@@ -402,7 +401,7 @@ class NoveltyFilter:
         return True
 
     def _where(self, view: np.ndarray | None, background: np.ndarray | None,
-               also: np.ndarray | None = None) -> np.ndarray | None:
+               also: np.ndarray | None = None, things: bool = False) -> np.ndarray | None:
         """Cells whose pixels changed against the scene before, or against ``also`` (None: no thumbnails,
         every cell counts)."""
         if view is None or background is None:
@@ -410,10 +409,27 @@ class NoveltyFilter:
         side = int(round(math.sqrt(self.region_count)))
         if side * side != self.region_count:
             return None
-        cells = changed_cells(view, background, side, side)
+        cells = changed_cells(view, background, side, side, things)
         if also is not None:
             cells |= changed_cells(view, also, side, side)
         return cells
+
+    def _where_kept(self, keys: list[int], st: _SourceState, view: np.ndarray | None,
+                    background: np.ndarray | None, also: np.ndarray | None) -> np.ndarray:
+        """(K, R): for each kept frame, the cells whose pixels changed against it (see _where)."""
+        fallback = None
+        rows = []
+        for key in keys:
+            kept_view = st.known.view_of(key)
+            cells = self._where(view, kept_view, things=True) if kept_view is not None else None
+            if cells is None:
+                if fallback is None:
+                    fallback = self._where(view, background, also)
+                    if fallback is None:
+                        fallback = np.ones(self.region_count, bool)
+                cells = fallback
+            rows.append(cells)
+        return np.stack(rows)
 
     def _cells_outside(self, scope: _Scope, st: _SourceState, it: _Item) -> tuple[int, float] | None:
         """_cells against the background, outside events. A frame that carries the previous frame's embedding
@@ -445,9 +461,11 @@ class NoveltyFilter:
         best = Exact(self._score(d, None, threshold, cfg), d, None, None)
         if best.score > enough or h.regions is None or not cfg.regional:
             return best
-        # the cells that changed against the scene before the event or against the latest keep: a hand that
-        # paused in view became the "scene before", and the bottle it took away showed against the keep only
-        worst = cell_novelty(index, st.cells, h.vector, h.regions, self._where(h.view, background, also))
+        # against each kept frame, the cells whose pixels changed against that frame (against the scene before
+        # the event or the latest keep for kept frames without a remembered thumbnail: a hand that paused in
+        # view became the "scene before", and the bottle it took away showed against the keep only)
+        worst = cell_novelty_per_kept(index, st.cells, h.vector, h.regions,
+                                      lambda keys: self._where_kept(keys, st, h.view, background, also))
         if worst is not None:
             by_region = worst[1] / max(cfg.region_threshold, 1e-9) * region_scale
             if by_region > best.score:
@@ -491,14 +509,14 @@ class NoveltyFilter:
         # way in before it was novel enough to open the event
         began = cand.frames[0].ts
         def known(h: Held, by_region: bool) -> bool:
-            return st.known.knows(began, h.view, known_pixels(by_region, h.view, cand.background))
+            return st.known.knows(began, h.view, known_pixels(by_region, h.view, cand.background), shown=True)
 
         pick = choose(cand, settled, cfg.settle_ratio, exact, known)
         keeps = self._released if sink is None else sink
         if pick is not None:
             h, got = pick.frame, pick.exact
-            st.known.kept(h.view)
-            self._add(scope_name, h.vector, h.regions if cfg.regional else None, h.ts, source, probes)
+            st.known.kept(h.view, self._add(scope_name, h.vector, h.regions if cfg.regional else None, h.ts,
+                                            source, probes))
             st.last_keep_ts = max(now_ts, st.last_keep_ts if st.last_keep_ts is not None else -math.inf)
             region = got.region if got.distance is not None and got.distance <= threshold * pick.ratio else None
             keeps.append((h.token, Decision(True, got.distance, "first" if got.distance is None else "novel",
@@ -534,15 +552,19 @@ class NoveltyFilter:
                 parts_of[name].append(main if cfg.scope == "global" else split(main, self._source_no[name]))
         self._scopes = {name: _Scope(RollingIndex.merged(self.dim, cfg.window, parts))
                         for name, parts in parts_of.items()}
+        for st in self._src.values():
+            st.known.forget_keys()  # the merged indexes are keyed anew
         log.info("novelty filter scope changed from %s to %s; indexes rebuilt (%s)", self.cfg.scope, cfg.scope,
                  ", ".join(f"{n}: {len(s.index)}" for n, s in self._scopes.items()))
 
     def _add(self, scope_name: str, vec: np.ndarray, regions: np.ndarray | None, ts: float, source: str,
-             probes: dict | None = None) -> None:
-        """Put a kept frame (with its region cells) into its scope's index (and tell this batch's probes)."""
+             probes: dict | None = None) -> int:
+        """Put a kept frame (with its region cells) into its scope's index (and tell this batch's probes);
+        return its key."""
         key = self._scopes[scope_name].index.add(vec, ts, self._source_no[source], payload=regions)
         if probes and scope_name in probes:
             probes[scope_name].added(key)
+        return key
 
     def _adapt(self, st: _SourceState, cfg: FilterConfig, ts: float, kept: bool) -> None:
         st.threshold = st.budget.adapt(st.threshold, ts, kept, cfg.budget_per_minute, cfg.threshold_min,

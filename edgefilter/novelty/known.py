@@ -5,7 +5,10 @@ anything in front of the camera; the same table state coming back under another 
 standing in the same place after the lights changed, is then "novel" to the embedding. It is not novel
 to the pixels: :func:`view.change` fits gain and offset and tolerates shake, and finds (almost) nothing.
 So a frame is *known* when at most KNOWN_PIXELS of its change mask differ from a remembered thumbnail;
-a known frame opens no event and is never kept (benchmarks/QUALITY.md, findings 18 and 19).
+a known frame opens no event and is never kept (benchmarks/QUALITY.md, findings 18 and 19). When an event
+closes, the frame to keep is compared as a view (``shown``): change cut by the image border counts a
+quarter, as in its best view. A table state that came back with a person's shadow along the border was
+kept again; a sliver at the border is no picture to label (finding 20).
 
 Only the NEAREST remembered frames of each memory are compared (each comparison, a change test, costs
 ~0.15 ms), the nearest by a small exposure-normalised thumbnail: nearest by embedding were the frames
@@ -54,42 +57,63 @@ class Known:
         self._seen: collections.deque = collections.deque(maxlen=SEEN_VIEWS)
         self._seen_ts = -np.inf
 
-    def kept(self, view: np.ndarray | None) -> None:
+    def kept(self, view: np.ndarray | None, key: int = -1) -> None:
+        """Remember a keep's thumbnail; ``key``: its key in the index (-1: none)."""
         if view is not None:
-            self._kept.append((signature(view), view))
+            self._kept.append((signature(view), view, key))
 
-    def kept_views(self) -> np.ndarray | None:
-        """(K, h, w) uint8: the remembered keeps' thumbnails, oldest first (what persistence saves)."""
-        return np.stack([w for _, w in self._kept]) if self._kept else None
+    def kept_views(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """((K, h, w) uint8, (K,) int64): the remembered keeps' thumbnails and index keys, oldest first (what
+        persistence saves)."""
+        if not self._kept:
+            return None
+        return np.stack([w for _, w, _ in self._kept]), np.array([k for _, _, k in self._kept], np.int64)
 
-    def restore(self, views: np.ndarray) -> None:
-        """Remember saved keeps' thumbnails again (after a restart), oldest first."""
-        for view in views[-KEPT_VIEWS:]:
-            self.kept(np.ascontiguousarray(view))
+    def restore(self, views: np.ndarray, keys: np.ndarray | None = None) -> None:
+        """Remember saved keeps' thumbnails (and their index keys) again after a restart, oldest first."""
+        keys = np.full(len(views), -1, np.int64) if keys is None or len(keys) != len(views) else keys
+        for view, key in zip(views[-KEPT_VIEWS:], keys[-KEPT_VIEWS:]):
+            self.kept(np.ascontiguousarray(view), int(key))
 
     def last_kept(self) -> np.ndarray | None:
         """The thumbnail of the latest keep (None before one with a thumbnail)."""
         return self._kept[-1][1] if self._kept else None
+
+    def forget_keys(self) -> None:
+        """The index was keyed anew: the remembered keeps no longer know their keys."""
+        self._kept = collections.deque(((s, w, -1) for s, w, _ in self._kept), maxlen=KEPT_VIEWS)
+
+    def view_of(self, key: int) -> np.ndarray | None:
+        """The thumbnail of the remembered keep with this index key (None: not one of them)."""
+        for _, view, k in reversed(self._kept):
+            if k == key:
+                return view
+        return None
 
     def seen(self, ts: float, view: np.ndarray | None) -> None:
         if view is not None and ts - self._seen_ts >= SEEN_EVERY_S:
             self._seen.append((ts, signature(view), view))
             self._seen_ts = ts
 
-    def knows(self, ts: float, view: np.ndarray | None, pixels: int = KNOWN_PIXELS) -> bool:
-        """Whether this frame's pixels differ from a remembered frame's in at most ``pixels`` mask pixels
-        (None view: cannot tell, False). Frames seen in the SEEN_AFTER_S before ``ts`` (the frame's, or
+    def knows(self, ts: float, view: np.ndarray | None, pixels: int = KNOWN_PIXELS, shown: bool = False) -> bool:
+        """Whether this frame's pixels differ from a remembered frame's in at most ``pixels`` mask pixels,
+        or with ``shown``, as a view (``view.Change.view``: cut by the border counts a quarter) (None view:
+        cannot tell, False). Frames seen in the SEEN_AFTER_S before ``ts`` (the frame's, or
         its event's start) and since do not count: they are the change now under way (the hand that is
         putting a bottle down, a walker on the way in), not a scene shown before."""
         if view is None:
             return False
         seen = [(s, w) for t, s, w in self._seen if ts - t >= SEEN_AFTER_S]
         sig = signature(view)
-        return any(self._matches(memory, sig, view, pixels) for memory in (self._kept, seen))
+        return any(self._matches(memory, sig, view, pixels, shown) for memory in (self._kept, seen))
 
     @staticmethod
-    def _matches(memory, sig: np.ndarray, view: np.ndarray, pixels: int) -> bool:
+    def _matches(memory, sig: np.ndarray, view: np.ndarray, pixels: int, shown: bool) -> bool:
         if not memory:
             return False
-        near = np.argsort(-np.stack([s for s, _ in memory]) @ sig)[:NEAREST]
-        return any(change(view, memory[i][1]).pixels <= pixels for i in near)
+        near = np.argsort(-np.stack([m[0] for m in memory]) @ sig)[:NEAREST]
+        for i in near:
+            ch = change(view, memory[i][1])
+            if (ch.view if shown else ch.pixels) <= pixels:
+                return True
+        return False

@@ -32,9 +32,9 @@ def save(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> Path:
     # exposure is still the one kept (known.py), not only what the embedding says
     known_sources = []
     for s, st in filt._src.items():
-        views = st.known.kept_views()
-        if views is not None:
-            payload[f"known{len(known_sources)}.views"] = views
+        kept = st.known.kept_views()
+        if kept is not None:
+            payload[f"known{len(known_sources)}.views"], payload[f"known{len(known_sources)}.keys"] = kept
             known_sources.append(s)
     payload["filter"] = {
         "version": STATE_VERSION, "dim": filt.dim, "scope": filt.cfg.scope, "scopes": scopes,
@@ -79,7 +79,8 @@ def load(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> bool:
             log.warning("novelty state in %s: remembered thumbnails of %r have shape %s, not (K, %d, %d); "
                         "not restored", directory, s, views.shape, VIEW_SIZE[1], VIEW_SIZE[0])
             continue
-        st.known.restore(views)
+        keys = payload.get(f"known{n}.keys")  # (files from before keys rode along have none)
+        st.known.restore(views, keys if isinstance(keys, np.ndarray) and keys.shape == (len(views),) else None)
     for s, saved in meta["sources"].items():
         st = filt._src.get(s)
         if st is None:

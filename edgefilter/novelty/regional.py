@@ -12,7 +12,10 @@ events (textured cells jitter more than flat ones).
 A camera that shakes by 1-3 px moves a few cells of real footage as much as a small object does, and
 the grid alone then kept an empty room again and again. So a cell only counts where pixels changed
 against the scene before (``view.changed_cells``: exposure, shake and noise change none), when the
-frame has a thumbnail (benchmarks/QUALITY.md, finding 17).
+frame has a thumbnail (benchmarks/QUALITY.md, finding 17). When an event's frame is decided, each kept
+frame is compared only in the cells where the frame's pixels changed against *that* kept frame (things,
+not specks beside a larger change; :func:`cell_novelty_per_kept`): a table state back after a hand had
+paused over it was "new" in a cell that changed against the hand's keep only (finding 20).
 """
 from __future__ import annotations
 
@@ -80,20 +83,23 @@ class CellNoise:
 
 def worst(excess: np.ndarray, where: np.ndarray | None = None) -> tuple[int, float]:
     """(cell, change in noise units) against the kept frame the frame is closest to. ``where``: only these
-    cells may count (the others changed no pixel)."""
+    cells may count (the others changed no pixel); (R,) for every kept frame or (K, R), one row each."""
     if where is not None:
-        excess = np.where(where[None, :], excess, -np.inf)
+        excess = np.where(where if where.ndim == 2 else where[None, :], excess, -np.inf)
     per_frame = excess.max(axis=1)
     j = int(per_frame.argmin())
     return int(excess[j].argmax()), float(per_frame[j])
 
 
+def _shortlist(index: RollingIndex, noise: CellNoise, vec: np.ndarray) -> list[int]:
+    """The kept frames a frame's cells are compared with (none before the source's cell noise is learnt)."""
+    return index.shortlist(vec, SHORTLIST, SHORTLIST_RECENT) if noise.ready else []
+
+
 def _excess(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: np.ndarray) -> np.ndarray | None:
     """The frame's cells against the kept frames most like it; None before the source's cell noise is
     learnt or when no kept frame has cells."""
-    if not noise.ready:
-        return None
-    keys = index.shortlist(vec, SHORTLIST, SHORTLIST_RECENT)
+    keys = _shortlist(index, noise, vec)
     return noise.excess(cells, index.payloads(keys)) if keys else None
 
 
@@ -106,6 +112,21 @@ def cell_novelty(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: 
         return None
     excess = _excess(index, noise, vec, cells)
     return None if excess is None else worst(excess, where)
+
+
+def cell_novelty_per_kept(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: np.ndarray,
+                          where: Callable[[list[int]], np.ndarray]) -> tuple[int, float] | None:
+    """:func:`cell_novelty` with the cells that may count chosen per kept frame: ``where(keys)`` gives (K, R),
+    the cells whose pixels changed against each kept frame. A frame is then new by a region only where it
+    differs in pixels from the very kept frame its cells are compared with (a bottle put back a little
+    aside is no new region against the kept table it matches, whatever a hand kept since changed)."""
+    keys = _shortlist(index, noise, vec)
+    if not keys:
+        return None
+    changed = where(keys)
+    if not changed.any():
+        return None
+    return worst(noise.excess(cells, index.payloads(keys)), changed)
 
 
 def cell_novelty_where_needed(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: np.ndarray,

@@ -7,7 +7,8 @@ whose object touches the edge for the same reason). The mask tolerates what a re
 unchanged scene:
 
 - exposure steps, flicker and daylight: one gain and offset are fitted between the two thumbnails,
-  robustly (a second fit without the pixels the first one left far off);
+  robustly (a second fit without the pixels the first one left far off); where the background may be
+  clipped (a white table under a bright exposure) a frame brighter than it maps to is no change;
 - shake: a pixel counts as changed only when it is outside the range of its 5x5 neighbourhood in the
   background (160 px wide: about +-8 px of a 640 px frame). Block averages of a shifted image are not
   bounded by their direct neighbours' (fine texture inside a block moves out of it), so the range is
@@ -118,6 +119,13 @@ def _median_fit(b: np.ndarray, f: np.ndarray) -> tuple[float, float]:
     return min(max(gain, MIN_GAIN), 1.0 / MIN_GAIN), 0.0
 
 
+def _near(pixels: np.ndarray) -> np.ndarray | None:
+    """``pixels`` and their shake-range neighbours (None when there are none: most frames clip nothing)."""
+    if not pixels.any():
+        return None
+    return cv2.dilate(pixels.astype(np.uint8), _KERNEL).astype(bool)
+
+
 def _residual(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, float] | None:
     """The MASK_SIZE residual of ``frame`` against ``background`` after exposure, shake and noise, and the
     level above which it is change (None: the thumbnails cannot be compared)."""
@@ -126,6 +134,10 @@ def _residual(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, fl
     f = frame.astype(np.float32)
     b = background.astype(np.float32)
     gain, offset = _fit(b[::2, ::2], f[::2, ::2])  # a quarter of the pixels fit two numbers as well
+    # where the background may be clipped (a white table under a bright exposure) its true grey was at least
+    # (at most) what it shows: a frame brighter there under a darker exposure (darker, under a brighter one)
+    # shows that grey, not a change
+    high, low = _near(b >= CLIP_HIGH), _near(b <= CLIP_LOW)
     # what the background looks like at the frame's exposure, clipped as the sensor clips it
     b = np.clip(b * gain + offset, 0.0, 255.0)
     # Both ways: a thing that appeared lies outside the range of the background's neighbourhood, and a
@@ -134,11 +146,17 @@ def _residual(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, fl
     # The way back compares lightly blurred copies (a 1-px line that a sub-pixel shift smeared over two
     # rows is no removal) and not within the shake range of the border (what a shake moved out of view).
     fs, bs = cv2.blur(f, (3, 3)), cv2.blur(b, (3, 3))
-    back = np.maximum(bs - cv2.dilate(fs, _KERNEL), cv2.erode(fs, _KERNEL) - bs)
+    back_darker, back_brighter = bs - cv2.dilate(fs, _KERNEL), cv2.erode(fs, _KERNEL) - bs
     m = _KERNEL.shape[0] // 2
-    back[:m], back[-m:], back[:, :m], back[:, -m:] = 0, 0, 0, 0
-    residual = np.maximum(np.maximum(f - cv2.dilate(b, _KERNEL), cv2.erode(b, _KERNEL) - f), back)
-    residual = np.maximum(residual, 0.0)
+    for back in (back_darker, back_brighter):
+        back[:m], back[-m:], back[:, :m], back[:, -m:] = 0, 0, 0, 0
+    darker = np.maximum(cv2.erode(b, _KERNEL) - f, back_darker)
+    brighter = np.maximum(f - cv2.dilate(b, _KERNEL), back_brighter)
+    if low is not None:
+        darker[low] = 0.0
+    if high is not None:
+        brighter[high] = 0.0
+    residual = np.maximum(np.maximum(darker, brighter), 0.0)
     residual = cv2.resize(residual, MASK_SIZE, interpolation=cv2.INTER_AREA)
     # the noise left after the shake tolerance (the fit's own residual is mostly shake on textured scenes);
     # capped: when most of the image changed (another person, another view) the median residual is that
@@ -197,15 +215,20 @@ def _blob_stats(frame: np.ndarray, background: np.ndarray):
     return labels, stats, _cut(residual, level, labels, count)
 
 
-def changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: int) -> np.ndarray:
+def changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: int, things: bool = False
+                  ) -> np.ndarray:
     """Which cells of a rows x cols grid (row-major, as the regions graph's) hold changed pixels of a thing
     clear of the image border: what a shake moves in and out at the border is no new thing, and a thing
-    that really comes in is whole a moment later."""
+    that really comes in is whole a moment later. ``things``: only blobs of at least THING_SHARE of the
+    largest count (a speck beside a shadow is noise)."""
     got = _blob_stats(frame, background)
     if got is None:
         return np.zeros(rows * cols, bool)
-    labels, _, cut = got
-    whole = ((labels > 0) & ~cut[labels]).astype(np.float32)
+    labels, stats, cut = got
+    areas = stats[:, cv2.CC_STAT_AREA]
+    thing = ~cut & (areas >= (THING_SHARE * areas[1:].max() if things else 0))
+    thing[0] = False
+    whole = thing[labels].astype(np.float32)
     return cv2.resize(whole, (cols, rows), interpolation=cv2.INTER_AREA).ravel() > 0
 
 
