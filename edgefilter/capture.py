@@ -69,8 +69,9 @@ def lower_priority(nice: int | None = None) -> None:
 class _Reader:
     """Opens one connection of a source and reads it into a queue, in its own daemon thread."""
 
-    def __init__(self, source: Source, name: str):
+    def __init__(self, source: Source, name: str, clock: Clock):
         self.source = source
+        self.clock = clock
         self.items: queue.Queue = queue.Queue(maxsize=_READ_AHEAD)
         self.abandoned = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"read-{name}", daemon=True)
@@ -101,7 +102,10 @@ class _Reader:
                 if got is None:
                     self._put(("end", self.source.corrupt))
                     return
-                if not self._put(("frame", got[0], got[1], self.source.corrupt)):
+                # stamped on arrival (wall, monotonic): a frame may wait in the queue, and a camera's frames are
+                # sampled (max_fps) and timed by when they came
+                arrived = (self.clock.time(), self.clock.monotonic())
+                if not self._put(("frame", got[0], got[1], self.source.corrupt, arrived)):
                     return
         finally:
             try:
@@ -252,7 +256,7 @@ class Capture:
 
     def _connection(self, source: Source) -> None:
         """Run one connection until the source ends or the capture stops; raise _Lost when it fails."""
-        reader = _Reader(source, self.name)
+        reader = _Reader(source, self.name, self._clock)
         reader.start()
         live = source.live
         stalled = False
@@ -295,14 +299,14 @@ class Capture:
                         raise _Lost(f"source {self.name!r}: {source.describe()} ended unexpectedly")
                     self._finish(source)
                     return
-                _, src_index, image, corrupt = item
+                _, src_index, image, corrupt, arrived = item
                 self._count_corrupt(corrupt)
                 if offset + src_index < self._next_index:
                     continue
                 if first:
                     first = False
                     self._on_first_frame(source, image)
-                if not self._sampled(source, src_index):
+                if not self._sampled(source, src_index, arrived[1]):
                     continue
                 if self.cfg.realtime and source.fps and not source.clocked:
                     if pace_t0 is None:
@@ -314,14 +318,15 @@ class Capture:
                     elif not self._wait(due - now):
                         return
                 index = offset + src_index
-                now_ts = self._clock.time()
+                # a camera's frame was captured when it came; a file's when its pace let it go
+                now_ts, t_capture = arrived if source.clocked else (self._clock.time(), self._clock.monotonic())
                 media_ts = None
                 if source.fps and not source.clocked:
                     if media_t0 is None:
                         media_t0, media_i0 = now_ts, src_index
                     media_ts = media_t0 + (src_index - media_i0) / source.fps
                 frame = Frame(source=self.name, index=index, ts=now_ts, image=image,
-                              t_capture=self._clock.monotonic(), media_ts=media_ts)
+                              t_capture=t_capture, media_ts=media_ts)
                 self._next_index = index + 1
                 self.frames += 1
                 if self._sink(frame, live) is False:
@@ -366,8 +371,9 @@ class Capture:
             after = f" after {attempts} attempt{'' if attempts == 1 else 's'}" if attempts else ""
             log.info("source %r: opened %s%s: %dx%d, %s, %s", self.name, source.describe(), after, w, h, fps, mode)
 
-    def _sampled(self, source: Source, src_index: int) -> bool:
-        """max_fps: whether this frame is one of the samples (skipped frames are not drops)."""
+    def _sampled(self, source: Source, src_index: int, arrived: float) -> bool:
+        """max_fps: whether this frame is one of the samples (skipped frames are not drops); ``arrived``: the
+        clock's monotonic time when it was read."""
         max_fps = self.cfg.max_fps
         if not max_fps:
             return True
@@ -382,7 +388,7 @@ class Capture:
                 return True
             return False
         # Arrival time: cameras and streams, whose reported fps is often wrong.
-        now = self._clock.monotonic()
+        now = arrived
         period = 1.0 / max_fps
         if self._sample_next is None or now >= self._sample_next - 0.25 * period:
             nxt = (self._sample_next if self._sample_next is not None else now) + period
