@@ -12,6 +12,7 @@ JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
   pixels changed, pre-gate on);
 - **default, no pre-gate**: the same with `gates.skip_unchanged: 0`;
 - **whole image only**: the defaults with `filter.regional: false` (the default before finding 18);
+- **finding 19 default**: the filter of commit a5ef5af (the default before finding 20), from git;
 - **previous default**: the filter of commit d7a8cef (regional on, settled-frame events), for reference.
 
 Scores. Object streams (things pass through; labelled per object with the frames it is visible and the
@@ -63,9 +64,10 @@ from edgefilter.preprocess import preprocess  # noqa: E402
 log = logging.getLogger("corpus_bench")
 MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 PREVIOUS = "d7a8cef"   # the commit whose filter is the "previous default" row
-FINDING18 = "b47b2d3"  # the default before finding 19 (regional on, pixels seen before are not new)
+FINDING19 = "a5ef5af"  # the default before finding 20 (best views, known pixels, other draws)
 NEW_DRAW = "held out, other draw"  # never traced while the rules they report on were made
 TRACED = "other draw, traced in finding 19"
+TRACED_20 = "other draw, traced in finding 20"
 FEATURES_VERSION = 1
 
 # Road clip labels, by eye from contact sheets of every 2nd-5th frame (2026-12-01): visible = any part in
@@ -307,6 +309,11 @@ def build_corpus(data: Path | None) -> list[Corpus]:
     out.append(demo_corpus(seed=7, split=TRACED))
     out.append(transit_corpus(seed=21, name="synthetic-transits-seed21", split=NEW_DRAW))
     out.append(demo_corpus(seed=8, split=NEW_DRAW))
+    # Finding 20: three more demo draws. Seed 9 was traced for its rules (TRACED_20); seed 10 was only scored
+    # before them, seed 11 first run after them.
+    out.append(demo_corpus(seed=9, split=TRACED_20))
+    out.append(demo_corpus(seed=10, split=NEW_DRAW))
+    out.append(demo_corpus(seed=11, split=NEW_DRAW))
     if data is not None and (data / "labels.json").is_file():
         out.append(road_corpus(data, fps=10.0, seed=31, name="road-transits-10fps", split=NEW_DRAW))
         out.append(Corpus(bottle_stream(data, 120.0, seed=1, spread=4.0), "states", TRACED))
@@ -406,7 +413,7 @@ def methods() -> list[Method]:
         Method("default", d),
         Method("default, no pre-gate", d, gate=False),
         Method("whole image only (regional off)", dataclasses.replace(d, regional=False)),
-        Method(f"finding 18 default ({FINDING18})", d, rev=FINDING18),
+        Method(f"finding 19 default ({FINDING19})", d, rev=FINDING19),
         Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, rev=PREVIOUS,
                old_items=True),
     ]

@@ -14,7 +14,10 @@ floor) or ``max_hold_s`` passes. Then one frame is kept:
   ``view.py``); the most novel frame breaks ties and decides when there are no thumbnails.
 
 An event needs a frame past the threshold, and more than one frame's noise: a single novel frame at most
-RENOVEL x the threshold by the whole image is no event. Keeping the settled frame of a transit kept the
+RENOVEL x the threshold by the whole image is no event. A frame whose pixels show a whole thing against the
+scene before (at least KNOWN_PIXELS, clear of the border) need only pass ``settle_ratio`` x the threshold
+to open one (``Held.thing``): a small dog or a faint walker moves the embedding less than the threshold,
+and the demo's fresh draws missed a quarter of their visitors (benchmarks/QUALITY.md, finding 20). Keeping the settled frame of a transit kept the
 empty road after the car had left; keeping the most novel frame kept slivers at the edge and blurred
 entries (benchmarks/QUALITY.md, findings 17 and 19).
 """
@@ -53,6 +56,7 @@ class Held:
     region_score: float | None = None  # its change, in units of the source's cell noise
     score: float = 0.0             # novelty relative to the thresholds: > 1 is novel
     by_region: bool = False        # the score is the region cells' (the whole image's is lower)
+    thing: bool = False            # it opened its event by a whole thing's pixels, past settle_ratio only
 
 
 @dataclass
@@ -156,18 +160,24 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
         got = exact(last, settle_ratio)
         if got.score > settle_ratio and not seen_before(got, last, known):
             return Pick(last, got, settle_ratio, "settled")
-    novel = [h for h in cand.frames if h.score > 1.0]
-    if not novel or (len(novel) == 1 and not novel[0].by_region and novel[0].score <= RENOVEL):
+    novel = [h for h in cand.frames if h.score > 1.0 or (h.thing and h.score > settle_ratio)]
+    if not novel or (len(novel) == 1 and not (novel[0].by_region or novel[0].thing) and novel[0].score <= RENOVEL):
         # No frame passed the threshold, or one frame's whole image barely did: what an exposure step or a
         # re-encoding does to one frame's embedding (a region's score is pixel-backed: its cells changed
         # pixels against the scene before, and one frame of a faint walker may be all that passes)
         return None
     # The event is new (a frame of it passed the threshold); its best view need only pass settle_ratio: a
     # car like one kept before is novel while cut by the border (the cut is what is new) and not once it is
-    # whole. Best view first (the most things whole, then the largest change), then the most novel; the
-    # sort is stable, so the earliest of equals.
+    # whole. Best view first (the most things whole, then the largest change, things a mask pixel from the
+    # border counted half: view.Change.framed), then the most novel; the sort is stable, so the earliest of
+    # equals.
     pool = [h for h in cand.frames if h.score > settle_ratio]
-    for h in sorted(pool, key=lambda h: (view_of(cand, h).things, view_score(cand, h), h.score), reverse=True)[:TRIES]:
+
+    def best_first(h: Held) -> tuple:
+        shown = view_of(cand, h)
+        return shown.things, shown.framed, h.score
+
+    for h in sorted(pool, key=best_first, reverse=True)[:TRIES]:
         got = exact(h, settle_ratio)
         if got.score > settle_ratio and not seen_before(got, h, known):
             return Pick(h, got, settle_ratio, "best view")

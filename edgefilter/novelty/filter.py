@@ -17,9 +17,9 @@ from . import persistence
 from .budget import Budget
 from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading
 from .index import Probe, RollingIndex, unit
-from .known import Known, known_pixels
+from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
-from .view import changed_cells, unchanged
+from .view import change, changed_cells, unchanged
 from .whole import Motion, is_novel
 
 log = logging.getLogger("edgefilter.novelty")
@@ -275,6 +275,9 @@ class NoveltyFilter:
             # the background is the scene when nothing in it moves: not a frame of a thing walking by that is
             # not novel to the whole image (its cells are compared against this background)
             st.background = it.view
+        thing = False
+        if not novel and event and self._score(dist, worst[1] if worst else None, threshold, cfg) > cfg.settle_ratio:
+            thing = novel = self._shows_thing(st, it)
         if novel and event and self._continues(st, cfg, it, threshold):
             # like a frame of the event just decided (the other half of a blinking light, a swinging sign,
             # the rest of a long visit): still that event, not a new one
@@ -293,6 +296,7 @@ class NoveltyFilter:
         region_score = worst[1] if worst is not None else None
         if event and novel:  # open a candidate instead of keeping at once
             held = self._held(it, dist, worst, threshold, cfg)
+            held.thing = thing
             st.candidate = Candidate([held], (self._epoch, scope.index.next_key), st.background)
             st.previous_view, st.still_from = it.view, it.ts  # the event's own still runs start here
             self._adapt(st, cfg, it.ts, False)
@@ -385,6 +389,15 @@ class NoveltyFilter:
         if region_score is not None:
             score = max(score, region_score / max(cfg.region_threshold, 1e-9))
         return score
+
+    @staticmethod
+    def _shows_thing(st: _SourceState, it: _Item) -> bool:
+        """Whether the frame shows a thing clear of the border, of at least KNOWN_PIXELS, against the scene
+        before (a small new thing that moves the embedding less than the threshold)."""
+        if it.view is None or st.background is None:
+            return False
+        got = change(it.view, st.background)
+        return got.things > 0 and got.whole >= KNOWN_PIXELS
 
     def _continues(self, st: _SourceState, cfg: FilterConfig, it: _Item, threshold: float) -> bool:
         """Whether a novel frame is not novel against the frames of the event decided last (and that

@@ -37,6 +37,7 @@ MIN_GAIN = 0.5     # the fitted exposure gain is held within [MIN_GAIN, 1 / MIN_
 MIN_BLOB = 3       # mask pixels: smaller specks of change are noise
 EDGE_WEIGHT = 0.25  # a thing cut by the image border counts a quarter of its visible area
 THING_SHARE = 0.25  # a blob this share of the largest is a thing of its own (a wheel, a lane mark: not)
+NEAR_WEIGHT = 0.5  # a thing a mask pixel (10 px of 640) from the border counts half: it may be cut just past it
 EDGE_LINK = 0.5     # share of the change level that, on the border beside a blob, means it is cut
 _KERNEL = np.ones((5, 5), np.uint8)
 
@@ -54,6 +55,7 @@ class Change:
     whole: int = 0   # pixels in blobs clear of the image border
     edge: int = 0    # pixels in blobs that touch it
     things: int = 0  # blobs clear of the border and at least THING_SHARE of the largest (two cars, not one)
+    near: int = 0    # pixels of ``whole`` in blobs a mask pixel from the border (they may be cut just past it)
 
     @property
     def pixels(self) -> int:
@@ -63,6 +65,12 @@ class Change:
     def view(self) -> float:
         """How well the frame shows what changed: bigger is better; cut by the border counts less."""
         return self.whole + EDGE_WEIGHT * self.edge
+
+    @property
+    def framed(self) -> float:
+        """:attr:`view`, with things a mask pixel from the border counted at NEAR_WEIGHT: which of an event's
+        frames shows it best (a walker 5 px inside the border is whole to the mask, not to a person)."""
+        return self.view - (1.0 - NEAR_WEIGHT) * self.near
 
 
 NO_CHANGE = Change()
@@ -237,12 +245,16 @@ def change(frame: np.ndarray, background: np.ndarray) -> Change:
     got = _blob_stats(frame, background)
     if got is None:
         return NO_CHANGE
-    _, stats, cut = got
+    labels, stats, cut = got
     areas = stats[1:, cv2.CC_STAT_AREA].astype(int)
     cut = cut[1:]
     largest = int(areas.max())
     whole = areas[~cut]
-    return Change(int(whole.sum()), int(areas[cut].sum()), int((whole >= THING_SHARE * largest).sum()))
+    x, y, w, h = (stats[1:, k] for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    rows, cols = labels.shape
+    near = ~cut & ((x <= 1) | (y <= 1) | (x + w >= cols - 1) | (y + h >= rows - 1))
+    return Change(int(whole.sum()), int(areas[cut].sum()), int((whole >= THING_SHARE * largest).sum()),
+                  int(areas[near].sum()))
 
 
 def unchanged(frame: np.ndarray, background: np.ndarray) -> bool:
