@@ -299,3 +299,18 @@ def test_the_best_view_prefers_a_thing_clear_of_the_border_to_a_larger_one_just_
     assert near.edge == 0 and near.near == near.whole > change(view_thumbnail(steps[32][0]), view_thumbnail(bg)).whole
     kept = kept_frames(steps)
     assert kept[0] == 0 and len(kept) == 2 and 31 <= kept[1] < 30 + len(boxes), kept
+
+
+def test_remembered_keeps_forget_their_index_keys_when_the_scope_changes():
+    # A rescope merges the indexes and keys them anew: a remembered keep's old key may then name another
+    # frame, so region cells would be compared where the wrong thumbnail's pixels changed.
+    rng = np.random.default_rng(14)
+    bg = street(14)
+    filt = NoveltyFilter(FilterConfig(), DIM, ["cam"], FakeClock())
+    feed(filt, [(shaken(bg, rng), E[0])] * 5 + [(shaken(with_box(bg, 200, 190, 240, 100, (40, 40, 160)), rng), E[1])] * 20)
+    known = filt._src["cam"].known
+    _, keys = known.kept_views()
+    assert len(keys) == 2 and all(known.view_of(int(k)) is not None for k in keys)
+    filt.reconfigure(FilterConfig(scope="global"))
+    _, after = known.kept_views()
+    assert len(after) == 2 and all(k == -1 for k in after) and known.view_of(int(keys[0])) is None
