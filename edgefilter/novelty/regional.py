@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -126,7 +127,9 @@ def cell_novelty_per_kept(index: RollingIndex, noise: CellNoise, vec: np.ndarray
     changed = where(keys)
     if not changed.any():
         return None
-    return worst(noise.excess(cells, index.payloads(keys)), changed)
+    got = worst(noise.excess(cells, index.payloads(keys)), changed)
+    # -inf: against some kept frame no cell changed its pixels, so no region of this frame is new
+    return got if math.isfinite(got[1]) else None
 
 
 def cell_novelty_where_needed(index: RollingIndex, noise: CellNoise, vec: np.ndarray, cells: np.ndarray,
