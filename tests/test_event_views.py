@@ -275,8 +275,9 @@ def test_a_small_thing_whole_in_view_is_kept_at_settle_ratio_of_the_threshold():
 
     def crossing(distance: float) -> list:
         steps = [(shaken(bg, rng), E[0])] * 30
-        steps += [(shaken(with_box(bg, x, 220, 80, 50, (40, 110, 200)), rng), at_distance(E[0], E[2 + j % 20], distance))
-                  for j, x in enumerate(xs)]
+        for j, x in enumerate(xs):
+            dog = shaken(with_box(bg, x, 220, 80, 50, (40, 110, 200)), rng)
+            steps.append((dog, at_distance(E[0], E[2 + j % 20], distance)))
         return steps + [(shaken(bg, rng), E[0])] * 30
 
     kept = kept_frames(crossing(0.10))
@@ -307,7 +308,8 @@ def test_remembered_keeps_forget_their_index_keys_when_the_scope_changes():
     rng = np.random.default_rng(14)
     bg = street(14)
     filt = NoveltyFilter(FilterConfig(), DIM, ["cam"], FakeClock())
-    feed(filt, [(shaken(bg, rng), E[0])] * 5 + [(shaken(with_box(bg, 200, 190, 240, 100, (40, 40, 160)), rng), E[1])] * 20)
+    parked = shaken(with_box(bg, 200, 190, 240, 100, (40, 40, 160)), rng)
+    feed(filt, [(shaken(bg, rng), E[0])] * 5 + [(parked, E[1])] * 20)
     known = filt._src["cam"].known
     _, keys = known.kept_views()
     assert len(keys) == 2 and all(known.view_of(int(k)) is not None for k in keys)

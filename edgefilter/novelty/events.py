@@ -17,9 +17,10 @@ An event needs a frame past the threshold, and more than one frame's noise: a si
 RENOVEL x the threshold by the whole image is no event. A frame whose pixels show a whole thing against the
 scene before (at least KNOWN_PIXELS, clear of the border) need only pass ``settle_ratio`` x the threshold
 to open one (``Held.thing``): a small dog or a faint walker moves the embedding less than the threshold,
-and the demo's fresh draws missed a quarter of their visitors (benchmarks/QUALITY.md, finding 20). Keeping the settled frame of a transit kept the
-empty road after the car had left; keeping the most novel frame kept slivers at the edge and blurred
-entries (benchmarks/QUALITY.md, findings 17 and 19).
+and the demo's fresh draws missed a quarter of their visitors (benchmarks/QUALITY.md, finding 20).
+
+Keeping the settled frame of a transit kept the empty road after the car had left; keeping the most
+novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md, findings 17 and 19).
 """
 from __future__ import annotations
 
