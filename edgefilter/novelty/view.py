@@ -223,6 +223,15 @@ def _blob_stats(frame: np.ndarray, background: np.ndarray):
     return labels, stats, _cut(residual, level, labels, count)
 
 
+def _things(stats: np.ndarray, cut: np.ndarray, share: float = THING_SHARE) -> np.ndarray:
+    """(count,) bool, per label of :func:`_blob_stats`: the blobs that are things, clear of the border and at
+    least ``share`` of the largest blob (0: every blob clear of the border); the background label 0 is none."""
+    areas = stats[:, cv2.CC_STAT_AREA]
+    thing = ~cut & (areas >= share * areas[1:].max())
+    thing[0] = False
+    return thing
+
+
 def changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: int, things: bool = False
                   ) -> np.ndarray:
     """Which cells of a rows x cols grid (row-major, as the regions graph's) hold changed pixels of a thing
@@ -233,10 +242,7 @@ def changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: in
     if got is None:
         return np.zeros(rows * cols, bool)
     labels, stats, cut = got
-    areas = stats[:, cv2.CC_STAT_AREA]
-    thing = ~cut & (areas >= (THING_SHARE * areas[1:].max() if things else 0))
-    thing[0] = False
-    whole = thing[labels].astype(np.float32)
+    whole = _things(stats, cut, THING_SHARE if things else 0.0)[labels].astype(np.float32)
     return cv2.resize(whole, (cols, rows), interpolation=cv2.INTER_AREA).ravel() > 0
 
 
@@ -246,15 +252,13 @@ def change(frame: np.ndarray, background: np.ndarray) -> Change:
     if got is None:
         return NO_CHANGE
     labels, stats, cut = got
+    things = int(_things(stats, cut).sum())
     areas = stats[1:, cv2.CC_STAT_AREA].astype(int)
     cut = cut[1:]
-    largest = int(areas.max())
-    whole = areas[~cut]
     x, y, w, h = (stats[1:, k] for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
     rows, cols = labels.shape
     near = ~cut & ((x <= 1) | (y <= 1) | (x + w >= cols - 1) | (y + h >= rows - 1))
-    return Change(int(whole.sum()), int(areas[cut].sum()), int((whole >= THING_SHARE * largest).sum()),
-                  int(areas[near].sum()))
+    return Change(int(areas[~cut].sum()), int(areas[cut].sum()), things, int(areas[near].sum()))
 
 
 def unchanged(frame: np.ndarray, background: np.ndarray) -> bool:
