@@ -27,7 +27,7 @@ synthetic transits, static demo street). Held out: every real stream (road trans
 highways, static room), though the bottle stream's traces were read for finding 19 (so was the road's
 for finding 17: held out for constants, not for the design). Other draws of the same footage (other
 visitors, orders, speeds, shuffles, hold lengths and nuisance; "held out, other draw") were never traced;
-two draws were ("other draw, traced in finding 19"). Real clips are read from --data, never copied (credit:
+two draws were ("other draw, traced in finding 19") and one more demo draw ("traced in finding 20"). Real clips are read from --data, never copied (credit:
 Intel IoT devkit sample-videos, CC BY 4.0; bgslibrary dataset, MIT).
 """
 from __future__ import annotations
@@ -366,9 +366,6 @@ def features(stream: Stream, cache: Path) -> Features:
 
 
 # ----------------------------------------------------------------------------- running a filter
-
-
-_PREVIOUS_CLASS = None
 
 
 def filter_class_at(rev: str):
