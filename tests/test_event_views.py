@@ -16,9 +16,8 @@ from edgefilter.config import FilterConfig
 from edgefilter.novelty import NoveltyFilter
 from edgefilter.novelty.known import Known
 from edgefilter.novelty.view import change, view_thumbnail
-from scenes import street
+from scenes import H, W, street
 
-W, H = 640, 360
 DIM = 32
 FPS = 10.0
 E = np.eye(DIM, dtype=np.float32)

@@ -22,10 +22,9 @@ from edgefilter.model import Embedder
 from edgefilter.novelty import NoveltyFilter
 from edgefilter.novelty.view import change, changed_cells, unchanged, view_thumbnail
 from edgefilter.preprocess import preprocess
-from scenes import street
+from scenes import H, W, street
 
 ROOT = Path(__file__).resolve().parent.parent
-W, H = 640, 360
 CAR = (260, 120)
 
 
