@@ -77,6 +77,15 @@ def test_daemon_process_publishes_kept_frames_and_metrics_agree(daemon_config, t
         else:
             pytest.fail(f"timed out: {len(msgs)} messages, samples {samples}")
         proc.send_signal(signal.SIGTERM)
+        # An event still open when the clip ended is decided when the source has been quiet for max_hold_s,
+        # or at shutdown at the latest (nothing kept is lost): listen until the daemon has exited.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            msg = sub.recv(timeout=0.2)
+            if msg is not None:
+                msgs.append(msg)
+            elif proc.poll() is not None:
+                break
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
