@@ -132,7 +132,8 @@ class Daemon:
     def _start(self) -> None:
         cfg = self.cfg
         self.metrics.build_info.info({"version": __version__})
-        # Bind first, so subscribers already waiting receive the very first kept frame.
+        # Bind first, so subscribers already waiting connect while the model loads; the publisher holds the
+        # first messages until one has subscribed (at most its startup grace), so it receives the first keep.
         self.publisher = Publisher(cfg.publish, self.metrics, model_id="", clock=self.clock, base_dir=cfg.base_dir)
         self.publisher.start()
         log.info("publishing on %s", self.publisher.bound_endpoint)

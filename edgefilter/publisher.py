@@ -17,6 +17,12 @@ unsubscribe, including the ones libzmq generates when a subscriber disconnects) 
 keeps ``edgefilter_subscribers`` at the number of live topic subscriptions (a client
 subscribed to ``frame/`` and ``drift/`` counts 2).
 
+Slow joiners: a subscriber started before the daemon connects only at its next reconnect
+attempt (ZeroMQ retries every 100 ms) plus a handshake, and PUB/SUB drops what is sent
+before its subscription arrives. So for ``startup_grace_s`` after the bind, and only
+while nobody has subscribed, the thread holds what is queued; the first subscription
+(or the end of the grace) releases it. After that nothing is ever held.
+
 Security: a bind that is not local (``tcp://127.x``, ``tcp://localhost``,
 ``tcp://[::1]``, ``ipc://``, ``inproc://`` are local) needs CURVE - a server
 certificate with its secret key (``publish.curve.secret_key_file``, as written by
@@ -56,6 +62,7 @@ log = logging.getLogger(__name__)
 # publisher thread falls behind (JPEG encoding), not when subscribers are slow.
 DEFAULT_QUEUE_SIZE = 1024
 _POLL_S = 0.05  # longest idle wait before the thread looks at subscriptions again
+DEFAULT_STARTUP_GRACE_S = 1.0  # a waiting subscriber reconnects every 0.1 s: ten tries, under load too
 
 
 def is_local_endpoint(endpoint: str) -> bool:
@@ -94,7 +101,7 @@ class Publisher:
 
     def __init__(self, cfg: PublishConfig, metrics: Metrics, model_id: str, context: zmq.Context | None = None,
                  clock: Clock = SYSTEM_CLOCK, queue_size: int = DEFAULT_QUEUE_SIZE,
-                 base_dir: str | os.PathLike = "."):
+                 base_dir: str | os.PathLike = ".", startup_grace_s: float = DEFAULT_STARTUP_GRACE_S):
         if queue_size < 1:
             raise ValueError("queue_size must be >= 1")
         self._cfg = cfg
@@ -107,6 +114,7 @@ class Publisher:
         self._base_dir = Path(base_dir)  # relative key paths resolve against the config's folder
         self._queue: collections.deque[tuple[str, Any]] = collections.deque()
         self._queue_size = queue_size
+        self._startup_grace_s = max(0.0, startup_grace_s)
         self._cond = threading.Condition()
         self._stopping = False
         self._deadline: float | None = None
@@ -329,6 +337,7 @@ class Publisher:
         sock = self._socket
         assert sock is not None
         try:
+            self._await_first_subscriber(sock)
             while True:
                 with self._cond:
                     if not self._queue and not self._stopping:
@@ -369,6 +378,17 @@ class Publisher:
             sock.close()
             self._socket = None
             self._metrics.subscribers.set(0)
+
+    def _await_first_subscriber(self, sock: zmq.Socket) -> None:
+        """Hold the queue (bounded by the grace, the queue size and ``stop``) until someone subscribes."""
+        until = self._clock.monotonic() + self._startup_grace_s
+        while self._subscriptions == 0 and self._clock.monotonic() < until:
+            with self._cond:
+                if self._stopping:
+                    return
+            self._read_subscriptions(sock)
+            if self._subscriptions == 0:
+                self._clock.sleep(0.005)
 
     def _read_subscriptions(self, sock: zmq.Socket) -> None:
         changed = False

@@ -12,6 +12,7 @@ import zmq
 import zmq.auth
 
 from edgefilter.client import Subscriber
+from edgefilter.clock import FakeClock
 from edgefilter.config import CurveConfig, PublishConfig
 from edgefilter.errors import PublishError
 from edgefilter.frame import Frame
@@ -353,3 +354,42 @@ def test_a_frame_that_cannot_be_encoded_is_counted_and_the_thread_goes_on(starte
     assert msg.seq == 1 and sub.gaps["cam1"] == 0  # joined at seq 1: the subscriber cannot know about seq 0
     assert metrics.value("edgefilter_publish_dropped_total", kind="frame") == 1
     assert any("frame from cam1 not published" in r.getMessage() for r in caplog.records)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_subscriber_waiting_before_the_bind_receives_the_first_frame(metrics):
+    # The daemon binds, loads its model and keeps frame 0 at once; a subscriber started first reconnects only
+    # every 100 ms, so without the startup grace the first keep went to no one (startup_grace_s=0: 5 of 6
+    # runs lost frame 0 here).
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with Subscriber(endpoint, topics=("frame/",)) as sub:
+        pub = Publisher(PublishConfig(bind=endpoint), metrics, MODEL, startup_grace_s=30.0)
+        pub.start()
+        try:
+            pub.publish_frame(make_frame("cam1", 0), 0.3, "novel", 0.1)
+            wait_for(lambda: metrics.value("edgefilter_subscribers") >= 1, what="subscription")
+            wait_for(lambda: pub.pending() == 0, what="the queue to empty")
+            pub.publish_frame(make_frame("cam1", 1), 0.3, "novel", 0.1)
+            got = recv_frames(sub, 2)
+        finally:
+            pub.stop(0.5)
+    assert [m.seq for m in got] == [0, 1]
+
+
+def test_with_no_subscriber_the_startup_grace_ends_and_frames_are_sent_to_no_one(metrics):
+    clock = FakeClock()  # sleeping on it advances it: the grace passes without waiting
+    pub = Publisher(PublishConfig(bind=LOCAL), metrics, MODEL, clock=clock, startup_grace_s=5.0)
+    pub.start()
+    try:
+        pub.publish_frame(make_frame("cam1", 0), 0.3, "novel", 0.1)
+        wait_for(lambda: metrics.value("edgefilter_frames_published_total", source="cam1") == 1,
+                 what="the frame to leave")
+        assert clock.monotonic() >= 5.0
+    finally:
+        pub.stop(0.5)
