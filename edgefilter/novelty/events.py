@@ -16,8 +16,9 @@ floor) or ``max_hold_s`` passes. Then one frame is kept:
 An event needs a frame past the threshold, and more than one frame's noise: a single novel frame at most
 RENOVEL x the threshold by the whole image is no event. A frame whose pixels show a whole thing against the
 scene before (at least KNOWN_PIXELS, clear of the border) need only pass ``settle_ratio`` x the threshold
-to open one (``Held.thing``): a small dog or a faint walker moves the embedding less than the threshold,
-and the demo's fresh draws missed a quarter of their visitors (benchmarks/QUALITY.md, finding 20).
+to open one (``Held.thing``) or, joining an open one, to count as its novel frame: a small dog or a faint
+walker moves the embedding less than the threshold, and the demo's fresh draws missed a quarter of their
+visitors (benchmarks/QUALITY.md, findings 20 and 21).
 
 Keeping the settled frame of a transit kept the empty road after the car had left; keeping the most
 novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md, findings 17 and 19).
@@ -31,6 +32,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import view as views
+from .known import KNOWN_PIXELS
 
 # Frames of the last decided event remembered per source (see Recent).
 RECENT_FRAMES = 32
@@ -140,6 +142,17 @@ def fading(cand: Candidate, threshold: float) -> int:
     return cand.quiet
 
 
+def shows_thing(shown: views.Change) -> bool:
+    """A thing clear of the border, of at least KNOWN_PIXELS: a picture to label, however little it moved the
+    embedding."""
+    return shown.things > 0 and shown.whole >= KNOWN_PIXELS
+
+
+def best_view_key(shown: views.Change, h: Held) -> tuple:
+    """Sort key of an event's frames, best view first."""
+    return shown.things, shown.framed, h.score
+
+
 def seen_before(got: Exact, h: Held, known: Callable[[Held, bool], bool]) -> bool:
     """Whether a frame's novelty is the embedding's alone and its pixels were seen before. A frame novel by
     its region cells is new where pixels changed beyond the source's noise (a ball on a kept empty street
@@ -161,8 +174,13 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
         got = exact(last, settle_ratio)
         if got.score > settle_ratio and not seen_before(got, last, known):
             return Pick(last, got, settle_ratio, "settled")
-    novel = [h for h in cand.frames if h.score > 1.0 or (h.thing and h.score > settle_ratio)]
-    if not novel or (len(novel) == 1 and not (novel[0].by_region or novel[0].thing) and novel[0].score <= RENOVEL):
+    # A frame past settle_ratio that shows a whole thing is novel, whether it opened the event (Held.thing) or
+    # joined it: a car whose entry barely passed the threshold is a picture to keep once it is whole.
+    def thing(h: Held) -> bool:
+        return h.score > settle_ratio and (h.thing or shows_thing(view_of(cand, h)))
+
+    novel = [h for h in cand.frames if h.score > 1.0 or thing(h)]
+    if not novel or (len(novel) == 1 and not (novel[0].by_region or thing(novel[0])) and novel[0].score <= RENOVEL):
         # No frame passed the threshold, or one frame's whole image barely did: what an exposure step or a
         # re-encoding does to one frame's embedding (a region's score is pixel-backed: its cells changed
         # pixels against the scene before, and one frame of a faint walker may be all that passes)
@@ -173,12 +191,7 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     # border counted half: view.Change.framed), then the most novel; the sort is stable, so the earliest of
     # equals.
     pool = [h for h in cand.frames if h.score > settle_ratio]
-
-    def best_first(h: Held) -> tuple:
-        shown = view_of(cand, h)
-        return shown.things, shown.framed, h.score
-
-    for h in sorted(pool, key=best_first, reverse=True)[:TRIES]:
+    for h in sorted(pool, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
         got = exact(h, settle_ratio)
         if got.score > settle_ratio and not seen_before(got, h, known):
             return Pick(h, got, settle_ratio, "best view")

@@ -15,9 +15,9 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading
+from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, shows_thing
 from .index import Probe, RollingIndex, unit
-from .known import KNOWN_PIXELS, Known, known_pixels
+from .known import Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
 from .view import change, changed_cells, unchanged
 from .whole import Motion, is_novel
@@ -394,10 +394,9 @@ class NoveltyFilter:
     def _shows_thing(st: _SourceState, it: _Item) -> bool:
         """Whether the frame shows a thing clear of the border, of at least KNOWN_PIXELS, against the scene
         before (a small new thing that moves the embedding less than the threshold)."""
-        if it.view is None or st.background is None:
-            return False
-        got = change(it.view, st.background)
-        return got.things > 0 and got.whole >= KNOWN_PIXELS
+        if it.view is None or st.background is None or st.background is it.view:
+            return False  # no background, or the frame just became it (a still scene): nothing to show
+        return shows_thing(change(it.view, st.background))
 
     def _continues(self, st: _SourceState, cfg: FilterConfig, it: _Item, threshold: float) -> bool:
         """Whether a novel frame is not novel against the frames of the event decided last (and that
