@@ -12,7 +12,8 @@ JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
   pixels changed, pre-gate on);
 - **default, no pre-gate**: the same with `gates.skip_unchanged: 0`;
 - **whole image only**: the defaults with `filter.regional: false` (the default before finding 18);
-- **finding 19 default**: the filter of commit a5ef5af (the default before finding 20), from git;
+- **finding 20 default**, **finding 19 default**: the filter of commit 7cd31c3 (before finding 21) and of
+  a5ef5af (before finding 20), from git;
 - **previous default**: the filter of commit d7a8cef (regional on, settled-frame events), for reference.
 
 Scores. Object streams (things pass through; labelled per object with the frames it is visible and the
@@ -65,6 +66,7 @@ log = logging.getLogger("corpus_bench")
 MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 PREVIOUS = "d7a8cef"   # the commit whose filter is the "previous default" row
 FINDING19 = "a5ef5af"  # the default before finding 20 (best views, known pixels, other draws)
+FINDING20 = "7cd31c3"  # the default before finding 21 (things that join an event)
 NEW_DRAW = "held out, other draw"  # never traced while the rules they report on were made
 TRACED = "other draw, traced in finding 19"
 TRACED_20 = "other draw, traced in finding 20"
@@ -410,6 +412,7 @@ def methods() -> list[Method]:
         Method("default", d),
         Method("default, no pre-gate", d, gate=False),
         Method("whole image only (regional off)", dataclasses.replace(d, regional=False)),
+        Method(f"finding 20 default ({FINDING20})", d, rev=FINDING20),
         Method(f"finding 19 default ({FINDING19})", d, rev=FINDING19),
         Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, rev=PREVIOUS,
                old_items=True),
