@@ -71,6 +71,7 @@ NEW_DRAW = "held out, other draw"  # never traced while the rules they report on
 TRACED = "other draw, traced in finding 19"
 TRACED_20 = "other draw, traced in finding 20"
 TRACED_21 = "other draw, traced in finding 21"
+FRESH_21 = "held out, other draw, first run in finding 21"  # drawn and scored before any rule of finding 21 was set
 FEATURES_VERSION = 1
 
 # Road clip labels, by eye from contact sheets of every 2nd-5th frame (2026-12-01): visible = any part in
@@ -323,6 +324,14 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(Corpus(asl_stream(data, 60.0, seed=1), "states", NEW_DRAW))
         out.append(Corpus(bottle_stream(data, 120.0, seed=2, spread=4.0), "states", NEW_DRAW))
         out.append(Corpus(asl_stream(data, 60.0, seed=2, spread=4.0), "states", NEW_DRAW))
+    # Finding 21: fresh draws, scored once with finding 20's rules before anything was changed for them; the
+    # road at 12 fps then showed two cars in one event (traced: TRACED_21 in QUALITY.md's split).
+    out.append(demo_corpus(seed=12, split=FRESH_21))
+    out.append(demo_corpus(seed=13, split=FRESH_21))
+    if data is not None and (data / "labels.json").is_file():
+        out.append(road_corpus(data, fps=12.0, seed=33, name="road-transits-12fps", split=TRACED_21))
+        out.append(Corpus(bottle_stream(data, 120.0, seed=3, spread=4.0), "states", FRESH_21))
+        out.append(Corpus(asl_stream(data, 60.0, seed=3, spread=4.0), "states", FRESH_21))
     return out
 
 

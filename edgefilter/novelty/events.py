@@ -25,7 +25,6 @@ novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md,
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -36,12 +35,14 @@ from .known import KNOWN_PIXELS
 
 # Frames of the last decided event remembered per source (see Recent).
 RECENT_FRAMES = 32
-# An event fades when its frames stop being novel (a frame counts as novel again only above this many
-# times the threshold: distances of a receding thing wander around it) while what changed shows at most
-# FADED_VIEW of its best view (a car driving away; nothing, once it has left).
+# A single frame of the whole image at most this many times the threshold is no event (an exposure step);
+# without thumbnails, an event's frames fade at the threshold and only one past this renews it (distances
+# of a receding thing wander around the threshold).
 RENOVEL = 1.2
 # Frames of an event tried for its keep, best view first (each try: an exact search and the known test).
 TRIES = 8
+# With thumbnails, an event fades while what changed shows at most this share of its best view (a car
+# driving away; nothing, once it has left).
 FADED_VIEW = 0.5
 
 
@@ -123,22 +124,22 @@ def view_score(cand: Candidate, h: Held) -> float:
     return view_of(cand, h).view
 
 
-def fading(cand: Candidate, threshold: float) -> int:
-    """Account the event's newest frame; return how many frames in a row have been fading. With
-    thumbnails, novelty here is the whole image's: a small thing that drives away stays novel to the
-    regional rule, and the shrinking view says it is going."""
+def fading(cand: Candidate) -> int:
+    """Account the event's newest frame; return how many frames in a row have been fading. With thumbnails
+    the view decides, however novel the frames still are: a car driving away stays novel to the embedding
+    while it shrinks into the distance, and the next car came in before that car's event faded, so one
+    event held both and kept one of them (the road at 12 fps, benchmarks/QUALITY.md, finding 21). Without
+    thumbnails, novelty alone (regions included)."""
     h = cand.frames[-1]
+    if cand.background is None or h.view is None:
+        if h.score <= 1.0:
+            cand.quiet += 1
+        elif h.score > RENOVEL:
+            cand.quiet = 0
+        return cand.quiet
     shown = view_score(cand, h)
     cand.peak = max(cand.peak, shown)
-    if cand.background is None or h.view is None:  # no thumbnails: novelty alone, regions included
-        small, novelty = True, h.score
-    else:
-        small = shown <= FADED_VIEW * cand.peak
-        novelty = math.inf if h.distance is None else h.distance / max(threshold, 1e-9)
-    if novelty <= 1.0 and small:
-        cand.quiet += 1
-    elif novelty > RENOVEL:
-        cand.quiet = 0
+    cand.quiet = cand.quiet + 1 if shown <= FADED_VIEW * cand.peak else 0
     return cand.quiet
 
 

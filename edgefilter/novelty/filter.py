@@ -278,7 +278,7 @@ class NoveltyFilter:
         thing = False
         if not novel and event and self._score(dist, worst[1] if worst else None, threshold, cfg) > cfg.settle_ratio:
             thing = novel = self._shows_thing(st, it)
-        if novel and event and self._continues(st, cfg, it, threshold):
+        if novel and event and self._continues(st, cfg, it, threshold, thing):
             # like a frame of the event just decided (the other half of a blinking light, a swinging sign,
             # the rest of a long visit): still that event, not a new one
             novel = False
@@ -342,8 +342,8 @@ class NoveltyFilter:
         kept = False
         # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames
         settled = cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
-        # the thing left, or shrank to a fraction of its best view, and the frames stopped being novel
-        faded = fading(cand, st.threshold) >= cfg.settle_frames
+        # the thing left, or shrank to a fraction of its best view (without thumbnails: the frames stopped being novel)
+        faded = fading(cand) >= cfg.settle_frames
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
             kept = self._close(it.source, st, it.ts, probes=probes, settled=settled)
             routed.add(it.source)
@@ -398,16 +398,20 @@ class NoveltyFilter:
             return False  # no background, or the frame just became it (a still scene): nothing to show
         return shows_thing(change(it.view, st.background))
 
-    def _continues(self, st: _SourceState, cfg: FilterConfig, it: _Item, threshold: float) -> bool:
+    def _continues(self, st: _SourceState, cfg: FilterConfig, it: _Item, threshold: float,
+                   thing: bool = False) -> bool:
         """Whether a novel frame is not novel against the frames of the event decided last (and that
-        memory is still alive): then it belongs to that event. Extends the memory when it does."""
+        memory is still alive): then it belongs to that event. Extends the memory when it does. A frame novel
+        by its pixels alone (``thing``: the embedding moved less than the threshold) belongs to it while the
+        memory is alive: the scene has not looked as before since, so its thing is still in view (a car
+        driving away, small in the distance)."""
         recent = st.last_event
         if recent is None or it.ts > recent.until_ts:
             st.last_event = None
             return False
         # The whole image only: a thing that moves on enters other region cells, which are new to the cells
         # of the event's frames, and it is still the same thing (the memory ends when the scene is still).
-        if not (1.0 - recent.vectors @ it.vector <= threshold).any():
+        if not thing and not (1.0 - recent.vectors @ it.vector <= threshold).any():
             return False
         recent.until_ts = it.ts + cfg.max_hold_s
         return True
