@@ -315,16 +315,20 @@ def driving_away(bg: np.ndarray, rng: np.random.Generator, vector: np.ndarray, f
     return steps
 
 
+def after_a_car_drove_away(seed: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray, list]:
+    """(rng, street, the car's vector, frames): the empty street for 3 s, then a car driving away."""
+    rng = np.random.default_rng(seed)
+    bg = street(seed)
+    first = at_distance(E[0], E[2], 0.3)
+    return rng, bg, first, [(shaken(bg, rng), E[0])] * 30 + driving_away(bg, rng, first)
+
+
 def test_a_car_driving_away_is_kept_at_its_best_view_and_the_next_one_on_its_own():
     # The road at 12 fps: the first car shrinks into the distance, novel to the whole image to the end, and
     # the next comes in from the border before it is gone. An event faded only once its frames stopped being
     # novel: on the road both cars were one event and one of them was kept; here (7e46988) the first car was
     # kept small, in the distance (frame 45). It fades when the view has shrunk to half its best.
-    rng = np.random.default_rng(14)
-    bg = street(14)
-    first = at_distance(E[0], E[2], 0.3)
-    steps = [(shaken(bg, rng), E[0])] * 30
-    steps += driving_away(bg, rng, first)
+    rng, bg, first, steps = after_a_car_drove_away(14)
     small = with_box(bg, 240, 240, 120, 60, (25, 25, 25))
     steps += [(shaken(small, rng), first)] * 3
     start = len(steps)
@@ -341,11 +345,7 @@ def test_a_car_small_in_the_distance_after_its_event_faded_is_not_kept_again():
     # the image, and so little change to the embedding that it is nearer the empty road's keep than the
     # car's, and each frame differs from the others by more than the threshold. Its pixels alone would open
     # a new event (past settle_ratio); it continues the one decided.
-    rng = np.random.default_rng(15)
-    bg = street(15)
-    first = at_distance(E[0], E[2], 0.3)
-    steps = [(shaken(bg, rng), E[0])] * 30
-    steps += driving_away(bg, rng, first)
+    rng, bg, _, steps = after_a_car_drove_away(15)
     for j in range(20):  # far away, still driving (12 px a frame: more than a shake)
         steps.append((shaken(with_box(bg, 120 + 12 * j, 240, 120, 60, (25, 25, 25)), rng),
                       at_distance(E[0], E[6 + j], 0.10)))
