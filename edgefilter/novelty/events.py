@@ -2,7 +2,8 @@
 
 A novel frame opens a *candidate* for its source; every following frame of that source joins it until
 the scene is still again (``settle_frames`` frames in a row that each moved less than the source's noise
-floor) or ``max_hold_s`` passes. Then one frame is kept:
+floor), the event fades (``settle_frames`` frames in a row that show at most FADED_VIEW of its best view:
+see :func:`fading`) or ``max_hold_s`` passes. Then one frame is kept:
 
 - the scene **settled into a new state** (its thumbnail differs from the scene before the event:
   something was put down, someone sat down): the settled frame, when it is farther than
