@@ -30,7 +30,7 @@ for finding 17: held out for constants, not for the design). Other draws of the 
 visitors, orders, speeds, shuffles, hold lengths and nuisance; "held out, other draw") were never traced;
 two draws were ("other draw, traced in finding 19"), one more demo draw ("traced in finding 20"), and
 demo seed 10 and the road at 12 fps ("traced in finding 21"). Five draws were first run in finding 21, with
-the code before it, and the other three of them were never traced ("first run in finding 21"). Real clips
+the code before it; the four besides the road were never traced ("first run in finding 21"). Real clips
 are read from --data, never copied (credit: Intel IoT devkit sample-videos, CC BY 4.0; bgslibrary dataset,
 MIT).
 """
