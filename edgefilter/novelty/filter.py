@@ -15,7 +15,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, shows_thing
+from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, shows_thing, view_of
 from .index import Probe, RollingIndex, unit
 from .known import Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -517,8 +517,11 @@ class NoveltyFilter:
 
         def exact(h: Held, enough: float) -> Exact:
             # settle_ratio relaxes the whole-image test only: region changes are in units of the source's own
-            # noise already, and a halved region threshold kept unchanged scenes again (QUALITY.md, finding 16)
-            return self._exact(scope, st, cfg, h, threshold, enough, region_scale=enough,
+            # noise already, and a halved region threshold kept unchanged scenes again (QUALITY.md, finding 16).
+            # Not so for a frame whose pixels show a whole thing: it is no unchanged scene, and its region cells
+            # relax as its whole image does (a dog the colour of the pavement: finding 22)
+            scale = 1.0 if shows_thing(view_of(cand, h)) else enough
+            return self._exact(scope, st, cfg, h, threshold, enough, region_scale=scale,
                                background=cand.background, also=st.known.last_kept())
 
         # seen frames count only from before the event began: those since may show the thing itself, on its
