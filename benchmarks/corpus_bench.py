@@ -62,20 +62,20 @@ from edgefilter.clock import FakeClock  # noqa: E402
 from edgefilter.config import FilterConfig, GatesConfig  # noqa: E402
 from edgefilter.gates import ChangeGate, grey_thumbnail  # noqa: E402
 from edgefilter.novelty import NoveltyFilter  # noqa: E402
-from edgefilter.novelty.view import view_thumbnail  # noqa: E402
+from edgefilter.novelty.view import luma, view_thumbnail  # noqa: E402
 from edgefilter.preprocess import preprocess  # noqa: E402
 
 log = logging.getLogger("corpus_bench")
 MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 PREVIOUS = "d7a8cef"   # the commit whose filter is the "previous default" row
-FINDING19 = "a5ef5af"  # the default before finding 20 (best views, known pixels, other draws)
-FINDING20 = "7cd31c3"  # the default before finding 21 (things that join an event)
+FINDING21 = "1bd0836"  # the default before finding 22 (region cells of a thing, colour)
 NEW_DRAW = "held out, other draw"  # never traced while the rules they report on were made
 TRACED = "other draw, traced in finding 19"
 TRACED_20 = "other draw, traced in finding 20"
 TRACED_21 = "other draw, traced in finding 21"
 FRESH_21 = "held out, other draw, first run in finding 21"  # drawn and scored before any rule of finding 21 was set
 FEATURES_VERSION = 1
+VIEWS_VERSION = 2  # 2: luma and colour (finding 22); 1 (grey) rode in the features file
 
 # Road clip labels, by eye from contact sheets of every 2nd-5th frame (2026-12-01): visible = any part in
 # view; whole = the whole vehicle inside the image. Frame numbers of ../shared/data/road/sparse-road.avi.
@@ -346,7 +346,26 @@ class Features:
     vec: np.ndarray      # (K, dim) unit
     cells: np.ndarray    # (K, R, d) float16
     thumb: np.ndarray    # (K, 36, 64) float32
-    view: np.ndarray     # (K, 90, 160) uint8
+    view: np.ndarray     # (K, 90, 160, 3) uint8: luma, Cr, Cb (view_thumbnail)
+
+
+def views(stream: Stream, cache: Path) -> np.ndarray:
+    """The stream's view thumbnails (no model: rendered only), cached apart from the embeddings so that a new
+    thumbnail needs no new embedding run."""
+    h = hashlib.sha1(repr((VIEWS_VERSION, stream.description, stream.renders)).encode())
+    path = cache / f"{stream.name}-views-{h.hexdigest()[:12]}.npy"
+    if path.is_file():
+        return np.load(path)
+    out = None
+    for keys, images in render_batches(stream):
+        for k, img in zip(keys, images):
+            v = view_thumbnail(img)
+            if out is None:
+                out = np.zeros((len(stream.renders),) + v.shape, np.uint8)
+            out[k] = v
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
 
 
 def features(stream: Stream, cache: Path) -> Features:
@@ -355,7 +374,7 @@ def features(stream: Stream, cache: Path) -> Features:
     path = cache / f"{stream.name}-{h.hexdigest()[:12]}.npz"
     if path.is_file():
         z = np.load(path)
-        return Features(z["vec"], z["cells"], z["thumb"], z["view"])
+        return Features(z["vec"], z["cells"], z["thumb"], views(stream, cache))
     from edgefilter.model import Embedder
 
     emb = Embedder(MODEL, providers="cpu", threads=2)
@@ -363,7 +382,6 @@ def features(stream: Stream, cache: Path) -> Features:
     t0 = time.perf_counter()
     vec = cells = None
     thumb = np.zeros((K, 36, 64), np.float32)
-    view = np.zeros((K, 90, 160), np.uint8)
     for keys, images in render_batches(stream):
         r = emb.embed(np.stack([preprocess(img, emb.input_size, emb.colour) for img in images]))
         if vec is None:
@@ -373,11 +391,10 @@ def features(stream: Stream, cache: Path) -> Features:
         cells[keys] = r.regions.astype(np.float16)
         for k, img in zip(keys, images):
             thumb[k] = grey_thumbnail(img)
-            view[k] = view_thumbnail(img)
     log.info("%s: %d distinct images embedded in %.0f s", stream.name, K, time.perf_counter() - t0)
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, vec=vec, cells=cells, thumb=thumb, view=view)
-    return Features(vec, cells, thumb, view)
+    np.savez(path, vec=vec, cells=cells, thumb=thumb)
+    return Features(vec, cells, thumb, views(stream, cache))
 
 
 # ----------------------------------------------------------------------------- running a filter
@@ -425,8 +442,7 @@ def methods() -> list[Method]:
         Method("default", d),
         Method("default, no pre-gate", d, gate=False),
         Method("whole image only (regional off)", dataclasses.replace(d, regional=False)),
-        Method(f"finding 20 default ({FINDING20})", d, rev=FINDING20),
-        Method(f"finding 19 default ({FINDING19})", d, rev=FINDING19),
+        Method(f"finding 21 default ({FINDING21})", d, rev=FINDING21),
         Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, rev=PREVIOUS,
                old_items=True),
     ]
@@ -438,6 +454,13 @@ class Run:
     decided: dict[int, int]
     skipped: float
     restart_kept: int = 0
+
+
+def view_of(f: Features, k: int, m: Method) -> np.ndarray | None:
+    """Render k's thumbnail as method m takes it: none for the naive filter, grey for commits before colour."""
+    if not m.views:
+        return None
+    return luma(f.view[k]) if m.rev else f.view[k]
 
 
 def run_method(c: Corpus, f: Features, m: Method) -> Run:
@@ -477,7 +500,7 @@ def run_method(c: Corpus, f: Features, m: Method) -> Run:
         vec = f.vec[last]
         cells = f.cells[last].astype(np.float32) if regional else None
         item = (name, i / s.fps, vec, cells, i) if m.old_items else (name, i / s.fps, vec, cells, i,
-                                                                    f.view[k] if m.views else None)
+                                                                    view_of(f, k, m))
         d = filt.decide([item])[0]
         if d.keep:
             kept.append(i)

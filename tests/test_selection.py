@@ -20,7 +20,7 @@ from edgefilter.config import FilterConfig, GatesConfig, parse_config
 from edgefilter.gates import ChangeGate, grey_thumbnail
 from edgefilter.model import Embedder
 from edgefilter.novelty import NoveltyFilter
-from edgefilter.novelty.view import change, changed_cells, unchanged, view_thumbnail
+from edgefilter.novelty.view import change, changed_cells, luma, unchanged, view_thumbnail
 from edgefilter.preprocess import preprocess
 from scenes import H, W, street
 
@@ -238,6 +238,24 @@ def test_view_change_ignores_camera_realism_and_finds_a_thing(embedder):
     inside, cut = change(view_thumbnail(with_car(bg, 200)), ref), change(view_thumbnail(with_car(bg, -150)), ref)
     assert inside.whole > 0 and inside.edge == 0
     assert cut.edge > 0 and cut.whole == 0 and cut.view < inside.view
+
+
+def test_view_change_sees_a_thing_by_its_colour_where_its_grey_is_the_roads_and_camera_realism_adds_none():
+    # An orange-red box with the road's grey (luma 95 against 92): brightness alone shows nothing, colour a
+    # whole thing (finding 22: orange dogs on the demo's pavement went unseen). Shake, exposure, flicker,
+    # noise and JPEG's halved colour resolution add no colour change to the empty road.
+    rng = np.random.default_rng(10)
+    bg = street(9)
+    ref = view_thumbnail(bg)
+    assert ref.shape == (90, 160, 3)
+    box = bg.copy()
+    cv2.rectangle(box, (260, 195), (340, 260), (0, 60, 200), -1)  # above the lane marks
+    seen = change(view_thumbnail(box), ref)
+    assert seen.things == 1 and seen.whole >= 23 and seen.edge == 0, seen
+    assert change(luma(view_thumbnail(box)), luma(ref)).pixels == 0  # what the grey thumbnails saw
+    for _ in range(40):
+        ok, jpeg = cv2.imencode(".jpg", camera(bg, rng), [cv2.IMWRITE_JPEG_QUALITY, 60])
+        assert change(view_thumbnail(cv2.imdecode(jpeg, cv2.IMREAD_COLOR)), ref).pixels == 0
 
 
 def test_view_change_sees_a_small_thing_taken_away_and_a_wholly_new_scene():

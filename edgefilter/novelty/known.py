@@ -21,7 +21,7 @@ import collections
 import cv2
 import numpy as np
 
-from .view import change
+from .view import change, luma
 
 KNOWN_PIXELS = 23    # 1 % of the 64x36 change mask: a thing smaller than that is not a picture to label
 KEPT_VIEWS = 64      # the latest keeps remembered (a state that comes back minutes later)
@@ -34,7 +34,7 @@ SIGNATURE_SIZE = (32, 18)  # (w, h) of the thumbnail that picks them
 
 def signature(view: np.ndarray) -> np.ndarray:
     """A unit vector of the thumbnail, zero mean: exposure gain and offset do not move it."""
-    s = cv2.resize(view, SIGNATURE_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    s = cv2.resize(luma(view), SIGNATURE_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     s -= s.mean()
     return s / max(float(np.linalg.norm(s)), 1e-6)
 
@@ -67,7 +67,10 @@ class Known:
         persistence saves)."""
         if not self._kept:
             return None
-        return np.stack([w for _, w, _ in self._kept]), np.array([k for _, _, k in self._kept], np.int64)
+        views = [w for _, w, _ in self._kept]
+        if len({w.shape for w in views}) > 1:  # grey ones restored from an older state among colour ones
+            views = [luma(w) for w in views]
+        return np.stack(views), np.array([k for _, _, k in self._kept], np.int64)
 
     def restore(self, views: np.ndarray, keys: np.ndarray | None = None) -> None:
         """Remember saved keeps' thumbnails (and their index keys) again after a restart, oldest first."""

@@ -1,4 +1,4 @@
-"""Where a frame changed against a background, from small grey thumbnails (:func:`view_thumbnail`).
+"""Where a frame changed against a background, from small thumbnails (:func:`view_thumbnail`).
 
 Two questions are answered from the same change mask: whether a frame *certainly did not change* (the
 pre-gate may skip the model), and how well a frame of an event *shows* what changed (its best view: the
@@ -19,6 +19,16 @@ unchanged scene:
 Measured by benchmarks/change_nuisance.py (2026-12-01) on the demo street, whose synthetic 1-px edges are
 the worst case: none of 300 frames under random exposure (x0.8-1.2), noise sigma 2-6, JPEG and a shake of
 up to 3 px showed a blob (MIN_LEVEL 12 had let 20 through); real road footage under the same: none.
+
+A thumbnail holds brightness (luma) and colour (the Cr and Cb planes of YCrCb). :func:`change`, which says
+what a frame of an event shows and whether a scene was seen before, compares both: an orange dog on grey
+pavement, a red car before a brick wall are the pavement's and the wall's grey, and brightness alone saw
+a dog where there was none or a car whole where the border cut it (benchmarks/QUALITY.md, finding 22).
+Colour is exposure's gain times its distance from neutral grey, so it needs no fit of its own.
+:func:`unchanged` and :func:`changed_cells`, asked of every frame (the pre-gate, the stillness test, where
+region cells count), compare brightness only: colour there costs 60 % more (0.37 against 0.23 ms a call)
+and, tried on 20 demo draws, found no visitor more (finding 22). So a thing of exactly its background's
+grey all over looks still to them; a real one shows its shading, legs or wheels.
 """
 from __future__ import annotations
 
@@ -27,7 +37,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-VIEW_SIZE = (160, 90)  # (w, h) of the grey thumbnail compared
+VIEW_SIZE = (160, 90)  # (w, h) of the thumbnail compared
 MASK_SIZE = (64, 36)   # the residual is averaged down to this before thresholding
 MIN_LEVEL = 16.0   # grey levels: no smaller residual counts as change, whatever the noise estimate
 NOISE_K = 4.0      # robust standard deviations of the residual that count as change
@@ -43,9 +53,19 @@ _KERNEL = np.ones((5, 5), np.uint8)
 
 
 def view_thumbnail(image: np.ndarray) -> np.ndarray:
-    """The uint8 grey thumbnail of a BGR (or grey) frame that :func:`change` compares."""
-    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return cv2.resize(grey, VIEW_SIZE, interpolation=cv2.INTER_AREA)
+    """The uint8 thumbnail of a frame that :func:`change` compares: (h, w, 3) luma, Cr, Cb of a BGR frame,
+    (h, w) of a grey one. The luma plane is the frame's grey resized (as the thumbnails before colour were)."""
+    if image.ndim == 2:
+        return cv2.resize(image, VIEW_SIZE, interpolation=cv2.INTER_AREA)
+    grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), VIEW_SIZE, interpolation=cv2.INTER_AREA)
+    small = cv2.cvtColor(cv2.resize(image, VIEW_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2YCrCb)
+    small[:, :, 0] = grey
+    return small
+
+
+def luma(view: np.ndarray) -> np.ndarray:
+    """The brightness plane of a thumbnail (a grey thumbnail is one)."""
+    return view if view.ndim == 2 else view[:, :, 0]
 
 
 @dataclass(frozen=True)
@@ -134,25 +154,17 @@ def _near(pixels: np.ndarray) -> np.ndarray | None:
     return cv2.dilate(pixels.astype(np.uint8), _KERNEL).astype(bool)
 
 
-def _residual(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """The MASK_SIZE residual of ``frame`` against ``background`` after exposure, shake and noise, and the
-    level above which it is change (None: the thumbnails cannot be compared)."""
-    if frame.shape != background.shape or frame.size == 0:
-        return None
-    f = frame.astype(np.float32)
-    b = background.astype(np.float32)
-    gain, offset = _fit(b[::2, ::2], f[::2, ::2])  # a quarter of the pixels fit two numbers as well
-    # where the background may be clipped (a white table under a bright exposure) its true grey was at least
-    # (at most) what it shows: a frame brighter there under a darker exposure (darker, under a brighter one)
-    # shows that grey, not a change
-    high, low = _near(b >= CLIP_HIGH), _near(b <= CLIP_LOW)
-    # what the background looks like at the frame's exposure, clipped as the sensor clips it
-    b = np.clip(b * gain + offset, 0.0, 255.0)
-    # Both ways: a thing that appeared lies outside the range of the background's neighbourhood, and a
-    # thing that left (a small dark cap among bright wall) lies outside the range of the frame's. A shift
-    # passes both; one way alone was blind to removals narrower than the shake range.
-    # The way back compares lightly blurred copies (a 1-px line that a sub-pixel shift smeared over two
-    # rows is no removal) and not within the shake range of the border (what a shake moved out of view).
+def _shifted(f: np.ndarray, b: np.ndarray, low: np.ndarray | None = None, high: np.ndarray | None = None
+             ) -> np.ndarray:
+    """How far each pixel of ``f`` lies outside what a shake of ``b`` (already at the frame's exposure) can
+    bring there: full size, >= 0. ``low``/``high``: where ``b`` may be clipped dark/bright, a darker/brighter
+    frame is no change.
+
+    Both ways: a thing that appeared lies outside the range of the background's neighbourhood, and a thing
+    that left (a small dark cap among bright wall) lies outside the range of the frame's. A shift passes
+    both; one way alone was blind to removals narrower than the shake range. The way back compares lightly
+    blurred copies (a 1-px line that a sub-pixel shift smeared over two rows is no removal) and not within
+    the shake range of the border (what a shake moved out of view)."""
     fs, bs = cv2.blur(f, (3, 3)), cv2.blur(b, (3, 3))
     back_darker, back_brighter = bs - cv2.dilate(fs, _KERNEL), cv2.erode(fs, _KERNEL) - bs
     m = _KERNEL.shape[0] // 2
@@ -164,7 +176,38 @@ def _residual(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, fl
         darker[low] = 0.0
     if high is not None:
         brighter[high] = 0.0
-    residual = np.maximum(np.maximum(darker, brighter), 0.0)
+    return np.maximum(np.maximum(darker, brighter), 0.0)
+
+
+def _residual(frame: np.ndarray, background: np.ndarray, colour: bool = False) -> tuple[np.ndarray, float] | None:
+    """The MASK_SIZE residual of ``frame`` against ``background`` after exposure, shake and noise, and the
+    level above which it is change (None: the thumbnails cannot be compared). ``colour``: the colour planes
+    count too, where both thumbnails have them; otherwise brightness alone."""
+    colour = colour and frame.ndim == 3 and background.ndim == 3
+    frame_colour, background_colour = frame, background
+    frame, background = luma(frame), luma(background)
+    if frame.shape != background.shape or frame.size == 0:
+        return None
+    f = frame.astype(np.float32)
+    b = background.astype(np.float32)
+    gain, offset = _fit(b[::2, ::2], f[::2, ::2])  # a quarter of the pixels fit two numbers as well
+    # where the background may be clipped (a white table under a bright exposure) its true grey was at least
+    # (at most) what it shows: a frame brighter there under a darker exposure (darker, under a brighter one)
+    # shows that grey, not a change
+    high, low = _near(b >= CLIP_HIGH), _near(b <= CLIP_LOW)
+    # what the background looks like at the frame's exposure, clipped as the sensor clips it
+    b = np.clip(b * gain + offset, 0.0, 255.0)
+    residual = _shifted(f, b, low, high)
+    if colour:
+        # Cr and Cb: distance from neutral grey, which exposure scales by its gain; unknown where clipped
+        unsure = [m for m in (high, low) if m is not None]
+        for plane in (1, 2):
+            fc = frame_colour[:, :, plane].astype(np.float32) - 128.0
+            bc = (background_colour[:, :, plane].astype(np.float32) - 128.0) * gain
+            shift = _shifted(fc, bc)
+            for m in unsure:
+                shift[m] = 0.0
+            residual = np.maximum(residual, shift)
     residual = cv2.resize(residual, MASK_SIZE, interpolation=cv2.INTER_AREA)
     # the noise left after the shake tolerance (the fit's own residual is mostly shake on textured scenes);
     # capped: when most of the image changed (another person, another view) the median residual is that
@@ -210,9 +253,9 @@ def _cut(residual: np.ndarray, level: float, labels: np.ndarray, count: int) -> 
     return cut
 
 
-def _blob_stats(frame: np.ndarray, background: np.ndarray):
+def _blob_stats(frame: np.ndarray, background: np.ndarray, colour: bool = False):
     """(labels, stats, cut) of the changed blobs, or None when nothing changed."""
-    got = _residual(frame, background)
+    got = _residual(frame, background, colour)
     if got is None:
         return None
     residual, level = got
@@ -247,8 +290,9 @@ def changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: in
 
 
 def change(frame: np.ndarray, background: np.ndarray) -> Change:
-    """What changed in ``frame`` against ``background`` (both :func:`view_thumbnail`)."""
-    got = _blob_stats(frame, background)
+    """What changed in ``frame`` against ``background`` (both :func:`view_thumbnail`), in brightness or colour
+    (brightness alone when either is grey)."""
+    got = _blob_stats(frame, background, colour=True)
     if got is None:
         return NO_CHANGE
     labels, stats, cut = got
