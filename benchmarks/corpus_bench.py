@@ -12,8 +12,8 @@ JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
   pixels changed, pre-gate on);
 - **default, no pre-gate**: the same with `gates.skip_unchanged: 0`;
 - **whole image only**: the defaults with `filter.regional: false` (the default before finding 18);
-- **finding 20 default**, **finding 19 default**: the filter of commit 7cd31c3 (before finding 21) and of
-  a5ef5af (before finding 20), from git;
+- **finding 21 default**: the filter of commit 1bd0836 (before finding 22: no colour, region cells of a
+  thing held to their full threshold), from git, given the grey (luma) thumbnails it was built for;
 - **previous default**: the filter of commit d7a8cef (regional on, settled-frame events), for reference.
 
 Scores. Object streams (things pass through; labelled per object with the frames it is visible and the
@@ -75,7 +75,7 @@ TRACED_20 = "other draw, traced in finding 20"
 TRACED_21 = "other draw, traced in finding 21"
 FRESH_21 = "held out, other draw, first run in finding 21"  # drawn and scored before any rule of finding 21 was set
 FEATURES_VERSION = 1
-VIEWS_VERSION = 2  # 2: luma and colour (finding 22); 1 (grey) rode in the features file
+VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
 
 # Road clip labels, by eye from contact sheets of every 2nd-5th frame (2026-12-01): visible = any part in
 # view; whole = the whole vehicle inside the image. Frame numbers of ../shared/data/road/sparse-road.avi.
@@ -346,7 +346,7 @@ class Features:
     vec: np.ndarray      # (K, dim) unit
     cells: np.ndarray    # (K, R, d) float16
     thumb: np.ndarray    # (K, 36, 64) float32
-    view: np.ndarray     # (K, 90, 160, 3) uint8: luma, Cr, Cb (view_thumbnail)
+    view: np.ndarray     # (K, 3, 90, 160) uint8: luma, Cr, Cb planes (view_thumbnail)
 
 
 def views(stream: Stream, cache: Path) -> np.ndarray:

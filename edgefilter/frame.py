@@ -17,7 +17,7 @@ class Frame:
     embedding: np.ndarray | None = None   # L2-normalised float32 (dim,), set by the embedder
     regions: np.ndarray | None = None     # optional (R, dim) region embeddings
     gated: bool = False    # True when the pre-gate skipped the model (embedding reused)
-    view: np.ndarray | None = None        # grey thumbnail (novelty.view.view_thumbnail), for best views
+    view: np.ndarray | None = None        # luma + colour thumbnail (novelty.view.view_thumbnail), for best views
     # A file's own time (its first frame's capture time + frame number / fps): the novelty filter's clock for
     # a file read faster than real time, whose hold and stillness times are the scene's, not the machine's.
     media_ts: float | None = None

@@ -247,7 +247,7 @@ def test_view_change_sees_a_thing_by_its_colour_where_its_grey_is_the_roads_and_
     rng = np.random.default_rng(10)
     bg = street(9)
     ref = view_thumbnail(bg)
-    assert ref.shape == (90, 160, 3)
+    assert ref.shape == (3, 90, 160)
     box = bg.copy()
     cv2.rectangle(box, (260, 195), (340, 260), (0, 60, 200), -1)  # above the lane marks
     seen = change(view_thumbnail(box), ref)

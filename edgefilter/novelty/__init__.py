@@ -11,7 +11,7 @@ One rule per module:
 - ``whole``: the whole-image rule (novel when farther than the threshold from every kept frame) and
   the noise floor that tells a still scene from a moving one;
 - ``regional``: the regional rule (a small new thing in a still view; on by default);
-- ``view``: where a frame changed against the scene before, from grey thumbnails (best view, pre-gate);
+- ``view``: where a frame changed against the scene before, from luma and colour thumbnails (best view, pre-gate);
 - ``known``: scenes a source has shown (thumbnails of its latest keeps and of frames seen lately): a
   frame whose pixels match one is not new, whatever an exposure step did to its embedding;
 - ``events``: which frame of an event is kept (the settled new state, or the best view of a thing that

@@ -55,7 +55,7 @@ class Held:
     ts: float
     vector: np.ndarray             # unit
     regions: np.ndarray | None     # (R, region_dim) unit cells when regional
-    view: np.ndarray | None        # grey thumbnail, for the best view
+    view: np.ndarray | None        # luma + colour thumbnail (view.view_thumbnail), for the best view
     distance: float | None         # to the nearest kept frame (whole image)
     region: int | None = None      # the cell that changed most
     region_score: float | None = None  # its change, in units of the source's cell noise

@@ -75,9 +75,10 @@ def load(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> bool:
         st = filt._src.get(s)
         if st is None or not isinstance(views, np.ndarray):
             continue
-        # (K, h, w, 3) with colour; (K, h, w) grey, as saved before colour (compared by brightness alone)
-        if views.dtype != np.uint8 or views.shape[1:3] != VIEW_SIZE[::-1] or views.shape[3:] not in ((), (3,)):
-            log.warning("novelty state in %s: remembered thumbnails of %r have shape %s, not (K, %d, %d[, 3]); "
+        # (K, 3, h, w) with colour; (K, h, w) grey, as saved before colour (compared by brightness alone)
+        if (views.dtype != np.uint8 or views.shape[-2:] != VIEW_SIZE[::-1] or views.ndim not in (3, 4)
+                or views.shape[1:-2] not in ((), (3,))):
+            log.warning("novelty state in %s: remembered thumbnails of %r have shape %s, not (K, [3, ]%d, %d); "
                         "not restored", directory, s, views.shape, VIEW_SIZE[1], VIEW_SIZE[0])
             continue
         keys = payload.get(f"known{n}.keys")  # (files from before keys rode along have none)

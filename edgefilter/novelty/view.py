@@ -53,19 +53,24 @@ _KERNEL = np.ones((5, 5), np.uint8)
 
 
 def view_thumbnail(image: np.ndarray) -> np.ndarray:
-    """The uint8 thumbnail of a frame that :func:`change` compares: (h, w, 3) luma, Cr, Cb of a BGR frame,
-    (h, w) of a grey one. The luma plane is the frame's grey resized (as the thumbnails before colour were)."""
+    """The uint8 thumbnail of a frame that :func:`change` compares: planes (3, h, w) luma, Cr, Cb of a BGR
+    frame (each plane contiguous: the per-frame tests read luma alone), (h, w) of a grey one. The luma plane
+    is the frame's grey resized, as the thumbnails before colour were."""
     if image.ndim == 2:
         return cv2.resize(image, VIEW_SIZE, interpolation=cv2.INTER_AREA)
-    grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), VIEW_SIZE, interpolation=cv2.INTER_AREA)
-    small = cv2.cvtColor(cv2.resize(image, VIEW_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2YCrCb)
-    small[:, :, 0] = grey
-    return small
+    out = np.empty((3, VIEW_SIZE[1], VIEW_SIZE[0]), np.uint8)
+    out[0] = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), VIEW_SIZE, interpolation=cv2.INTER_AREA)
+    # colour through twice the size: the last halving is OpenCV's fast 2x2 average (a 640x360 frame: 0.06
+    # against 0.17 ms for one area resize of its three channels)
+    double = cv2.resize(image, (2 * VIEW_SIZE[0], 2 * VIEW_SIZE[1]), interpolation=cv2.INTER_AREA)
+    small = cv2.cvtColor(cv2.resize(double, VIEW_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2YCrCb)
+    out[1], out[2] = small[:, :, 1], small[:, :, 2]
+    return out
 
 
 def luma(view: np.ndarray) -> np.ndarray:
     """The brightness plane of a thumbnail (a grey thumbnail is one)."""
-    return view if view.ndim == 2 else view[:, :, 0]
+    return view if view.ndim == 2 else view[0]
 
 
 @dataclass(frozen=True)
@@ -202,8 +207,8 @@ def _residual(frame: np.ndarray, background: np.ndarray, colour: bool = False) -
         # Cr and Cb: distance from neutral grey, which exposure scales by its gain; unknown where clipped
         unsure = [m for m in (high, low) if m is not None]
         for plane in (1, 2):
-            fc = frame_colour[:, :, plane].astype(np.float32) - 128.0
-            bc = (background_colour[:, :, plane].astype(np.float32) - 128.0) * gain
+            fc = frame_colour[plane].astype(np.float32) - 128.0
+            bc = (background_colour[plane].astype(np.float32) - 128.0) * gain
             shift = _shifted(fc, bc)
             for m in unsure:
                 shift[m] = 0.0
