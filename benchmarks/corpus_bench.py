@@ -349,23 +349,41 @@ class Features:
     view: np.ndarray     # (K, 3, 90, 160) uint8: luma, Cr, Cb planes (view_thumbnail)
 
 
+def _views_path(stream: Stream, cache: Path) -> Path:
+    h = hashlib.sha1(repr((VIEWS_VERSION, stream.description, stream.renders)).encode())
+    return cache / f"{stream.name}-views-{h.hexdigest()[:12]}.npy"
+
+
+class _Views:
+    """Fills a stream's view thumbnails render by render, then caches them."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.out: np.ndarray | None = None
+        self.n = len(stream.renders)
+
+    def add(self, k: int, img: np.ndarray) -> None:
+        v = view_thumbnail(img)
+        if self.out is None:
+            self.out = np.zeros((self.n,) + v.shape, np.uint8)
+        self.out[k] = v
+
+    def save(self, path: Path) -> np.ndarray:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, self.out)
+        return self.out
+
+
 def views(stream: Stream, cache: Path) -> np.ndarray:
     """The stream's view thumbnails (no model: rendered only), cached apart from the embeddings so that a new
     thumbnail needs no new embedding run."""
-    h = hashlib.sha1(repr((VIEWS_VERSION, stream.description, stream.renders)).encode())
-    path = cache / f"{stream.name}-views-{h.hexdigest()[:12]}.npy"
+    path = _views_path(stream, cache)
     if path.is_file():
         return np.load(path)
-    out = None
+    got = _Views(stream)
     for keys, images in render_batches(stream):
         for k, img in zip(keys, images):
-            v = view_thumbnail(img)
-            if out is None:
-                out = np.zeros((len(stream.renders),) + v.shape, np.uint8)
-            out[k] = v
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, out)
-    return out
+            got.add(k, img)
+    return got.save(path)
 
 
 def features(stream: Stream, cache: Path) -> Features:
@@ -382,6 +400,8 @@ def features(stream: Stream, cache: Path) -> Features:
     t0 = time.perf_counter()
     vec = cells = None
     thumb = np.zeros((K, 36, 64), np.float32)
+    view_path = _views_path(stream, cache)
+    view = None if view_path.is_file() else _Views(stream)  # rendered once for both
     for keys, images in render_batches(stream):
         r = emb.embed(np.stack([preprocess(img, emb.input_size, emb.colour) for img in images]))
         if vec is None:
@@ -391,10 +411,12 @@ def features(stream: Stream, cache: Path) -> Features:
         cells[keys] = r.regions.astype(np.float16)
         for k, img in zip(keys, images):
             thumb[k] = grey_thumbnail(img)
+            if view is not None:
+                view.add(k, img)
     log.info("%s: %d distinct images embedded in %.0f s", stream.name, K, time.perf_counter() - t0)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, vec=vec, cells=cells, thumb=thumb)
-    return Features(vec, cells, thumb, views(stream, cache))
+    return Features(vec, cells, thumb, np.load(view_path) if view is None else view.save(view_path))
 
 
 # ----------------------------------------------------------------------------- running a filter

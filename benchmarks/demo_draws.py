@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.corpus_bench import FINDING21, Method, demo_corpus, features, methods, run_method  # noqa: E402
+from benchmarks.corpus_bench import (FINDING21, Method, demo_corpus, features, methods, run_method,  # noqa: E402
+                                     score_objects)
 from edgefilter.config import FilterConfig  # noqa: E402
 
 
@@ -30,17 +31,11 @@ def seeds(text: str) -> list[int]:
     return list(range(int(a), int(z or a) + 1))
 
 
-def score(c, kept: list[int]) -> dict:
-    things = c.things
-    recalled = best = redundant = 0
-    for t in things:
-        inside = [k for k in kept if t.visible[0] <= k < t.visible[1]]
-        recalled += bool(inside)
-        best += any(t.whole[0] <= k < t.whole[1] for k in inside)
-        redundant += max(0, len(inside) - 1)
-    redundant += sum(1 for k in kept[1:] if c.empty[k])
-    return {"visitors": len(things), "kept": len(kept), "missed": len(things) - recalled, "best": best,
-            "redundant": redundant}
+def score(c, run) -> dict:
+    """corpus_bench's object scores as counts, to be summed over draws."""
+    got, n = score_objects(c, run), len(c.things)
+    return {"visitors": n, "kept": got["kept"], "missed": n - round(got["recall"] * n),
+            "best": round(got["best_view"] * n), "redundant": got["redundant"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             c = demo_corpus(seed=seed, split=split)
             f = features(c.stream, args.cache)
             for m in rows:
-                got = score(c, run_method(c, f, m).kept)
+                got = score(c, run_method(c, f, m))
                 for k, v in got.items():
                     total[m.name][k] += v
                 print(f"<!-- seed {seed} {m.name}: {got} -->", flush=True)
