@@ -109,6 +109,30 @@ def test_the_next_visitor_is_a_new_event_once_the_street_looked_as_before():
     assert start <= kept[2] < start + 6, kept
 
 
+def test_a_visitor_who_comes_in_as_the_last_one_leaves_is_a_new_event():
+    # The first walker leaves at the left border; the street is empty for two frames, inside its event (which
+    # closes on the fifth faded frame), and the next walker comes in at the same border. The next one moves the
+    # embedding less than the threshold (0.10) and is new by its pixels: it used to be taken for the rest of
+    # the first's visit, as the street had not looked as before *outside* that event (demo draws 107, 121,
+    # 130, 137; benchmarks/QUALITY.md, finding 23).
+    rng = np.random.default_rng(4)
+    bg = street(4)
+    steps = [(shaken(bg, rng), E[0])] * 30
+    for j, x in enumerate(range(560, -80, -40)):
+        first = at_distance(E[2], E[3 + j % 5], 0.02)  # novel: far from the empty street
+        steps.append((shaken(with_box(bg, x, 200, 50, 100, (30, 200, 220)), rng), first))
+    steps += [(shaken(bg, rng), E[0])] * 2
+    start = len(steps)
+    xs = list(range(-30, 420, 30))
+    for j, x in enumerate(xs):
+        second = at_distance(E[0], E[10 + j % 5], 0.10)  # 0.10 from the kept empty street: not novel
+        steps.append((shaken(with_box(bg, x, 200, 50, 100, (210, 230, 250)), rng), second))
+    steps += [(shaken(bg, rng), E[0])] * 30
+    kept = kept_frames(steps)
+    assert kept[0] == 0 and len(kept) == 3, kept
+    assert start <= kept[2] < start + len(xs) and xs[kept[2] - start] > 0, kept
+
+
 def test_a_walker_seen_on_its_way_in_is_not_known_when_it_becomes_novel():
     # A slow walker is in view 1.5 s before its frames pass the threshold; then it stops and waves for 3 s.
     # Its ordinary frames on the way in are remembered as seen; they are the thing itself, not a scene shown

@@ -79,7 +79,8 @@ class Candidate:
 class Recent:
     """The last frames of the event a source kept last (at most RECENT_FRAMES). A frame that is novel
     against the kept set but like one of these (whole image) continues that event instead of opening a
-    new one, until the scene is still or no such frame came for max_hold_s."""
+    new one, until the scene is still or no such frame came for max_hold_s. None is remembered of an event
+    whose thing left the view before it closed (:func:`left`)."""
 
     vectors: np.ndarray            # (M, dim) unit
     until_ts: float
@@ -142,6 +143,20 @@ def fading(cand: Candidate) -> int:
     cand.peak = max(cand.peak, shown)
     cand.quiet = cand.quiet + 1 if shown <= FADED_VIEW * cand.peak else 0
     return cand.quiet
+
+
+def left(cand: Candidate, picked: Held) -> bool:
+    """Whether the event's thing left the view after its kept frame: a later frame of the event shows nothing
+    against the scene before. Then the event is over, and what comes next is a new one (a walker who enters
+    as a dog leaves is no rest of the dog's visit)."""
+    if cand.background is None:
+        return False
+    after = False
+    for h in cand.frames:
+        if after and h.view is not None and view_of(cand, h).pixels == 0:
+            return True
+        after = after or h is picked
+    return False
 
 
 def shows_thing(shown: views.Change) -> bool:

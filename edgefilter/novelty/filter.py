@@ -15,7 +15,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, shows_thing, view_of
+from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, left, shows_thing, view_of
 from .index import Probe, RollingIndex, unit
 from .known import Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -544,7 +544,8 @@ class NoveltyFilter:
         self._discarded.extend(x.token for x in cand.frames if pick is None or x is not pick.frame)
         if pick is not None:  # what follows and looks like it is still this event, until the scene is still
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
-            st.last_event = Recent(np.stack([h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background)
+            st.last_event = None if left(cand, pick.frame) else Recent(
+                np.stack([h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background)
         if settled and cand.frames[-1].view is not None:
             st.background = cand.frames[-1].view  # the scene as it is now
         return pick is not None
