@@ -12,7 +12,8 @@ see :func:`fading`) or ``max_hold_s`` passes. Then one frame is kept:
   road), or the new state is too close to one already kept: the event's **best view** among its frames
   farther than ``settle_ratio`` x threshold from every kept frame, i.e. the frame whose change against
   the scene before the event is largest with the changed thing clear of the image border (see
-  ``view.py``); the most novel frame breaks ties and decides when there are no thumbnails.
+  ``view.py``); the most novel frame breaks ties and decides when there are no thumbnails. A frame whose
+  pixels show less than KNOWN_PIXELS of the change must pass the whole threshold (:func:`relaxed`).
 
 An event needs a frame past the threshold, and more than one frame's noise: a single novel frame at most
 RENOVEL x the threshold by the whole image is no event. A frame whose pixels show a whole thing against the
@@ -159,6 +160,18 @@ def left(cand: Candidate, picked: Held) -> bool:
     return False
 
 
+def relaxed(cand: Candidate, h: Held, settle_ratio: float) -> float:
+    """The share of the threshold a frame of a new event must pass to be its keep: settle_ratio when its pixels
+    show the event's change (at least KNOWN_PIXELS against the scene before, as a view), the whole threshold
+    when they show less. Such a frame is the scene before the event to the pixels, and that scene was not
+    novel: its own small distance from what was kept is no reason to keep it now (a table whose bottle was
+    put back a little aside, kept when a shadow's flicker opened an event over it: finding 23). Without
+    thumbnails, settle_ratio."""
+    if cand.background is None or h.view is None or view_of(cand, h).view >= KNOWN_PIXELS:
+        return settle_ratio
+    return 1.0
+
+
 def shows_thing(shown: views.Change) -> bool:
     """A thing clear of the border, of at least KNOWN_PIXELS: a picture to label, however little it moved the
     embedding."""
@@ -209,7 +222,8 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     # equals.
     pool = [h for h in cand.frames if h.score > settle_ratio]
     for h in sorted(pool, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
-        got = exact(h, settle_ratio)
-        if got.score > settle_ratio and not seen_before(got, h, known):
-            return Pick(h, got, settle_ratio, "best view")
+        ratio = relaxed(cand, h, settle_ratio)
+        got = exact(h, ratio)
+        if got.score > ratio and not seen_before(got, h, known):
+            return Pick(h, got, ratio, "best view")
     return None
