@@ -220,10 +220,22 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     # whole. Best view first (the most things whole, then the largest change, things a mask pixel from the
     # border counted half: view.Change.framed), then the most novel; the sort is stable, so the earliest of
     # equals.
+    #
+    # A frame that shows a thing whole and was not seen before comes before one that does not show it, even
+    # when it is nearer to a keep than settle_ratio (its cells were novel when seen, not against each kept
+    # frame) and the cut one passes: the event is new, and a sliver at the border is no picture to label.
     pool = [h for h in cand.frames if h.score > settle_ratio]
+    whole: tuple[Held, Exact, float] | None = None
     for h in sorted(pool, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
-        if got.score > ratio and not seen_before(got, h, known):
+        shown = shows_thing(view_of(cand, h))
+        if got.score > ratio:
+            if seen_before(got, h, known):
+                continue
+            if whole is not None and not shown:
+                return Pick(*whole, "best view")
             return Pick(h, got, ratio, "best view")
+        if shown and whole is None and not seen_before(got, h, known):
+            whole = (h, got, ratio)
     return None
