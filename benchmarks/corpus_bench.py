@@ -567,7 +567,7 @@ def score_objects(c: Corpus, r: Run) -> dict:
     empty_keeps = [k for k in kept if c.empty is not None and c.empty[k] and k != kept[0]]
     return {"kept": len(kept), "recall": hit / len(c.things), "best_view": best / len(c.things),
             "redundant": redundant + len(empty_keeps), "empty_keeps": len(empty_keeps),
-            "missed_repeats": missed_repeats,
+            "missed_count": len(c.things) - hit, "missed_repeats": missed_repeats, "best_views": best,
             "delay_s": float(np.mean(delays)) if delays else None, "max_delay_s": max(delays) if delays else None}
 
 

@@ -36,9 +36,9 @@ def seeds(text: str) -> list[int]:
 
 def score(c, run) -> dict:
     """corpus_bench's object scores as counts, to be summed over draws."""
-    got, n = score_objects(c, run), len(c.things)
-    return {"visitors": n, "kept": got["kept"], "missed": n - round(got["recall"] * n),
-            "best": round(got["best_view"] * n), "redundant": got["redundant"], "repeats": got["missed_repeats"]}
+    got = score_objects(c, run)
+    return {"visitors": len(c.things), "kept": got["kept"], "missed": got["missed_count"], "best": got["best_views"],
+            "redundant": got["redundant"], "repeats": got["missed_repeats"]}
 
 
 def main(argv: list[str] | None = None) -> int:
