@@ -174,6 +174,25 @@ def test_rolling_index_size_seconds_and_reuse():
     assert idx._vectors.shape[0] <= 128  # slots are reused, storage stays bounded
 
 
+def test_a_repeated_search_answers_for_the_kept_set_as_it_is_now():
+    """The same query twice (a frame the pre-gate skipped carries the last embedding) reuses the answer only
+    while nothing was kept or evicted in between."""
+    rng = np.random.default_rng(6)
+    idx = RollingIndex(DIM, WindowConfig(size=3, seconds=100.0))
+    far, query = rand_unit(rng), rand_unit(rng)
+    idx.add(far, 0.0)
+    d_far, k_far = idx.search(query)
+    assert (idx.search(query)[1] == k_far).all()
+    close = idx.add(near(rng, query, 0.01), 1.0)  # kept since: the same query now finds it
+    d, k = idx.search(query)
+    assert k[0, 0] == close and d[0, 0] < 0.01 < d_far[0, 0]
+    for i in range(3):  # the close one is evicted by size: gone from the answer
+        idx.add(rand_unit(rng), 2.0 + i)
+    assert close not in idx.search(query, count=3)[1]
+    idx.evict(200.0)  # and by age: nothing left
+    assert idx.search(query)[1].size == 0 or (idx.search(query)[1] < 0).all()
+
+
 def test_heartbeat_keeps_a_static_source():
     rng = np.random.default_rng(6)
     v = rand_unit(rng)

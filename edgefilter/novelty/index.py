@@ -48,6 +48,8 @@ class RollingIndex:
         self._payload: np.ndarray | None = None
         self._has_payload = np.zeros(0, bool)
         self._payload_cache: tuple[tuple[int, ...], np.ndarray] | None = None
+        self._version = 0  # counts changes of the kept set: a search memo is good while it is the same
+        self._search_memo: dict[int, tuple] = {}  # per candidate count: the frame's probe and the cell shortlist
         self._slot: dict[int, int] = {}
         self._free: list[int] = []
         self._order: collections.deque[int] = collections.deque()  # keys in insertion order (lazy)
@@ -68,6 +70,11 @@ class RollingIndex:
         Distances are exact float32 cosine distances; missing entries are inf with key -1. The
         graph search is approximate; ``exact`` scans every stored vector instead.
         """
+        memo = self._search_memo.get(count)
+        if not exact and memo is not None and memo[0] == self._version and np.array_equal(memo[1], vectors):
+            # the same queries of the same kept set (frames the pre-gate skipped carry the last embedding):
+            # the same answer, without the graph search
+            return memo[2], memo[3]
         q = unit(np.atleast_2d(vectors))
         n = q.shape[0]
         k = min(count, len(self))
@@ -88,7 +95,11 @@ class RollingIndex:
         dist = 1.0 - np.einsum("nkd,nd->nk", cand, q)
         dist = np.where(ok, dist, np.inf).astype(np.float32)
         order = np.argsort(dist, axis=1, kind="stable")
-        return np.take_along_axis(dist, order, 1), np.take_along_axis(np.where(ok, keys, -1), order, 1)
+        dist, keys = np.take_along_axis(dist, order, 1), np.take_along_axis(np.where(ok, keys, -1), order, 1)
+        if not exact:
+            dist.flags.writeable = keys.flags.writeable = False  # shared with the memo
+            self._search_memo[count] = (self._version, np.array(vectors, copy=True), dist, keys)
+        return dist, keys
 
     def distances_to(self, keys: Sequence[int], vector: np.ndarray) -> np.ndarray:
         """Exact cosine distances from one vector to the given live keys."""
@@ -147,6 +158,7 @@ class RollingIndex:
         self._slot[key] = slot
         self._order.append(key)
         self._index.add(key, v, threads=1)
+        self._version += 1
         self.evict(ts)
         return key
 
@@ -196,6 +208,7 @@ class RollingIndex:
             self._live[slot] = False
             self._free.append(slot)
         self._index.remove(np.asarray(keys, dtype=np.uint64))
+        self._version += 1
         if len(self._order) > 2 * len(self._slot) + 64:  # age evictions leave stale keys behind
             self._order = collections.deque(k for k in self._order if k in self._slot)
 
@@ -279,6 +292,7 @@ class RollingIndex:
             self._index.add(keys.astype(np.uint64), vectors, threads=1)
         self.next_key = int(keys.max()) + 1
         self.newest_ts = float(ts.max())
+        self._version += 1
 
 
     def _load_payload(self, state: dict[str, np.ndarray], order: np.ndarray) -> None:
