@@ -36,7 +36,7 @@ from .drift import DriftMonitor
 from .endpoint import Endpoint
 from .errors import EXIT_NOINPUT, ConfigError, EdgefilterError, PublishError
 from .frame import Frame
-from .gates import ChangeGate, QualityGate, grey_thumbnail
+from .gates import ChangeGate, QualityGate, grey_image, grey_thumbnail
 from .health import SourceWatch, StatusLine
 from .metrics import Metrics
 from .model import Embedder
@@ -303,8 +303,11 @@ class Daemon:
         name = frame.source
         self.metrics.frames_captured.labels(source=name).inc()
         gates = self._gates[name]
-        thumb = grey_thumbnail(frame.image) if frame.image is not None and frame.image.size else None
-        frame.view = view_thumbnail(frame.image) if thumb is not None else None  # for best views and the pre-gate
+        thumb = None
+        if frame.image is not None and frame.image.size:
+            grey = grey_image(frame.image)
+            thumb = grey_thumbnail(grey)
+            frame.view = view_thumbnail(frame.image, grey)  # for best views and the pre-gate
         reason = gates.quality.check(frame.image, thumb)
         if reason is not None:
             self.metrics.drop(name, reason)

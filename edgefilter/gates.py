@@ -21,10 +21,14 @@ from .novelty.view import unchanged
 THUMB_SIZE = (64, 36)  # (w, h): small enough to cost ~0.1 ms, large enough to see a hand enter
 
 
+def grey_image(image: np.ndarray) -> np.ndarray:
+    """The frame in grey (a grey frame as it is)."""
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
 def grey_thumbnail(image: np.ndarray) -> np.ndarray:
     """A float32 grey thumbnail of ``THUMB_SIZE`` (area-averaged, which also averages sensor noise away)."""
-    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.resize(grey_image(image), THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def normalise_brightness(thumb: np.ndarray) -> np.ndarray:
@@ -72,7 +76,7 @@ class QualityGate:
 
 def thumb_for_blur(image: np.ndarray) -> np.ndarray:
     """Grey image at 320 px wide: blur is judged at a fixed scale, whatever the camera resolution."""
-    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    grey = grey_image(image)
     h, w = grey.shape[:2]
     if w > 320:
         grey = cv2.resize(grey, (320, max(1, round(h * 320 / w))), interpolation=cv2.INTER_AREA)

@@ -6,7 +6,7 @@ import pytest
 
 from edgefilter.config import GatesConfig
 from edgefilter.novelty.view import view_thumbnail
-from edgefilter.gates import ChangeGate, QualityGate, grey_thumbnail
+from edgefilter.gates import ChangeGate, QualityGate, grey_image, grey_thumbnail
 
 
 def scene(seed: int = 0, level: float = 1.0, h: int = 180, w: int = 320) -> np.ndarray:
@@ -104,3 +104,14 @@ def test_change_gate_embeds_a_blob_of_change_that_the_mean_hides():
     cv2.rectangle(with_thing, (150, 100), (172, 128), (255, 255, 255), -1)
     assert gate.difference(grey_thumbnail(with_thing)) < GatesConfig().skip_unchanged  # the mean alone would skip it
     assert not ask(with_thing)
+
+
+def test_the_thumbnails_from_one_grey_conversion_are_the_thumbnails_of_the_frame():
+    """The daemon converts a frame to grey once for both thumbnails; they must be the frame's own."""
+    rng = np.random.default_rng(3)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8), (7, 7), 0)
+    grey = grey_image(image)
+    assert np.array_equal(view_thumbnail(image, grey), view_thumbnail(image))
+    assert np.array_equal(grey_thumbnail(grey), grey_thumbnail(image))
+    assert not np.array_equal(view_thumbnail(image, grey[::-1].copy()), view_thumbnail(image))
+    assert np.array_equal(grey_image(grey), grey)
