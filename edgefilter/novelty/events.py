@@ -7,7 +7,9 @@ see :func:`fading`) or ``max_hold_s`` passes. Then one frame is kept:
 
 - the scene **settled into a new state** (its thumbnail differs from the scene before the event:
   something was put down, someone sat down): the settled frame, when it is farther than
-  ``settle_ratio`` x threshold from every kept frame;
+  ``settle_ratio`` x threshold from every kept frame. A still scene that shows the change only cut by the
+  border, after a frame of the event showed a thing whole and at least as large (a car stopped half out of
+  view on its way out), is no such state: the event goes on (:func:`half_in_view`);
 - the scene **went back to how it was** (a car drove through, a visitor left), the hold ran out (a busy
   road), or the new state is too close to one already kept: the event's **best view** among its frames
   farther than ``settle_ratio`` x threshold from every kept frame, i.e. the frame whose change against
@@ -144,6 +146,16 @@ def fading(cand: Candidate) -> int:
     cand.peak = max(cand.peak, shown)
     cand.quiet = cand.quiet + 1 if shown <= FADED_VIEW * cand.peak else 0
     return cand.quiet
+
+
+def half_in_view(cand: Candidate) -> bool:
+    """Whether the event's newest frame shows its change only cut by the image border, while an earlier frame
+    showed a thing whole and at least as large (a car that drove through and stopped on its way out): a still
+    scene then is no new state to keep, and the event goes on to its best view."""
+    shown = view_of(cand, cand.frames[-1])
+    if shown.things or not shown.edge:
+        return False
+    return any(shows_thing(v) and v.whole >= shown.pixels for v in (view_of(cand, h) for h in cand.frames[:-1]))
 
 
 def left(cand: Candidate, picked: Held) -> bool:

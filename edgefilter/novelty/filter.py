@@ -15,7 +15,8 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, left, shows_thing, view_of
+from .events import (RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, half_in_view, left, shows_thing,
+                     view_of)
 from .index import Probe, RollingIndex, unit
 from .known import Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -340,8 +341,9 @@ class NoveltyFilter:
             st.previous_view, st.still_from = it.view, it.ts  # the anchor of the next still run
         cand.still = cand.still + 1 if still else 0
         kept = False
-        # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames
-        settled = cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
+        # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames;
+        # a car stopped half out of view after the event showed it whole is no state to settle on
+        settled = cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S and not half_in_view(cand)
         # the thing left, or shrank to a fraction of its best view (without thumbnails: the frames stopped being novel)
         faded = fading(cand) >= cfg.settle_frames
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
