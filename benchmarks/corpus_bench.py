@@ -72,6 +72,7 @@ log = logging.getLogger("corpus_bench")
 MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 PREVIOUS = "d7a8cef"   # the commit whose filter is the "previous default" row
 FINDING22 = "8e98d54"  # the default before finding 23 (an event's memory, what its frames must pass)
+FINDING23 = "8f39076"  # the default before finding 24 (a car stopped half out of view is no settled state)
 NEW_DRAW = "held out, other draw"  # never traced while the rules they report on were made
 TRACED = "other draw, traced in finding 19"
 TRACED_20 = "other draw, traced in finding 20"
