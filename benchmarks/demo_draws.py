@@ -8,9 +8,9 @@ visitors, speeds, pauses and camera nuisance, as corpus_bench.demo_corpus), run 
 finding 23 default (8f39076, from git) and the naive filter, and summed per split: rules are chosen on
 the tuning seeds, and the held-out seeds are run once, after, to report (finding 22 tuned on 100-119 and
 held out 120-139; finding 23 traced all of 100-139 and held out 140-159; finding 24 tuned on 100-139,
-reports 140-159, whose misses were listed before its rule was made, and holds out 160-179, drawn for it). A visitor is recalled when a
-frame is kept while it is in view; its best view when one is kept while it is wholly in view; redundant
-counts the keeps of a visitor after its first and of the empty street. "of them repeats": missed
+reports 140-159, whose misses were listed before its rule was made, and holds out 160-179, drawn for it).
+A visitor is recalled when a frame is kept while it is in view; its best view when one is kept while it is
+wholly in view; redundant counts the keeps of a visitor after its first and of the empty street. "of them repeats": missed
 visitors drawn like an earlier one of the same draw (kind and colour; a person's skin and trousers too),
 which a rule that keeps nothing twice may rightly take for one seen. Embedding a draw takes ~20 s on 2
 cores (cached after).

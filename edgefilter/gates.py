@@ -16,14 +16,9 @@ import cv2
 import numpy as np
 
 from .config import GatesConfig
-from .novelty.view import unchanged
+from .novelty.view import grey_image, unchanged
 
 THUMB_SIZE = (64, 36)  # (w, h): small enough to cost ~0.1 ms, large enough to see a hand enter
-
-
-def grey_image(image: np.ndarray) -> np.ndarray:
-    """The frame in grey (a grey frame as it is)."""
-    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
 def grey_thumbnail(image: np.ndarray) -> np.ndarray:
