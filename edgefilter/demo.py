@@ -319,6 +319,24 @@ def _extent(v: _Visit, x: float) -> tuple[float, float, float, float]:
     return x, v.y_foot - h - pad, x + width, v.y_foot + pad
 
 
+def drawn_box(v: _Visit, frame: int) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)`` (exclusive) of the pixels drawn for a visitor at ``frame``, its shadow aside, in
+    image coordinates and unclipped (None: it draws nothing). Ground truth of whether the visitor is whole in
+    view: :func:`_extent` pads for the widest swing of the limbs and for antialiasing, and a walker whose
+    padding, not body, reached past the border was labelled cut (benchmarks/QUALITY.md, finding 25)."""
+    x0, y0, x1, y1 = _extent(v, v.x_at(frame))
+    # drawn into a canvas that holds the padded box: the visitor moved right by mx (its size follows its foot
+    # line, so it is not moved up or down; no visitor reaches above the view's top)
+    mx = 4 - math.floor(x0)
+    canvas = np.zeros((max(0, int(math.ceil(y1))) + 9, int(math.ceil(x1 - x0)) + 9, 3), np.uint8)
+    _draw(canvas, dataclasses.replace(v, x0=v.x0 + mx, stop_x=v.stop_x + mx), frame, 1.0, 0.0, shadow=False)
+    ys, xs = np.nonzero(canvas.max(axis=2))
+    if len(xs) == 0:
+        return None
+    top = int(ys.min()) if y0 >= 0 else math.floor(y0)
+    return int(xs.min()) - mx, top, int(xs.max()) + 1 - mx, int(ys.max()) + 1
+
+
 def _height(v: _Visit) -> float:
     """Object height in pixels; sizes follow the ground line (lower in the image is nearer and bigger)."""
     if v.kind == "person":
@@ -349,7 +367,7 @@ def _shadow(img: np.ndarray, cx: float, cy: float, rx: float, ry: float) -> None
     cv2.addWeighted(roi, 0.6, dark, 0.4, 0, dst=roi)
 
 
-def _draw(img: np.ndarray, v: _Visit, frame: int, gain: float, offset: float) -> None:
+def _draw(img: np.ndarray, v: _Visit, frame: int, gain: float, offset: float, shadow: bool = True) -> None:
     x = v.x_at(frame)
     bx0, _, bx1, _ = _extent(v, x)
     cx = (bx0 + bx1) / 2
@@ -363,7 +381,8 @@ def _draw(img: np.ndarray, v: _Visit, frame: int, gain: float, offset: float) ->
     aa = cv2.LINE_AA
     P = lambda px, py: (int(round(px)), int(round(py)))  # noqa: E731 - tiny local helper
     if v.kind == "person":
-        _shadow(img, cx, y1, 0.2 * h, h * 0.03 + 1)
+        if shadow:
+            _shadow(img, cx, y1, 0.2 * h, h * 0.03 + 1)
         phase = math.sin(frame * 2 * math.pi / 22.0) if moving else 0.0
         hip, shoulder = y1 - 0.47 * h, y1 - 0.82 * h
         leg = max(2, int(w * 0.22))
@@ -383,7 +402,8 @@ def _draw(img: np.ndarray, v: _Visit, frame: int, gain: float, offset: float) ->
         cv2.ellipse(img, (head[0], head[1] - r // 3), (r, max(1, int(r * 0.75))), 0, 180, 360,
                     _tint((30, 35, 45), gain, offset), -1, aa)
     elif v.kind == "dog":
-        _shadow(img, cx, y1, w * 0.45, h * 0.03 + 1)
+        if shadow:
+            _shadow(img, cx, y1, w * 0.45, h * 0.03 + 1)
         phase = math.sin(frame * 2 * math.pi / 10.0) if moving else 0.0
         body_y = y1 - 0.55 * h
         cv2.ellipse(img, P(cx, body_y), (max(1, int(0.34 * w)), max(1, int(0.22 * h))), 0, 0, 360, col, -1, aa)
@@ -397,7 +417,8 @@ def _draw(img: np.ndarray, v: _Visit, frame: int, gain: float, offset: float) ->
         cv2.line(img, P(cx - direction * 0.33 * w, body_y), P(cx - direction * 0.45 * w, body_y - 0.35 * h), col,
                  max(1, leg // 2 + 1), aa)
     else:
-        _shadow(img, cx, y1 - 0.02 * h, w * 0.5, h * 0.04 + 1)
+        if shadow:
+            _shadow(img, cx, y1 - 0.02 * h, w * 0.5, h * 0.04 + 1)
         body_top = y1 - 0.62 * h
         cv2.rectangle(img, P(x0, body_top), P(x1, y1 - 0.2 * h), col, -1, aa)
         cabin = np.array([P(x0 + 0.2 * w, body_top), P(x0 + 0.3 * w, y0), P(x0 + 0.7 * w, y0),

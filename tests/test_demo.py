@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edgefilter.config import SourceConfig
-from edgefilter.demo import SLOT_SECONDS, DemoEvent, DemoScene, DemoSource, parse_demo_url
+from edgefilter.demo import (SLOT_SECONDS, DemoEvent, DemoScene, DemoSource, _draw, _extent, drawn_box,
+                             parse_demo_url)
 from edgefilter.errors import SourceError
 from edgefilter.source import open_source
 
@@ -168,3 +169,38 @@ def test_zoom_and_slot_are_checked():
         open_source(SourceConfig(name="d", url="demo://?zoom=9")).open()
     with pytest.raises(SourceError, match="slot"):
         open_source(SourceConfig(name="d", url="demo://?slot=1")).open()
+
+
+def test_drawn_box_is_the_visitors_drawing_not_its_padded_box():
+    # The benchmarks label a visitor whole where its drawing is in view (demo.drawn_box): the padded box of
+    # objects_at covers the widest swing of the limbs and antialiasing, and a walker whose padding alone
+    # reached past the border was labelled cut (benchmarks/QUALITY.md, finding 25).
+    clean = DemoScene(seed=7, width=W, height=H, fps=FPS, frames=N, noise=0, lighting=False)
+    empty = clean.render(0).astype(int)
+    inside_padding = checked = 0
+    for k in range(N // clean.slot):
+        v = clean._visit(k)
+        if v is None:
+            continue
+        for f in range(v.visible[0], min(v.visible[1], N)):
+            box = drawn_box(v, f)
+            assert box is not None, f
+            x0, y0, x1, y1 = box
+            (_, (bx0, by0, bx1, by1)), = clean.objects_at(f)
+            assert bx0 - 1 <= max(0, x0) and min(W, x1) <= bx1 + 1 and by0 - 1 <= y0 and y1 <= by1 + 1, f
+            if x1 <= 2 or x0 >= W - 2:
+                continue  # at most two pixels of antialiasing in view
+            # the visitor drawn into the empty street, its shadow aside: its pixels in view are those of the
+            # box, within a pixel of antialiasing (blended into the street, not into black)
+            img = clean.render(0)
+            _draw(img, v, f, 1.0, 0.0, shadow=False)
+            ys, xs = np.nonzero(np.abs(img.astype(int) - empty).max(axis=2) > 0)
+            got = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            want = (max(0, x0), max(0, y0), min(W, x1), min(H, y1))
+            sides = range(4) if 0 <= x0 and x1 <= W else (0, 2)  # cut: its rows in view are fewer
+            assert all(abs(got[i] - want[i]) <= 1 for i in sides), (f, got, want)
+            checked += 1
+            padded = _extent(v, v.x_at(f))
+            inside_padding += (padded[0] < 0 or padded[2] > W) and 0 <= x0 and x1 <= W
+    assert checked > 100
+    assert inside_padding > 0  # frames that the padded box called cut show the whole drawing
