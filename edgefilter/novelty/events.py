@@ -8,8 +8,8 @@ see :func:`fading`) or ``max_hold_s`` passes. Then one frame is kept:
 - the scene **settled into a new state** (its thumbnail differs from the scene before the event:
   something was put down, someone sat down): the settled frame, when it is farther than
   ``settle_ratio`` x threshold from every kept frame. A still scene that shows the change only cut by the
-  border, after a frame of the event showed a thing whole and at least as large (a car stopped half out of
-  view on its way out), is no such state: the event goes on (:func:`half_in_view`);
+  border is no such state while the event may yet show it whole (a car stopped half out of view on its way
+  out, or half in view on its way in): the event goes on (:func:`half_in_view`);
 - the scene **went back to how it was** (a car drove through, a visitor left), the hold ran out (a busy
   road), or the new state is too close to one already kept: the event's **best view** among its frames
   farther than ``settle_ratio`` x threshold from every kept frame, i.e. the frame whose change against
@@ -148,13 +148,21 @@ def fading(cand: Candidate) -> int:
     return cand.quiet
 
 
-def half_in_view(cand: Candidate) -> bool:
-    """Whether the event's newest frame shows its change only cut by the image border, while an earlier frame
-    showed a thing whole and at least as large (a car that drove through and stopped on its way out): a still
-    scene then is no new state to keep, and the event goes on to its best view."""
-    shown = view_of(cand, cand.frames[-1])
+def half_in_view(cand: Candidate, settle_ratio: float, holding: bool) -> bool:
+    """Whether the event's newest frame shows its change only cut by the image border while the event may yet
+    show it whole: an earlier frame showed a thing whole and at least as large (a car that drove through and
+    stopped on its way out), or, while the hold lasts (``holding``), the frame is novel (past ``settle_ratio``:
+    a car that stopped half in view on its way in drives on and is whole a moment later). A still scene then
+    is no new state to keep, and the event goes on to its best view. At the hold's end a still scene cut by
+    the border is a state (a bottle taken from the table's edge leaves a change the border cuts); one that is
+    not novel closes the event at once (a car that was in view when the event began has left: the next
+    visitor is an event of its own)."""
+    newest = cand.frames[-1]
+    shown = view_of(cand, newest)
     if shown.things or not shown.edge:
         return False
+    if holding and newest.score > settle_ratio:
+        return True
     return any(shows_thing(v) and v.whole >= shown.pixels for v in (view_of(cand, h) for h in cand.frames[:-1]))
 
 
@@ -245,9 +253,27 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
         if got.score > ratio:
             if seen_before(got, h, known):
                 continue
-            if whole is not None and not shown:
-                return Pick(*whole, "best view")
+            if not shown:
+                whole = whole or whole_view(cand, pool, settle_ratio, exact, known)
+                if whole is not None:
+                    return Pick(*whole, "best view")
             return Pick(h, got, ratio, "best view")
         if shown and whole is None and not seen_before(got, h, known):
             whole = (h, got, ratio)
+    return None
+
+
+def whole_view(cand: Candidate, pool: list[Held], settle_ratio: float, exact: Callable[[Held, float], Exact],
+               known: Callable[[Held, bool], bool]) -> tuple[Held, Exact, float] | None:
+    """The best view of the event's frames outside ``pool`` (nearer a keep than settle_ratio) that show a thing
+    whole and were not seen before, with its exact score and ratio (None: there is none). A red car like one
+    kept before is near that keep when whole and novel only while the border cuts it: the event is new, and a
+    cut view is no picture to label (benchmarks/QUALITY.md, finding 25)."""
+    tried = {id(h) for h in pool}
+    rest = [h for h in cand.frames if id(h) not in tried and shows_thing(view_of(cand, h))]
+    for h in sorted(rest, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
+        ratio = relaxed(cand, h, settle_ratio)
+        got = exact(h, ratio)
+        if not seen_before(got, h, known):
+            return h, got, ratio
     return None
