@@ -8,8 +8,8 @@ see :func:`fading`) or ``max_hold_s`` passes. Then one frame is kept:
 - the scene **settled into a new state** (its thumbnail differs from the scene before the event:
   something was put down, someone sat down): the settled frame, when it is farther than
   ``settle_ratio`` x threshold from every kept frame. A still scene that shows the change only cut by the
-  border is no such state while the event may yet show it whole (a car stopped half out of view on its way
-  out, or half in view on its way in): the event goes on (:func:`half_in_view`);
+  border, after a frame of the event showed a thing whole and at least as large (a car stopped half out of
+  view on its way out), is no such state: the event goes on (:func:`half_in_view`);
 - the scene **went back to how it was** (a car drove through, a visitor left), the hold ran out (a busy
   road), or the new state is too close to one already kept: the event's **best view** among its frames
   farther than ``settle_ratio`` x threshold from every kept frame, i.e. the frame whose change against
@@ -148,21 +148,13 @@ def fading(cand: Candidate) -> int:
     return cand.quiet
 
 
-def half_in_view(cand: Candidate, settle_ratio: float, holding: bool) -> bool:
-    """Whether the event's newest frame shows its change only cut by the image border while the event may yet
-    show it whole: an earlier frame showed a thing whole and at least as large (a car that drove through and
-    stopped on its way out), or, while the hold lasts (``holding``), the frame is novel (past ``settle_ratio``:
-    a car that stopped half in view on its way in drives on and is whole a moment later). A still scene then
-    is no new state to keep, and the event goes on to its best view. At the hold's end a still scene cut by
-    the border is a state (a bottle taken from the table's edge leaves a change the border cuts); one that is
-    not novel closes the event at once (a car that was in view when the event began has left: the next
-    visitor is an event of its own)."""
-    newest = cand.frames[-1]
-    shown = view_of(cand, newest)
+def half_in_view(cand: Candidate) -> bool:
+    """Whether the event's newest frame shows its change only cut by the image border, while an earlier frame
+    showed a thing whole and at least as large (a car that drove through and stopped on its way out): a still
+    scene then is no new state to keep, and the event goes on to its best view."""
+    shown = view_of(cand, cand.frames[-1])
     if shown.things or not shown.edge:
         return False
-    if holding and newest.score > settle_ratio:
-        return True
     return any(shows_thing(v) and v.whole >= shown.pixels for v in (view_of(cand, h) for h in cand.frames[:-1]))
 
 

@@ -342,13 +342,11 @@ class NoveltyFilter:
         cand.still = cand.still + 1 if still else 0
         kept = False
         # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames;
-        # a car stopped half in view on its way in or out is no state to settle on while it may be seen whole
-        holding = it.ts - cand.frames[0].ts < cfg.max_hold_s
-        settled = (cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
-                   and not half_in_view(cand, cfg.settle_ratio, holding))
+        # a car stopped half out of view after the event showed it whole is no state to settle on
+        settled = cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S and not half_in_view(cand)
         # the thing left, or shrank to a fraction of its best view (without thumbnails: the frames stopped being novel)
         faded = fading(cand) >= cfg.settle_frames
-        if settled or faded or not holding:
+        if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
             kept = self._close(it.source, st, it.ts, probes=probes, settled=settled)
             routed.add(it.source)
         self._adapt(st, cfg, it.ts, kept)
