@@ -8,7 +8,7 @@ see :func:`fading`) or ``max_hold_s`` passes. Then one frame is kept:
 - the scene **settled into a new state** (its thumbnail differs from the scene before the event:
   something was put down, someone sat down): the settled frame, when it is farther than
   ``settle_ratio`` x threshold from every kept frame. A still scene that shows the change only cut by the
-  border, after a frame of the event showed a thing whole and at least as large (a car stopped half out of
+  border, after a frame of the event showed a thing whole and about as large (a car stopped half out of
   view on its way out), is no such state: the event goes on (:func:`half_in_view`);
 - the scene **went back to how it was** (a car drove through, a visitor left), the hold ran out (a busy
   road), or the new state is too close to one already kept: the event's **best view** among its frames
@@ -48,6 +48,9 @@ TRIES = 8
 # With thumbnails, an event fades while what changed shows at most this share of its best view (a car
 # driving away; nothing, once it has left).
 FADED_VIEW = 0.5
+# A still scene cut by the border after a whole thing at least this share of its pixels is that thing half out of
+# view (see half_in_view).
+HALF_VIEW = 0.5
 
 
 @dataclass
@@ -148,14 +151,22 @@ def fading(cand: Candidate) -> int:
     return cand.quiet
 
 
-def half_in_view(cand: Candidate) -> bool:
+def half_in_view(cand: Candidate, settle_ratio: float) -> bool:
     """Whether the event's newest frame shows its change only cut by the image border, while an earlier frame
     showed a thing whole and at least as large (a car that drove through and stopped on its way out): a still
-    scene then is no new state to keep, and the event goes on to its best view."""
-    shown = view_of(cand, cand.frames[-1])
+    scene then is no new state to keep, and the event goes on to its best view.
+
+    While the newest frame is still novel past settle_ratio, a whole thing HALF_VIEW as large suffices: the mask
+    sees less of a car whole than cut where its body is the colour of what it passes (a purple car, 379 mask
+    pixels whole and 413 stopped half out: benchmarks/QUALITY.md, finding 26). A still scene no longer novel is
+    no car standing there: a car that stood at the border when the event began and drove away leaves the scene
+    as it was seen before, which the border cuts too."""
+    newest = cand.frames[-1]
+    shown = view_of(cand, newest)
     if shown.things or not shown.edge:
         return False
-    return any(shows_thing(v) and v.whole >= shown.pixels for v in (view_of(cand, h) for h in cand.frames[:-1]))
+    need = (HALF_VIEW if newest.score > settle_ratio else 1.0) * shown.pixels
+    return any(shows_thing(v) and v.whole >= need for v in (view_of(cand, h) for h in cand.frames[:-1]))
 
 
 def left(cand: Candidate, picked: Held) -> bool:

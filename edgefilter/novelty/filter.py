@@ -343,7 +343,8 @@ class NoveltyFilter:
         kept = False
         # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames;
         # a car stopped half out of view after the event showed it whole is no state to settle on
-        settled = cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S and not half_in_view(cand)
+        settled = (cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
+                   and not half_in_view(cand, cfg.settle_ratio))
         # the thing left, or shrank to a fraction of its best view (without thumbnails: the frames stopped being novel)
         faded = fading(cand) >= cfg.settle_frames
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
