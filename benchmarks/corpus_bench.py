@@ -12,9 +12,9 @@ JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
   pixels changed, pre-gate on);
 - **default, no pre-gate**: the same with `gates.skip_unchanged: 0`;
 - **whole image only**: the defaults with `filter.regional: false` (the default before finding 18);
-- **finding 24 default**: the filter of commit bb7dcb2 (before finding 25: a car stopped half in view on its
-  way in settled the event, and a whole view nearer a keep than settle_ratio was never kept), from git
-  (finding 24's tables compared with 8f39076, finding 23);
+- **finding 25 default**: the filter of commit d2152b9 (before finding 26: a car stopped half out of view
+  needed a whole view at least as large to keep the event going), from git (finding 25's tables compared
+  with bb7dcb2, finding 24; finding 24's with 8f39076, finding 23);
 - **previous default**: the filter of commit d7a8cef (regional on, settled-frame events), for reference.
 
 Scores. Object streams (things pass through; labelled per object with the frames it is visible and the
@@ -71,7 +71,7 @@ from edgefilter.preprocess import preprocess  # noqa: E402
 log = logging.getLogger("corpus_bench")
 MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 PREVIOUS = "d7a8cef"   # the commit whose filter is the "previous default" row
-FINDING24 = "bb7dcb2"  # the default before finding 25 (a car stopped half in view on its way in)
+FINDING25 = "d2152b9"  # the default before finding 26 (half_in_view's whole thing at least as large)
 NEW_DRAW = "held out, other draw"  # never traced while the rules they report on were made
 TRACED = "other draw, traced in finding 19"
 TRACED_20 = "other draw, traced in finding 20"
@@ -490,7 +490,7 @@ def methods() -> list[Method]:
         Method("default", d),
         Method("default, no pre-gate", d, gate=False),
         Method("whole image only (regional off)", dataclasses.replace(d, regional=False)),
-        Method(f"finding 24 default ({FINDING24})", d, rev=FINDING24),
+        Method(f"finding 25 default ({FINDING25})", d, rev=FINDING25),
         Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, rev=PREVIOUS,
                grey=True, old_items=True),
     ]
