@@ -482,6 +482,11 @@ class Method:
     old_items: bool = False  # its decide() takes items without the thumbnail (before view.py)
 
 
+def chosen(m: Method, prefixes: list[str] | None) -> bool:
+    """Whether a row is asked for by ``--methods`` (name prefixes; none: every row)."""
+    return not prefixes or any(m.name.startswith(p) for p in prefixes)
+
+
 def methods() -> list[Method]:
     d = FilterConfig()
     return [
@@ -674,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
         res = {"stream": s.name, "kind": c.kind, "split": c.split, "description": s.description, "frames": len(s),
                "fps": s.fps, "things": ", ".join(t.name for t in c.things), "rows": {}}
         for m in methods():
-            if args.methods and not any(m.name.startswith(p) for p in args.methods):
+            if not chosen(m, args.methods):
                 continue
             r = run_method(c, f, m)
             row = SCORERS[c.kind](c, r)

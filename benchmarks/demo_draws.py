@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.corpus_bench import (FINDING25, Method, demo_corpus, features, methods, run_method,  # noqa: E402
-                                     score_objects)
+from benchmarks.corpus_bench import (FINDING25, Method, chosen, demo_corpus, features, methods,  # noqa: E402
+                                     run_method, score_objects)
 from edgefilter.config import FilterConfig  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     naive = methods()[0]
     rows = [Method("default", FilterConfig()), Method(f"finding 25 default ({FINDING25})", FilterConfig(),
                                                       rev=FINDING25), naive]
-    rows = [m for m in rows if not args.methods or any(m.name.startswith(p) for p in args.methods)]
+    rows = [m for m in rows if chosen(m, args.methods)]
     t0 = time.perf_counter()
     print("| split | method | draws | visitors | kept | missed | of them repeats | recall | best view | redundant |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -345,7 +345,7 @@ def test_int8_variant_runs_with_the_main_card_and_agrees_with_fp32(embedder, pho
     e8 = e.embed(photos).vectors
     e32 = embedder.embed(photos).vectors
     # 0.98 or more where onnxruntime's int8 kernels have AVX-512 VNNI; 0.949-0.970 on an AVX2-only CPU (2-core
-    # AMD EPYC, 2026-12-02: its u8s8 kernels saturate), the same with onnxruntime 1.31.1 and 1.32.0
+    # AMD EPYC, 2026-12-02; likely its u8s8 kernels saturating, not verified), the same with onnxruntime 1.31.1 and 1.32.0
     assert min(cos(e8[i], e32[i]) for i in range(len(photos))) > 0.93
 
 
