@@ -344,9 +344,9 @@ def test_int8_variant_runs_with_the_main_card_and_agrees_with_fp32(embedder, pho
     assert e.variant == "int8" and e.model_id == embedder.model_id + "+int8"
     e8 = e.embed(photos).vectors
     e32 = embedder.embed(photos).vectors
-    # 0.98 or more where onnxruntime's int8 kernels have AVX-512 VNNI; 0.949-0.970 on an AVX2-only CPU (2-core
-    # AMD EPYC, 2026-12-02; likely its u8s8 kernels saturating, not verified), the same with onnxruntime 1.31.1 and 1.32.0
-    assert min(cos(e8[i], e32[i]) for i in range(len(photos))) > 0.93
+    # 7-bit weights (export.py, reduce_range): 0.980-0.991 on an AVX2-only CPU (2-core AMD EPYC, 2026-12-02),
+    # where full-range weights gave 0.949-0.970 (its u8s8 kernels add pairs of products in int16 and saturate)
+    assert min(cos(e8[i], e32[i]) for i in range(len(photos))) > 0.96
 
 
 def test_tensorrt_profile_covers_every_batch_size(tmp_path):
