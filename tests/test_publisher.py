@@ -11,6 +11,7 @@ import pytest
 import zmq
 import zmq.auth
 
+from conftest import free_port
 from edgefilter.client import Subscriber
 from edgefilter.clock import FakeClock
 from edgefilter.config import CurveConfig, PublishConfig
@@ -354,13 +355,6 @@ def test_a_frame_that_cannot_be_encoded_is_counted_and_the_thread_goes_on(starte
     assert msg.seq == 1 and sub.gaps["cam1"] == 0  # joined at seq 1: the subscriber cannot know about seq 0
     assert metrics.value("edgefilter_publish_dropped_total", kind="frame") == 1
     assert any("frame from cam1 not published" in r.getMessage() for r in caplog.records)
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_subscriber_waiting_before_the_bind_receives_the_first_frame(metrics):
