@@ -4,13 +4,14 @@ from __future__ import annotations
 import random
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
 
 def _ephemeral_range() -> tuple[int, int]:
     try:
-        low, high = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
         return low, high
     except (OSError, ValueError):
         return 32768, 60999
@@ -21,7 +22,7 @@ _ports = random.Random()
 
 
 def free_port() -> int:
-    """A loopback TCP port nobody listens on, from below the kernel's ephemeral range.
+    """A loopback TCP port nobody listens on, from outside the kernel's ephemeral range (below it as a rule).
 
     A port the kernel hands out for bind(0) is ephemeral: a server's own outgoing connections (SeaweedFS's
     filer dialling its master, say) can take it as their source port before the server binds it, and the
@@ -29,8 +30,11 @@ def free_port() -> int:
     chosen as source ports; the ones this process already gave out are not given twice.
     """
     low, high = _ephemeral_range()
+    first, end = (10000, low) if low > 11000 else (high + 1, 65536)
+    if end - first < 1000:  # an odd range setting: anywhere unprivileged
+        first, end = 1024, 65536
     for _ in range(1000):
-        port = _ports.randrange(10000, low) if low > 11000 else _ports.randrange(high + 1, 65536)
+        port = _ports.randrange(first, end)
         if port in _handed_out:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
