@@ -44,7 +44,7 @@ def free_port() -> int:
                 continue
         _handed_out.add(port)
         return port
-    raise RuntimeError("no free loopback port below the ephemeral range")
+    raise RuntimeError(f"no free loopback port in {first}-{end - 1}, outside the ephemeral range")
 
 
 def wait_for(pred, timeout: float = 5.0) -> bool:

@@ -7,7 +7,7 @@ see :func:`fading`) or ``max_hold_s`` passes. Then one frame is kept:
 
 - the scene **settled into a new state** (its thumbnail differs from the scene before the event:
   something was put down, someone sat down): the settled frame, when it is farther than
-  ``settle_ratio`` x threshold from every kept frame. A still scene that shows the change only cut by the
+  ``settle_ratio`` x threshold from every kept frame. A still scene that shows the change mostly cut by the
   border, after a frame of the event showed a thing whole and about as large (a car stopped half out of
   view on its way out), is no such state: the event goes on (:func:`half_in_view`);
 - the scene **went back to how it was** (a car drove through, a visitor left), the hold ran out (a busy
