@@ -47,6 +47,26 @@ def shaken(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out + rng.normal(0, 2, out.shape), 0, 255).astype(np.uint8)
 
 
+class Street:
+    """The street of ``seed``, its thumbnail as the scene before an event, and events drawn on it: each frame a
+    list of (x, y, w, h) boxes, shaken by a pixel with noise, every frame novel (``last_score`` for the last)."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.bg = street(seed)
+        self.background = view_thumbnail(shaken(self.bg, self.rng))
+
+    def event(self, scenes: list[list[tuple[int, int, int, int]]], last_score: float = 2.0) -> Candidate:
+        frames = []
+        for n, boxes in enumerate(scenes):
+            img = self.bg
+            for x, y, w, h in boxes:
+                img = with_box(img, x, y, w, h, (150, 60, 30))
+            frames.append(Held(n, n / FPS, E[1], None, view_thumbnail(shaken(img, self.rng)), 0.5, score=2.0))
+        frames[-1].score = last_score
+        return Candidate(frames, (0, 0), self.background)
+
+
 def feed(filt: NoveltyFilter, steps: list[tuple], start: int = 0) -> list[int]:
     """Feed (image or None, vector[, region cells]) frames at FPS as the daemon does, numbered from ``start``,
     then flush; the frame numbers kept."""
@@ -118,14 +138,10 @@ def test_a_still_scene_that_shows_a_car_half_out_of_view_after_its_whole_view_is
     # in half, though the event had shown it whole (the demo draws' "stops" cars, benchmarks/QUALITY.md,
     # finding 24). Not so a change that only the border cuts and that was never seen whole (something taken
     # away at the edge of a table): that still scene is the new state.
-    rng = np.random.default_rng(11)
-    bg = street(11)
-    background = view_thumbnail(shaken(bg, rng))
+    road = Street(11)
 
     def event(xs: list[int]) -> Candidate:
-        frames = [Held(n, n / FPS, E[1], None, view_thumbnail(shaken(with_box(bg, x, 190, 240, 100, (150, 60, 30)), rng)),
-                       0.5, score=2.0) for n, x in enumerate(xs)]
-        return Candidate(frames, (0, 0), background)
+        return road.event([[(x, 190, 240, 100)] for x in xs])
 
     assert half_in_view(event([100, 200, 300, W - 120]), 0.5)   # whole, then stopped half out of view
     assert not half_in_view(event([W - 120, W - 120]), 0.5)     # only ever cut: the state it settled into
@@ -139,20 +155,14 @@ def test_a_car_the_mask_sees_less_of_whole_than_half_out_of_view_is_still_half_i
     # is enough while the still scene is novel (demo seed 9's purple car, benchmarks/QUALITY.md, finding 26);
     # a still scene no longer novel past settle_ratio is the scene as it was seen before (a car that stood at
     # the border when the event began drove away), and a thing whole a fraction of the size is another thing.
-    rng = np.random.default_rng(12)
-    bg = street(12)
-    background = view_thumbnail(shaken(bg, rng))
+    road = Street(12)
 
     def event(boxes: list[tuple[int, int, int]], last_score: float) -> Candidate:
-        frames = [Held(n, n / FPS, E[1], None,
-                       view_thumbnail(shaken(with_box(bg, x, 290 - h, w, h, (150, 60, 30)), rng)), 0.5, score=2.0)
-                  for n, (x, w, h) in enumerate(boxes)]
-        frames[-1].score = last_score
-        return Candidate(frames, (0, 0), background)
+        return road.event([[(x, 290 - h, w, h)] for x, w, h in boxes], last_score)
 
     cabin, stopped = [(100, 240, 60), (200, 240, 60)], (W - 180, 240, 100)
-    assert change(event(cabin, 2.0).frames[1].view, background).whole < change(
-        event([stopped], 2.0).frames[0].view, background).edge  # the mask sees less of it whole than cut
+    assert change(event(cabin, 2.0).frames[1].view, road.background).whole < change(
+        event([stopped], 2.0).frames[0].view, road.background).edge  # the mask sees less of it whole than cut
     assert half_in_view(event(cabin + [stopped], 2.0), 0.5)
     assert not half_in_view(event(cabin + [stopped], 0.4), 0.5)  # not novel: no new state, nor a car standing
     assert not half_in_view(event([(100, 60, 40), (200, 60, 40), stopped], 2.0), 0.5)  # a small thing whole
@@ -164,22 +174,11 @@ def test_a_car_stopped_half_out_of_view_is_half_in_view_though_the_mask_splits_a
     # pixels whole and 193 cut, benchmarks/QUALITY.md, finding 27). What shows mostly cut is still the car
     # half out of view; a scene whose change is mostly whole (a car parked in view, a sign cut at the border)
     # is a state to settle on.
-    rng = np.random.default_rng(13)
-    bg = street(13)
-    background = view_thumbnail(shaken(bg, rng))
-
-    def event(scenes: list[list[tuple[int, int, int, int]]]) -> Candidate:
-        frames = []
-        for n, boxes in enumerate(scenes):
-            img = bg
-            for x, y, w, h in boxes:
-                img = with_box(img, x, y, w, h, (150, 60, 30))
-            frames.append(Held(n, n / FPS, E[1], None, view_thumbnail(shaken(img, rng)), 0.5, score=2.0))
-        return Candidate(frames, (0, 0), background)
-
+    road = Street(13)
+    event = road.event
     car = lambda x: [(x, 190, 240, 100)]
     stopped = [(W - 80, 190, 200, 100), (W - 170, 190, 60, 60)]  # body cut by the border, roof part clear of it
-    shown = change(event([stopped]).frames[0].view, background)
+    shown = change(event([stopped]).frames[0].view, road.background)
     assert 0 < shown.whole < shown.edge and shown.things, shown  # the mask sees a part whole, more of it cut
     assert half_in_view(event([car(100), car(200), car(300), stopped]), 0.5)
     parked = car(200) + [(W - 40, 100, 100, 40)]  # a car whole in view, a smaller thing cut at the border
