@@ -9,7 +9,9 @@ see :func:`fading`) or ``max_hold_s`` passes. Then one frame is kept:
   something was put down, someone sat down): the settled frame, when it is farther than
   ``settle_ratio`` x threshold from every kept frame. A still scene that shows the change mostly cut by the
   border, after a frame of the event showed a thing whole and about as large (a car stopped half out of
-  view on its way out), is no such state: the event goes on (:func:`half_in_view`);
+  view on its way out), is no such state: the event goes on (:func:`half_in_view`), unless it is a scene
+  seen before the event began (the street that a car parked at the border drove off: the hole it left is
+  cut by the border too);
 - the scene **went back to how it was** (a car drove through, a visitor left), the hold ran out (a busy
   road), or the new state is too close to one already kept: the event's **best view** among its frames
   farther than ``settle_ratio`` x threshold from every kept frame, i.e. the frame whose change against
@@ -26,9 +28,15 @@ visitors (benchmarks/QUALITY.md, findings 20 and 21).
 
 Keeping the settled frame of a transit kept the empty road after the car had left; keeping the most
 novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md, findings 17 and 19).
+
+After a keep, frames like the event's last ones continue it (:class:`Recent`) until the scene is still. A still
+scene that still shows the thing (a car stopped in view: :func:`stays`) does not end that memory: the car
+driving off again is the rest of its visit, which was kept a second time, cut by the border as it left
+(benchmarks/QUALITY.md, finding 29).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -51,6 +59,9 @@ FADED_VIEW = 0.5
 # A still scene cut by the border after a whole thing at least this share of its pixels is that thing half out of
 # view (see half_in_view).
 HALF_VIEW = 0.5
+# A still scene that differs from the scene before the last event by at least this many mask pixels (whole or cut
+# by the border: four times a thing worth labelling, a car's size) still shows that event's thing (see Recent).
+STAYING_PIXELS = 4 * KNOWN_PIXELS
 
 
 @dataclass
@@ -86,11 +97,13 @@ class Recent:
     """The last frames of the event a source kept last (at most RECENT_FRAMES). A frame that is novel
     against the kept set but like one of these (whole image) continues that event instead of opening a
     new one, until the scene is still or no such frame came for max_hold_s. None is remembered of an event
-    whose thing left the view before it closed (:func:`left`)."""
+    whose thing left the view before it closed (:func:`left`). A still scene that still shows the thing (a car
+    stopped in view: :func:`stays`) does not end it."""
 
     vectors: np.ndarray            # (M, dim) unit
     until_ts: float
     background: np.ndarray | None = None  # thumbnail of the scene before that event: seen again, it is over
+    began: float = -math.inf       # when that event began
 
 
 class Exact(NamedTuple):
@@ -170,6 +183,19 @@ def half_in_view(cand: Candidate, settle_ratio: float) -> bool:
         return False
     need = (HALF_VIEW if newest.score > settle_ratio else 1.0) * shown.pixels
     return any(shows_thing(v) and v.whole >= need for v in (view_of(cand, h) for h in cand.frames[:-1]))
+
+
+def stays(recent: Recent, view: np.ndarray | None, saw: Callable[[float, np.ndarray], bool]) -> bool:
+    """Whether a still scene still shows the thing of the event decided last (a car stopped in view): it differs
+    from the scene before that event by at least STAYING_PIXELS, whole or cut by the border, and was not seen
+    before that event began (``saw(ts, view)``). The street as it was before a car parked at the border drove
+    off differs from the scene with the car by the hole it left; it is no thing staying (demo seed 103: a dog
+    running by was taken for the rest of that car's visit). A smaller change is no car: a speck left in the
+    scene made a second dog the rest of the first one's visit (finding 28)."""
+    if recent.background is None or view is None:
+        return False
+    shown = views.change(view, recent.background)
+    return max(shown.whole, shown.edge) >= STAYING_PIXELS and not saw(recent.began, view)
 
 
 def left(cand: Candidate, picked: Held) -> bool:

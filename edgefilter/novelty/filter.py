@@ -16,7 +16,7 @@ from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
 from .events import (RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, half_in_view, left, shows_thing,
-                     view_of)
+                     stays, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -272,6 +272,8 @@ class NoveltyFilter:
         worst = self._cells_outside(scope, st, it) if it.regions is not None else None
         by_region = worst is not None and worst[1] > cfg.region_threshold
         novel = dist is not None and (dist > threshold or by_region)
+        if novel and still_scene:
+            st.last_event = None  # a still scene new in itself is a state of its own, not the rest of a visit
         if it.view is not None and not novel and (st.background is None or still_scene):
             # the background is the scene when nothing in it moves: not a frame of a thing walking by that is
             # not novel to the whole image (its cells are compared against this background)
@@ -343,8 +345,9 @@ class NoveltyFilter:
         kept = False
         # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames;
         # a car stopped half out of view after the event showed it whole is no state to settle on
+        # (unless the still scene is one seen before the event: the street a car parked at the border drove off)
         settled = (cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
-                   and not half_in_view(cand, cfg.settle_ratio))
+                   and not (half_in_view(cand, cfg.settle_ratio) and not st.known.saw(cand.frames[0].ts, it.view)))
         # the thing left, or shrank to a fraction of its best view (without thumbnails: the frames stopped being novel)
         faded = fading(cand) >= cfg.settle_frames
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
@@ -363,13 +366,15 @@ class NoveltyFilter:
         else:
             st.previous_view, st.still_from, st.still_frames = it.view, it.ts, 0
         still = st.still_frames >= self.cfg_of(it.source).settle_frames and it.ts - st.still_from >= SETTLE_S
-        if still:
-            st.last_event = None  # whatever was passing has stopped or left: the next change is a new event
-        elif (st.last_event is not None and st.last_event.background is not None
-              and unchanged(it.view, st.last_event.background)):
+        recent = st.last_event
+        if recent is None:
+            return still
+        if recent.background is not None and unchanged(it.view, recent.background):
             # the scene looks as it did before that event: its thing has left, even if something moved since
             # (the next visitor may be in view before the street was still for settle_frames)
             st.last_event = None
+        elif still and not stays(recent, it.view, st.known.saw):
+            st.last_event = None  # whatever was passing has left or stopped out of sight: the next change is new
         return still
 
     # -- events
@@ -548,7 +553,7 @@ class NoveltyFilter:
         if pick is not None:  # what follows and looks like it is still this event, until the scene is still
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
             st.last_event = None if left(cand, pick.frame) else Recent(
-                np.stack([h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background)
+                np.stack([h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background, cand.frames[0].ts)
         if settled and cand.frames[-1].view is not None:
             st.background = cand.frames[-1].view  # the scene as it is now
         return pick is not None

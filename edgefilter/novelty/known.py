@@ -106,9 +106,19 @@ class Known:
         putting a bottle down, a walker on the way in), not a scene shown before."""
         if view is None:
             return False
-        seen = [(s, w) for t, s, w in self._seen if ts - t >= SEEN_AFTER_S]
         sig = signature(view)
-        return any(self._matches(memory, sig, view, pixels, shown) for memory in (self._kept, seen))
+        return any(self._matches(memory, sig, view, pixels, shown) for memory in (self._kept, self._seen_before(ts)))
+
+    def _seen_before(self, ts: float) -> list:
+        return [(s, w) for t, s, w in self._seen if ts - t >= SEEN_AFTER_S]
+
+    def saw(self, before_ts: float, view: np.ndarray | None) -> bool:
+        """Whether this frame's pixels differ in at most KNOWN_PIXELS mask pixels from a frame seen SEEN_AFTER_S
+        or more before ``before_ts`` (an event's start): a scene shown before that event, not a keep (an event's
+        own keep is what a car that stopped in view looks like). None view: cannot tell, False."""
+        if view is None:
+            return False
+        return self._matches(self._seen_before(before_ts), signature(view), view, KNOWN_PIXELS, False)
 
     @staticmethod
     def _matches(memory, sig: np.ndarray, view: np.ndarray, pixels: int, shown: bool) -> bool:
