@@ -728,3 +728,71 @@ def test_a_car_that_stops_cut_by_the_border_and_drives_off_is_kept_once():
     steps += [(shaken(bg, rng), E[0])] * 30
     kept = kept_frames(steps)
     assert kept[0] == 0 and len(kept) == 2 and start <= kept[1] < start + 12, kept
+
+
+def test_a_car_that_stops_half_in_view_on_its_way_in_and_drives_on_is_kept_whole():
+    # A car drives in from the right border and stops with a third of it out of view for 2 s, then drives on to
+    # the left, whole for a few frames, and out. Its still scene is new and was kept as the state it settled into,
+    # cut by the border, and the car driving on was the rest of that visit: 15 cars of the demo draws 100-139
+    # were kept only cut (benchmarks/QUALITY.md, finding 30). A thing that came in from the border and was
+    # never whole is no state to settle on before max_hold_s: the event goes on to the car's whole view.
+    rng = np.random.default_rng(22)
+    bg = street(22)
+    steps = [(shaken(bg, rng), E[0])] * 30
+    start = len(steps)
+    xs = list(range(W - 40, W - 160, -40))                       # comes in from the right border ...
+    stop = W - 160                                               # ... and stops, 80 of its 240 px out of view
+    moving = [at_distance(E[2], E[3 + j], 0.05) for j in range(16)]
+    for j, x in enumerate(xs):
+        steps.append((shaken(with_box(bg, x, 190, 240, 100, (150, 60, 30)), rng), moving[j]))
+    steps += [(shaken(with_box(bg, stop, 190, 240, 100, (150, 60, 30)), rng), E[12])] * 20
+    on = list(range(stop - 60, -300, -60))                       # drives on: whole from x <= W - 240, then out
+    for j, x in enumerate(on):
+        steps.append((shaken(with_box(bg, x, 190, 240, 100, (150, 60, 30)), rng), moving[4 + j]))
+    whole = [start + len(xs) + 20 + j for j, x in enumerate(on) if 0 <= x <= W - 240]
+    steps += [(shaken(bg, rng), E[0])] * 30
+    kept = kept_frames(steps)
+    assert kept[0] == 0 and len(kept) == 2 and kept[1] in whole, (kept, whole)
+
+
+def test_a_new_scene_cut_by_the_border_from_its_first_frame_settles_as_before():
+    # The next signer's clip: a large change at the bottom border in one frame, then still. It did not come in
+    # from the border, so it is a state to settle on at once, not a car half in view waiting to drive on (held to
+    # max_hold_s, the ASL streams kept another signer's frames again: benchmarks/QUALITY.md, finding 30).
+    rng = np.random.default_rng(24)
+    bg = street(24)
+    steps = [(shaken(bg, rng), E[0])] * 30
+    start = len(steps)
+    signer = with_box(bg, 200, 120, 240, H - 120, (60, 90, 160))
+    steps += [(shaken(signer, rng), E[5])] * 70
+    kept = kept_frames(steps)
+    assert kept[0] == 0 and len(kept) == 2 and start <= kept[1] < start + 15, kept
+
+
+def test_an_arm_that_takes_a_thing_away_is_kept_as_the_state_it_leaves_not_on_its_way_out():
+    # An arm reaches down from the top border, lifts a box and carries it up and out. What is left (the table
+    # without the box) is a fraction of the event's best view (arm and box), so the event faded, and its best
+    # view, the box held up in view, was kept, a hand in the picture (the raw bottle clip kept the R state as
+    # the arm left it, blurred: benchmarks/QUALITY.md, finding 30). A still frame of a scene that is not back
+    # as it was is a state settling, once the event waited for a thing on its way in (the arm, never whole): the
+    # settle rule decides and keeps the table as it is now.
+    rng = np.random.default_rng(26)
+    bg = with_box(street(26), 300, 240, 60, 60, (20, 160, 40))
+    steps = [(shaken(bg, rng), E[0])] * 30
+    empty = street(26)
+    arm = (60, 120, 200)
+    for j, reach in enumerate((60, 120, 200, 240)):          # reaches down, cut by the top border
+        steps.append((shaken(with_box(bg, 310, 0, 40, reach, arm), rng), at_distance(E[2], E[3 + j], 0.05)))
+    for j, y in enumerate((200, 140, 80)):                   # lifts the box: arm and box in view
+        img = with_box(with_box(empty, 300, y, 60, 60, (20, 160, 40)), 310, 0, 40, y, arm)
+        steps.append((shaken(img, rng), at_distance(E[2], E[8 + j], 0.05)))
+    # held up, clear of the border
+    img = with_box(with_box(empty, 250, 110, 160, 110, (20, 160, 40)), 250, 30, 160, 80, arm)
+    steps.append((shaken(img, rng), at_distance(E[2], E[11], 0.05)))
+    for j, y in enumerate((20, -30)):                        # out through the top border
+        img = with_box(with_box(empty, 300, y, 60, 60, (20, 160, 40)), 310, 0, 40, max(y, 1), arm)
+        steps.append((shaken(img, rng), at_distance(E[2], E[12 + j], 0.05)))
+    state_from = len(steps)
+    steps += [(shaken(empty, rng), E[20])] * 40
+    kept = kept_frames(steps)
+    assert kept[0] == 0 and len(kept) == 2 and kept[1] >= state_from, (kept, state_from)

@@ -3,7 +3,8 @@
 A novel frame opens a *candidate* for its source; every following frame of that source joins it until
 the scene is still again (``settle_frames`` frames in a row that each moved less than the source's noise
 floor), the event fades (``settle_frames`` frames in a row that show at most FADED_VIEW of its best view:
-see :func:`fading`) or ``max_hold_s`` passes. Then one frame is kept:
+see :func:`fading`; not while an event that waited for a thing on its way in is still in a new state: that
+state settles) or ``max_hold_s`` passes. Then one frame is kept:
 
 - the scene **settled into a new state** (its thumbnail differs from the scene before the event:
   something was put down, someone sat down): the settled frame, when it is farther than
@@ -11,7 +12,8 @@ see :func:`fading`) or ``max_hold_s`` passes. Then one frame is kept:
   border, after a frame of the event showed a thing whole and about as large (a car stopped half out of
   view on its way out), is no such state: the event goes on (:func:`half_in_view`), unless it is a scene
   seen before the event began (the street that a car parked at the border drove off: the hole it left is
-  cut by the border too);
+  cut by the border too). Nor is one that shows a thing cut by the border that came in from it and was never
+  whole (a car stopped half in view on its way in: :func:`on_its_way_in`), until ``max_hold_s``;
 - the scene **went back to how it was** (a car drove through, a visitor left), the hold ran out (a busy
   road), or the new state is too close to one already kept: the event's **best view** among its frames
   farther than ``settle_ratio`` x threshold from every kept frame, i.e. the frame whose change against
@@ -90,6 +92,7 @@ class Candidate:
     quiet: int = 0                 # consecutive frames at the end that are fading (see fading())
     peak: float = 0.0              # the best view score so far
     views: dict[int, views.Change] = field(default_factory=dict)  # id(held) -> its change, computed once
+    waited: bool = False           # a still scene of it was a thing on its way in (see on_its_way_in)
 
 
 @dataclass
@@ -183,6 +186,23 @@ def half_in_view(cand: Candidate, settle_ratio: float) -> bool:
         return False
     need = (HALF_VIEW if newest.score > settle_ratio else 1.0) * shown.pixels
     return any(shows_thing(v) and v.whole >= need for v in (view_of(cand, h) for h in cand.frames[:-1]))
+
+
+def on_its_way_in(cand: Candidate, settle_ratio: float) -> bool:
+    """Whether the event's newest frame shows a thing that came in from the border and stopped half in view: its
+    change is mostly cut by the border (no more of it clear of the border than cut) and still novel past
+    settle_ratio, the event's first frame showed less of it (it grew in from the border), and no frame of the event
+    showed a thing whole yet. A still scene then is no state to settle on before ``max_hold_s``: a car that stops
+    on its way in drives on, and its whole view is the best one (the demo draws kept 15 such cars only as they
+    stood, cut: benchmarks/QUALITY.md, finding 30). A new scene shows all of its change in its first frame (the next
+    signer's clip) and settles as before."""
+    newest = cand.frames[-1]
+    shown = view_of(cand, newest)
+    if not shown.edge or shown.whole > shown.edge or newest.score <= settle_ratio:
+        return False
+    if view_of(cand, cand.frames[0]).pixels >= shown.pixels:
+        return False
+    return not any(shows_thing(view_of(cand, h)) for h in cand.frames[:-1])
 
 
 def stays(recent: Recent, view: np.ndarray | None, saw: Callable[[float, np.ndarray], bool]) -> bool:

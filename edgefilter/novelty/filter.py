@@ -15,8 +15,8 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import (RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, half_in_view, left, shows_thing,
-                     stays, view_of)
+from .events import (RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, half_in_view, left, on_its_way_in,
+                     returned, shows_thing, stays, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -345,11 +345,18 @@ class NoveltyFilter:
         kept = False
         # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames;
         # a car stopped half out of view after the event showed it whole is no state to settle on
-        # (unless the still scene is one seen before the event: the street a car parked at the border drove off)
+        # (unless the still scene is one seen before the event: the street a car parked at the border drove off);
+        # nor, until max_hold_s, a car stopped half in view on its way in, never whole yet
+        waiting = on_its_way_in(cand, cfg.settle_ratio) and it.ts - cand.frames[0].ts < cfg.max_hold_s
+        cand.waited = cand.waited or waiting
         settled = (cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
-                   and not (half_in_view(cand, cfg.settle_ratio) and not st.known.saw(cand.frames[0].ts, it.view)))
-        # the thing left, or shrank to a fraction of its best view (without thumbnails: the frames stopped being novel)
-        faded = fading(cand) >= cfg.settle_frames
+                   and not (half_in_view(cand, cfg.settle_ratio) and not st.known.saw(cand.frames[0].ts, it.view))
+                   and not waiting)
+        # the thing left, or shrank to a fraction of its best view (without thumbnails: the frames stopped being novel);
+        # after waiting for a thing on its way in, a still frame of a scene not back as it was is a new state settling
+        # (an arm came in from the border, rested and took a bottle away): the settle rule decides, else the arm's
+        # blur on its way out was kept as the event's best view (the bottle clip's R state: QUALITY.md, finding 30)
+        faded = fading(cand) >= cfg.settle_frames and not (cand.waited and still and returned(cand) is False)
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
             kept = self._close(it.source, st, it.ts, probes=probes, settled=settled)
             routed.add(it.source)
