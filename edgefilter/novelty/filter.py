@@ -347,11 +347,11 @@ class NoveltyFilter:
         # a car stopped half out of view after the event showed it whole is no state to settle on
         # (unless the still scene is one seen before the event: the street a car parked at the border drove off);
         # nor, until max_hold_s, a car stopped half in view on its way in, never whole yet
-        waiting = on_its_way_in(cand, cfg.settle_ratio) and it.ts - cand.frames[0].ts < cfg.max_hold_s
+        still_run = cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
+        waiting = (still_run and it.ts - cand.frames[0].ts < cfg.max_hold_s and on_its_way_in(cand, cfg.settle_ratio))
         cand.waited = cand.waited or waiting
-        settled = (cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
-                   and not (half_in_view(cand, cfg.settle_ratio) and not st.known.saw(cand.frames[0].ts, it.view))
-                   and not waiting)
+        settled = (still_run and not waiting
+                   and not (half_in_view(cand, cfg.settle_ratio) and not st.known.saw(cand.frames[0].ts, it.view)))
         # the thing left, or shrank to a fraction of its best view (without thumbnails: the frames stopped being novel);
         # after waiting for a thing on its way in, a still frame of a scene not back as it was is a new state settling
         # (an arm came in from the border, rested and took a bottle away): the settle rule decides, else the arm's
