@@ -733,9 +733,9 @@ def test_a_car_that_stops_cut_by_the_border_and_drives_off_is_kept_once():
 def test_a_car_that_stops_half_in_view_on_its_way_in_and_drives_on_is_kept_whole():
     # A car drives in from the right border and stops with a third of it out of view for 2 s, then drives on to
     # the left, whole for a few frames, and out. Its still scene is new and was kept as the state it settled into,
-    # cut by the border, and the car driving on was the rest of that visit: 15 cars of the demo draws 100-139
-    # were kept only cut (benchmarks/QUALITY.md, finding 30). A thing that came in from the border and was
-    # never whole is no state to settle on before max_hold_s: the event goes on to the car's whole view.
+    # cut by the border, and the car driving on was the rest of that visit: most of the 17 cars that stop on
+    # the demo draws 100-139 were kept only so (benchmarks/QUALITY.md, finding 30). A thing that came in from the
+    # border and was never whole is no state to settle on before max_hold_s: the event goes on to its whole view.
     rng = np.random.default_rng(22)
     bg = street(22)
     steps = [(shaken(bg, rng), E[0])] * 30
@@ -770,8 +770,8 @@ def test_a_new_scene_cut_by_the_border_from_its_first_frame_settles_as_before():
 
 
 def test_an_arm_that_takes_a_thing_away_is_kept_as_the_state_it_leaves_not_on_its_way_out():
-    # An arm reaches down from the top border, rests on a box, lifts it and carries it up and out. What is left (the table
-    # without the box) is a fraction of the event's best view (arm and box), so the event faded, and its best
+    # An arm reaches down from the top border, rests on a box, lifts it and carries it up and out. What is left
+    # (the table without the box) is a fraction of the event's best view (arm and box), so the event faded, and its best
     # view, the box held up in view, was kept, a hand in the picture (the raw bottle clip kept the R state as
     # the arm left it, blurred: benchmarks/QUALITY.md, finding 30). A still frame of a scene that is not back
     # as it was is a state settling, once the event waited for a thing on its way in (the arm, never whole): the
