@@ -22,7 +22,8 @@ state settles) or ``max_hold_s`` passes. Then one frame is kept:
   pixels show less than KNOWN_PIXELS of the change must pass the whole threshold (:func:`relaxed`).
 
 An event needs a frame past the threshold, and more than one frame's noise: a single novel frame at most
-RENOVEL x the threshold by the whole image is no event. A frame whose pixels show a whole thing against the
+RENOVEL x the threshold by the whole image is no event, unless its pixels show a thing that came in from the
+border and a later frame shows it whole (:func:`came_in`). A frame whose pixels show a whole thing against the
 scene before (at least KNOWN_PIXELS, clear of the border) need only pass ``settle_ratio`` x the threshold
 to open one (``Held.thing``) or, joining an open one, to count as its novel frame: a small dog or a faint
 walker moves the embedding less than the threshold, and the demo's fresh draws missed a quarter of their
@@ -262,6 +263,18 @@ def best_view_key(shown: views.Change, h: Held) -> tuple:
     return shown.things, shown.framed, h.score
 
 
+def came_in(cand: Candidate, h: Held) -> bool:
+    """Whether ``h`` shows a change mostly cut by the image border and a later frame of its event shows a thing
+    whole: something came in from the border. An exposure step or a re-encoding moves no pixels beyond what the
+    mask tolerates, so a single frame barely past the threshold of such an event is no such step (a car like one
+    kept before, novel only as it drove on from where it had stopped half in view: benchmarks/QUALITY.md,
+    finding 31)."""
+    if not mostly_cut(view_of(cand, h)):
+        return False
+    later = cand.frames[cand.frames.index(h) + 1:]
+    return any(shows_thing(view_of(cand, x)) for x in later)
+
+
 def seen_before(got: Exact, h: Held, known: Callable[[Held, bool], bool]) -> bool:
     """Whether a frame's novelty is the embedding's alone and its pixels were seen before. A frame novel by
     its region cells is new where pixels changed beyond the source's noise (a ball on a kept empty street
@@ -289,10 +302,12 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
         return h.score > settle_ratio and (h.thing or shows_thing(view_of(cand, h)))
 
     novel = [h for h in cand.frames if h.score > 1.0 or thing(h)]
-    if not novel or (len(novel) == 1 and not (novel[0].by_region or thing(novel[0])) and novel[0].score <= RENOVEL):
+    if not novel or (len(novel) == 1 and not (novel[0].by_region or thing(novel[0])) and novel[0].score <= RENOVEL
+                     and not came_in(cand, novel[0])):
         # No frame passed the threshold, or one frame's whole image barely did: what an exposure step or a
         # re-encoding does to one frame's embedding (a region's score is pixel-backed: its cells changed
-        # pixels against the scene before, and one frame of a faint walker may be all that passes)
+        # pixels against the scene before, and one frame of a faint walker may be all that passes; so is a
+        # thing that came in from the border and shows whole later: came_in)
         return None
     # The event is new (a frame of it passed the threshold); its best view need only pass settle_ratio: a
     # car like one kept before is novel while cut by the border (the cut is what is new) and not once it is
