@@ -273,8 +273,12 @@ def came_in(cand: Candidate, h: Held) -> bool:
     finding 31)."""
     if not mostly_cut(view_of(cand, h)):
         return False
-    later = cand.frames[cand.frames.index(h) + 1:]
-    return any(shows_thing(view_of(cand, x)) for x in later)
+    after = False
+    for x in cand.frames:  # by identity, as left() walks them: Held compares by value, arrays and all
+        if after and shows_thing(view_of(cand, x)):
+            return True
+        after = after or x is h
+    return False
 
 
 def seen_before(got: Exact, h: Held, known: Callable[[Held, bool], bool]) -> bool:
