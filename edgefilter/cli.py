@@ -52,8 +52,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
     cfg = load_config(args.config)
     _setup_logging(args.log_level or cfg.log.level, cfg.log.format)
-    from .logs import enable_faulthandler
-    enable_faulthandler()  # the watchdog's SIGABRT then shows every thread's Python stack in the journal
+    from .logs import enable_stack_dumps
+    enable_stack_dumps()  # the watchdog's SIGABRT then shows every thread's Python stack in the journal
     from .daemon import Daemon
     return Daemon(cfg, config_path=args.config).run()
 

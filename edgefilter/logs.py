@@ -11,6 +11,7 @@ import faulthandler
 import json
 import logging
 import os
+import signal
 import sys
 from typing import IO
 
@@ -87,7 +88,27 @@ def setup_logging(level: str, fmt: str = "text", stream: IO | None = None) -> lo
     return handler
 
 
-def enable_faulthandler() -> None:
-    """Python stacks of every thread on SIGABRT (the watchdog's kill), SIGSEGV and friends, to stderr."""
+def enable_stack_dumps() -> None:
+    """Every thread's Python stack to stderr when the process dies by SIGABRT (the service watchdog's kill),
+    SIGSEGV, SIGFPE, SIGBUS or SIGILL. Call it from the main thread, before the pipeline's threads start.
+
+    The crash signals keep faulthandler's own handler: the process is dying anyway. SIGABRT is handled in
+    Python instead, in the main thread with the GIL held: faulthandler's handler walks the thread list in the
+    signal handler, unlocked, and itself crashed (SIGSEGV, no stack) when a thread was ending at that moment,
+    as the metrics endpoint's request threads do (2 kills in 40 with threads coming and going). The daemon's
+    main thread only waits on events, so the handler runs within moments; an abort() inside a native library
+    still ends the process at once (its core dump has the native stack).
+    """
     if not faulthandler.is_enabled():
         faulthandler.enable(file=sys.stderr, all_threads=True)
+    signal.signal(signal.SIGABRT, _dump_stacks_and_abort)
+
+
+def _dump_stacks_and_abort(signum: int, frame: object) -> None:
+    # Straight to the file descriptor, as faulthandler writes: no logging lock that a stuck thread might hold.
+    sys.stderr.flush()
+    os.write(sys.stderr.fileno(), b"Fatal Python error: Aborted (SIGABRT: the service watchdog, or an abort)\n\n")
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    faulthandler.disable()
+    signal.signal(signal.SIGABRT, signal.SIG_DFL)
+    os.abort()  # the exit status and core dump stay those of SIGABRT
