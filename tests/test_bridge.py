@@ -389,9 +389,10 @@ def test_bridge_killed_with_a_full_outbox_loses_nothing(tmp_path, broker, seawee
         assert_delivered_once(seaweedfs, bucket, collector, expected)
         assert wait_for(lambda: outbox() == 0, 10)
         assert collector.raw("/status")[-1][0] == b"online"  # live, or retained if it came before our resubscribe
-        # killed again: the broker publishes the last will, retained, for everyone watching the status
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        # killed again, as the service watchdog kills (SIGABRT): every thread's stack goes to the journal, and
+        # the broker publishes the last will, retained, for everyone watching the status
+        proc.send_signal(signal.SIGABRT)
+        assert proc.wait(30) == -signal.SIGABRT
         assert wait_for(lambda: collector.raw("/status")[-1][0] == b"offline", 10)
         late = MqttCollector(broker.port, "edgefilter/plant-a/box-1/status", client_id="late")
         assert wait_for(lambda: late.raw("/status") == [(b"offline", True)], 5)
@@ -403,3 +404,4 @@ def test_bridge_killed_with_a_full_outbox_loses_nothing(tmp_path, broker, seawee
         log.close()
     text = (tmp_path / "bridge.log").read_text()
     assert "30 messages" in text and "Traceback" not in text and SECRET_KEY not in text
+    assert "Fatal Python error: Aborted" in text and "in cli_bridge" in text, text[-3000:]

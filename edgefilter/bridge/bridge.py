@@ -314,6 +314,8 @@ def cli_bridge(config_path: str, log_level: str | None, setup_logging) -> int:
     from .config import load_bridge_config
     cfg = load_bridge_config(config_path)
     setup_logging(log_level or cfg.log_level)
+    from ..logs import enable_stack_dumps
+    enable_stack_dumps()  # the watchdog's SIGABRT then shows every thread's Python stack in the journal
     # Even at debug, not boto's request dumps: signed headers and key ids have no place in a journal.
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger(noisy).getEffectiveLevel()))
