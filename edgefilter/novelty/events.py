@@ -27,7 +27,10 @@ border and a later frame shows it whole (:func:`came_in`). A frame whose pixels 
 scene before (at least KNOWN_PIXELS, clear of the border) need only pass ``settle_ratio`` x the threshold
 to open one (``Held.thing``) or, joining an open one, to count as its novel frame: a small dog or a faint
 walker moves the embedding less than the threshold, and the demo's fresh draws missed a quarter of their
-visitors (benchmarks/QUALITY.md, findings 20 and 21).
+visitors (benchmarks/QUALITY.md, findings 20 and 21). After a large change cut by the border past
+``settle_ratio`` (CUT_PIXELS: a car coming in), a thing whole in view opens one at any novelty (``Held.cut``: a
+car that the embedding takes for one kept before once it is whole); an event with no other novel frame keeps
+only a whole view of its thing, or nothing (findings 28 and 32).
 
 Keeping the settled frame of a transit kept the empty road after the car had left; keeping the most
 novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md, findings 17 and 19).
@@ -65,6 +68,10 @@ HALF_VIEW = 0.5
 # A still scene that differs from the scene before the last event by at least this many mask pixels (whole or cut
 # by the border: four times a thing worth labelling, a car's size) still shows that event's thing (see Recent).
 STAYING_PIXELS = 4 * KNOWN_PIXELS
+# Mask pixels of a change cut by the border, past settle_ratio, after which a thing whole in view opens an event
+# at any novelty (a car coming in, novel only while the border cuts it); such an event keeps a whole view or
+# nothing (see choose).
+CUT_PIXELS = 4 * KNOWN_PIXELS
 
 
 @dataclass
@@ -82,6 +89,7 @@ class Held:
     score: float = 0.0             # novelty relative to the thresholds: > 1 is novel
     by_region: bool = False        # the score is the region cells' (the whole image's is lower)
     thing: bool = False            # it opened its event by a whole thing's pixels, past settle_ratio only
+    cut: bool = False              # ... at any novelty, after a large change cut by the border (CUT_PIXELS)
 
 
 @dataclass
@@ -297,6 +305,13 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     or kept before (see known.py; ``by_region``: only its region cells made it novel), so it is not kept
     whatever its embedding says.
     """
+    if any(h.cut for h in cand.frames) and not any(
+            h.score > 1.0 or (h.score > settle_ratio and shows_thing(view_of(cand, h))) for h in cand.frames):
+        # Opened by a thing whole after a change the border cut, and nothing of it is novel otherwise: a car
+        # coming in that the embedding takes for a car kept before once whole and that differed from it only
+        # while cut. Its whole view, if it shows one not seen before, is the picture; a cut one is none.
+        got = whole_view(cand, [], settle_ratio, exact, known)
+        return Pick(*got, "best view") if got is not None else None
     last = cand.frames[-1]
     if settled and returned(cand) is not True:  # a new state (or, without thumbnails, maybe one)
         got = exact(last, settle_ratio)

@@ -15,12 +15,12 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import (RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, half_in_view, left, mostly_cut,
-                     on_its_way_in, returned, shows_thing, stays, view_of)
+from .events import (CUT_PIXELS, RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, half_in_view, left,
+                     mostly_cut, on_its_way_in, returned, shows_thing, stays, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
-from .view import change, changed_cells, unchanged
+from .view import NO_CHANGE, Change, change, changed_cells, unchanged
 from .whole import Motion, is_novel
 
 log = logging.getLogger("edgefilter.novelty")
@@ -77,6 +77,8 @@ class _SourceState:
     known: Known = dataclasses.field(default_factory=Known)
     last_arrival: float = 0.0                # the filter clock's monotonic time of its latest frame
     cells_memo: tuple | None = None          # the last regional answer outside events (see _cells_outside)
+    coming_in: bool = False                  # a large change cut by the border was novel past settle_ratio since
+                                             # the last event or still scene (see _decide_one)
 
 
 class NoveltyFilter:
@@ -275,15 +277,27 @@ class NoveltyFilter:
         worst = self._cells_outside(scope, st, it) if it.regions is not None else None
         by_region = worst is not None and worst[1] > cfg.region_threshold
         novel = dist is not None and (dist > threshold or by_region)
-        if novel and still_scene:
+        if novel and still_scene and not self._stands_at_border(st, it):
             st.last_event = None  # a still scene new in itself is a state of its own, not the rest of a visit
         if it.view is not None and not novel and (st.background is None or still_scene) and self._renews(st, it, cfg):
             # the background is the scene when nothing in it moves: not a frame of a thing walking by that is
             # not novel to the whole image (its cells are compared against this background)
             st.background = it.view
-        thing = False
-        if not novel and event and self._score(dist, worst[1] if worst else None, threshold, cfg) > cfg.settle_ratio:
-            thing = novel = self._shows_thing(st, it)
+        if still_scene:
+            st.coming_in = False
+        thing = cut = False
+        if not novel and event:
+            if self._score(dist, worst[1] if worst else None, threshold, cfg) > cfg.settle_ratio:
+                shown = self._shown(st, it)
+                thing = novel = shows_thing(shown)
+                # a large change cut by the border, novel past settle_ratio: something is coming in
+                st.coming_in = st.coming_in or shown.edge >= CUT_PIXELS
+            elif st.coming_in:
+                # ... and shows whole now, though the embedding takes it for a thing kept before (a car like a car
+                # kept, novel only while the border cut it): an event, which keeps a whole view or nothing
+                thing = novel = cut = shows_thing(self._shown(st, it))
+        if not novel and event:
+            self._lingers(st, cfg, it, threshold)
         if novel and event and self._continues(st, cfg, it, threshold, thing):
             # like a frame of the event just decided (the other half of a blinking light, a swinging sign,
             # the rest of a long visit): still that event, not a new one
@@ -302,7 +316,8 @@ class NoveltyFilter:
         region_score = worst[1] if worst is not None else None
         if event and novel:  # open a candidate instead of keeping at once
             held = self._held(it, dist, worst, threshold, cfg)
-            held.thing = thing
+            st.coming_in = False
+            held.thing, held.cut = thing, cut
             st.candidate = Candidate([held], (self._epoch, scope.index.next_key), st.background)
             st.previous_view, st.still_from = it.view, it.ts  # the event's own still runs start here
             self._adapt(st, cfg, it.ts, False)
@@ -434,12 +449,32 @@ class NoveltyFilter:
         return score
 
     @staticmethod
-    def _shows_thing(st: _SourceState, it: _Item) -> bool:
-        """Whether the frame shows a thing clear of the border, of at least KNOWN_PIXELS, against the scene
-        before (a small new thing that moves the embedding less than the threshold)."""
+    def _stands_at_border(st: _SourceState, it: _Item) -> bool:
+        """Whether a still frame shows the change of the event decided last mostly cut by the image border: that
+        event's thing stopped half out of view (a car whose event faded as it drove out and that stands at the
+        border): the rest of that visit, not a new state."""
+        recent = st.last_event
+        if recent is None or recent.background is None or it.view is None:
+            return False
+        return mostly_cut(change(it.view, recent.background))
+
+    @staticmethod
+    def _shown(st: _SourceState, it: _Item) -> Change:
+        """What the frame shows against the scene before: a thing clear of the border (a small new thing that
+        moves the embedding less than the threshold) or a large change the border cuts (a car coming in)."""
         if it.view is None or st.background is None or st.background is it.view:
-            return False  # no background, or the frame just became it (a still scene): nothing to show
-        return shows_thing(change(it.view, st.background))
+            return NO_CHANGE  # no background, or the frame just became it (a still scene): nothing to show
+        return change(it.view, st.background)
+
+    @staticmethod
+    def _lingers(st: _SourceState, cfg: FilterConfig, it: _Item, threshold: float) -> None:
+        """A frame not novel but like a frame of the event decided last keeps that memory alive: its thing is
+        still in view (a signer who stays, moving her hands)."""
+        recent = st.last_event
+        if recent is None or it.ts > recent.until_ts:
+            return
+        if (1.0 - recent.vectors @ it.vector <= threshold).any():
+            recent.until_ts = it.ts + cfg.max_hold_s
 
     def _continues(self, st: _SourceState, cfg: FilterConfig, it: _Item, threshold: float,
                    thing: bool = False) -> bool:
