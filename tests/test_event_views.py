@@ -86,6 +86,14 @@ def kept_frames(steps: list[tuple[np.ndarray | None, np.ndarray]], cfg: FilterCo
     return feed(NoveltyFilter(cfg or FilterConfig(), DIM, ["cam"], FakeClock()), steps)
 
 
+def assert_kept_once_whole(kept: list[int], start: int, xs: list[int]) -> None:
+    """One keep among the frames from ``start`` in which a 240 px car stood at ``xs``, and the car whole in it."""
+    second = [k for k in kept if start <= k < start + len(xs)]
+    assert len(second) == 1, kept
+    x = xs[second[0] - start]
+    assert 0 < x and x + 240 < W, f"kept the second car at x={x}: cut by the border"
+
+
 def test_a_thing_like_one_kept_before_is_kept_whole_not_where_the_border_cuts_it():
     # The second car looks like the first to the embedding once it is whole (0.10 from its keep: not novel,
     # the threshold is 0.15); while the border cuts it, it is novel (0.4: the cut is what is new). The event
@@ -104,10 +112,7 @@ def test_a_thing_like_one_kept_before_is_kept_whole_not_where_the_border_cuts_it
         steps.append((img, at_distance(first, E[2 + len(steps) % 20], 0.10 if whole else 0.4)))
     steps += [(shaken(bg, rng), empty)] * 30
     kept = kept_frames(steps)
-    second = [k for k in kept if start <= k < start + len(xs)]
-    assert len(second) == 1, kept
-    x = xs[second[0] - start]
-    assert 0 < x and x + 240 < W, f"kept the second car at x={x}: cut by the border"
+    assert_kept_once_whole(kept, start, xs)
 
 
 def test_a_thing_whose_whole_view_is_near_a_keep_is_kept_whole_not_cut_where_only_the_cut_is_new():
@@ -891,10 +896,7 @@ def test_a_car_the_embedding_takes_for_one_kept_is_kept_whole_though_only_its_cu
                       at_distance(E[1], E[2 + j % 20], 0.06 if whole else 0.105)))
     steps += [(shaken(bg, rng), E[0])] * 30
     kept = kept_frames(steps)
-    second = [k for k in kept if start <= k < start + len(xs)]
-    assert len(second) == 1, kept
-    x = xs[second[0] - start]
-    assert 0 < x and x + 240 < W, f"kept the second car at x={x}: cut by the border"
+    assert_kept_once_whole(kept, start, xs)
 
 
 def test_a_car_whose_event_faded_at_the_border_and_that_stands_there_is_not_kept_again():
