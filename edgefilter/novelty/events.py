@@ -305,8 +305,13 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     or kept before (see known.py; ``by_region``: only its region cells made it novel), so it is not kept
     whatever its embedding says.
     """
-    if any(h.cut for h in cand.frames) and not any(
-            h.score > 1.0 or (h.score > settle_ratio and shows_thing(view_of(cand, h))) for h in cand.frames):
+    # A frame past settle_ratio that shows a whole thing is novel, whether it opened the event (Held.thing) or
+    # joined it: a car whose entry barely passed the threshold is a picture to keep once it is whole.
+    def thing(h: Held) -> bool:
+        return h.score > settle_ratio and (h.thing or shows_thing(view_of(cand, h)))
+
+    novel = [h for h in cand.frames if h.score > 1.0 or thing(h)]
+    if not novel and any(h.cut for h in cand.frames):
         # Opened by a thing whole after a change the border cut, and nothing of it is novel otherwise: a car
         # coming in that the embedding takes for a car kept before once whole and that differed from it only
         # while cut. Its whole view, if it shows one not seen before, is the picture; a cut one is none.
@@ -317,12 +322,6 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
         got = exact(last, settle_ratio)
         if got.score > settle_ratio and not seen_before(got, last, known):
             return Pick(last, got, settle_ratio, "settled")
-    # A frame past settle_ratio that shows a whole thing is novel, whether it opened the event (Held.thing) or
-    # joined it: a car whose entry barely passed the threshold is a picture to keep once it is whole.
-    def thing(h: Held) -> bool:
-        return h.score > settle_ratio and (h.thing or shows_thing(view_of(cand, h)))
-
-    novel = [h for h in cand.frames if h.score > 1.0 or thing(h)]
     if not novel or (len(novel) == 1 and not (novel[0].by_region or thing(novel[0])) and novel[0].score <= RENOVEL
                      and not came_in(cand, novel[0])):
         # No frame passed the threshold, or one frame's whole image barely did: what an exposure step or a

@@ -296,9 +296,8 @@ class NoveltyFilter:
                 # ... and shows whole now, though the embedding takes it for a thing kept before (a car like a car
                 # kept, novel only while the border cut it): an event, which keeps a whole view or nothing
                 thing = novel = cut = shows_thing(self._shown(st, it))
-        if not novel and event:
-            self._lingers(st, cfg, it, threshold)
-        if novel and event and self._continues(st, cfg, it, threshold, thing):
+        # every frame like one of the event decided last keeps that memory alive, novel or not (a signer who stays)
+        if event and self._continues(st, cfg, it, threshold, thing) and novel:
             # like a frame of the event just decided (the other half of a blinking light, a swinging sign,
             # the rest of a long visit): still that event, not a new one
             novel = False
@@ -466,20 +465,11 @@ class NoveltyFilter:
             return NO_CHANGE  # no background, or the frame just became it (a still scene): nothing to show
         return change(it.view, st.background)
 
-    @staticmethod
-    def _lingers(st: _SourceState, cfg: FilterConfig, it: _Item, threshold: float) -> None:
-        """A frame not novel but like a frame of the event decided last keeps that memory alive: its thing is
-        still in view (a signer who stays, moving her hands)."""
-        recent = st.last_event
-        if recent is None or it.ts > recent.until_ts:
-            return
-        if (1.0 - recent.vectors @ it.vector <= threshold).any():
-            recent.until_ts = it.ts + cfg.max_hold_s
-
     def _continues(self, st: _SourceState, cfg: FilterConfig, it: _Item, threshold: float,
                    thing: bool = False) -> bool:
-        """Whether a novel frame is not novel against the frames of the event decided last (and that
-        memory is still alive): then it belongs to that event. Extends the memory when it does. A frame novel
+        """Whether a frame is not novel against the frames of the event decided last (and that memory is
+        still alive): then it belongs to that event. Extends the memory when it does, for a frame not novel
+        against the kept set too: its thing is still in view (a signer who stays, moving her hands, never still). A frame novel
         by its pixels alone (``thing``: the embedding moved less than the threshold) belongs to it while the
         memory is alive: the scene has not looked as before since, so its thing is still in view (a car
         driving away, small in the distance)."""
