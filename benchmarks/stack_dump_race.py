@@ -4,7 +4,7 @@ edgefilter's (`logs.enable_stack_dumps`).
 `python benchmarks/stack_dump_race.py [--kills 100]`
 
 Each kill starts a child process whose three threads start and join 20 short threads each in a loop (as
-the metrics endpoint's request threads come and go), sends it SIGABRT 0.4 s later and records how it died.
+the metrics endpoint's request threads come and go; a fourth waits on an event), sends it SIGABRT 0.4 s later and records how it died.
 faulthandler's handler walks the thread list inside the signal handler and can crash (SIGSEGV) on a thread
 that is ending; edgefilter's dumps from the main thread with the GIL held.
 """
@@ -30,6 +30,9 @@ else:
     import faulthandler
     faulthandler.enable(all_threads=True)
 
+def waiting_for_a_frame_that_never_comes():
+    threading.Event().wait()
+
 def short_lived_threads():
     while True:
         threads = [threading.Thread(target=sum, args=(range(100),)) for _ in range(20)]
@@ -38,6 +41,7 @@ def short_lived_threads():
         for t in threads:
             t.join()
 
+threading.Thread(target=waiting_for_a_frame_that_never_comes, daemon=True).start()
 for _ in range(3):
     threading.Thread(target=short_lived_threads, daemon=True).start()
 print("up", flush=True)

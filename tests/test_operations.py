@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from benchmarks.stack_dump_race import CHILD as STACK_DUMP_CHILD
 from edgefilter import cli
 from edgefilter.clock import FakeClock
 from edgefilter.config import BackoffConfig, SourceConfig, parse_config
@@ -283,37 +284,13 @@ def test_service_logs_journal_priorities_status_lines_health_and_a_stack_on_siga
     assert "Fatal Python error: Aborted" in text and text.count("Thread 0x") >= 3
 
 
-_STACK_DUMP_CHILD = textwrap.dedent("""\
-    import sys, threading
-    from edgefilter.logs import enable_stack_dumps
-    enable_stack_dumps()
-
-    def waiting_for_a_frame_that_never_comes():
-        threading.Event().wait()
-
-    def short_lived_threads():  # as the metrics endpoint's request threads come and go
-        while True:
-            for t in [threading.Thread(target=sum, args=(range(100),)) for _ in range(20)]:
-                t.start()
-                t.join()
-
-    threading.Thread(target=waiting_for_a_frame_that_never_comes, daemon=True).start()
-    for _ in range(3):
-        threading.Thread(target=short_lived_threads, daemon=True).start()
-    print("up", flush=True)
-    while not threading.Event().wait(0.2):
-        pass
-    """)
-
-
 @pytest.mark.parametrize("attempt", range(3))
-def test_sigabrt_dumps_every_thread_even_while_threads_end(tmp_path, attempt):
+def test_sigabrt_dumps_every_thread_even_while_threads_end(attempt):
     # faulthandler's own SIGABRT dump walked the thread list inside the signal handler and crashed (SIGSEGV,
     # no stack) when a thread was ending at that moment: the watchdog's kill must end in SIGABRT with the stacks.
-    script = tmp_path / "child.py"
-    script.write_text(_STACK_DUMP_CHILD)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=python_env())
+    # the stack-dump benchmark's child: its threads come and go as the metrics endpoint's request threads do
+    proc = subprocess.Popen([sys.executable, "-c", STACK_DUMP_CHILD.format(root=str(ROOT)), "edgefilter"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=python_env())
     try:
         assert proc.stdout.readline() == "up\n"
         time.sleep(0.3)
