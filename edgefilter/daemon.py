@@ -209,7 +209,9 @@ class Daemon:
                 else:
                     log.info("all sources finished; draining")
                 break
-            if any(not t.is_alive() for t in self._threads):
+            # The drift thread ends as soon as a stop is asked for, which can fall between the wait above
+            # and this look: a thread that ended after the stop is the shutdown, not a death.
+            if any(not t.is_alive() for t in self._threads) and not self._stop.is_set():
                 log.error("a pipeline thread died; shutting down")
                 self.exit_code = 1
                 break

@@ -265,6 +265,46 @@ def test_sighup_reload_applies_good_config_and_keeps_running_on_bad(tmp_path, po
     assert run.code == 0
 
 
+class StopJustAfterTheWait(threading.Event):
+    """The daemon's stop event, set by the main loop's own wait once armed: the stop comes just after that wait
+    timed out, and the drift thread has ended (as it does on a stop) before the loop looks at its threads."""
+
+    def __init__(self, loop_thread_name: str):
+        super().__init__()
+        self.loop_thread_name = loop_thread_name
+        self.armed = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def wait(self, timeout=None):
+        if timeout is not None and self.armed.is_set() and threading.current_thread().name == self.loop_thread_name:
+            self.armed.clear()
+            self.set()
+            for t in self.threads:
+                if t.name == "drift":
+                    t.join(5)
+            return False
+        return super().wait(timeout)
+
+
+def test_a_stop_that_ends_the_drift_thread_is_a_clean_exit_not_a_dead_stage(tmp_path, port):
+    cfg = make_config(tmp_path, port, [SourceConfig(name="live", url="demo://?fps=30&width=160&height=120",
+                                                    realtime=True)])
+    daemon = Daemon(cfg, registry=CollectorRegistry(), embedder_factory=lambda cfg, cache_dir=None: FakeEmbedder())
+    stop = daemon._stop = StopJustAfterTheWait("daemon-under-test")
+    stop.threads = daemon._threads
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(daemon.run()), name="daemon-under-test", daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: daemon.metrics.value("edgefilter_frames_captured_total", source="live") >= 3, 10)
+        stop.armed.set()
+        thread.join(15)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert codes == [0]
+
+
 def test_quality_gates_drop_and_count_dark_frames(tmp_path, port):
     frames = [static_scene(1)] * 10 + [np.zeros((120, 160, 3), np.uint8)] * 10
     video = make_video(tmp_path / "dark.avi", frames, fps=25)
