@@ -12,8 +12,9 @@ JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
   pixels changed, pre-gate on);
 - **default, no pre-gate**: the same with `gates.skip_unchanged: 0`;
 - **whole image only**: the defaults with `filter.regional: false` (the default before finding 18);
-- **finding 30 default**: the filter of commit 47a7554 (before finding 31: a still scene with a car stopped half
-  in view before it was novel became the background), from git (finding 30's tables compared with 1d60bd9,
+- **finding 31 default**: the filter of commit a23a99e (before finding 32: the exposure fit took a black car across
+  half the street for a darker exposure), from git (finding 31's tables compared with 47a7554, finding 30;
+  finding 30's with 1d60bd9,
   finding 29; finding 29's with 0c96156, finding 27; finding 27's with 4223f46, finding 26; finding 26's with
   d2152b9, finding 25; finding 25's with bb7dcb2, finding 24);
 - **previous default**: the filter of commit d7a8cef (regional on, settled-frame events), for reference.
@@ -72,7 +73,7 @@ from edgefilter.preprocess import preprocess  # noqa: E402
 log = logging.getLogger("corpus_bench")
 MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 PREVIOUS = "d7a8cef"   # the commit whose filter is the "previous default" row
-FINDING30 = "47a7554"  # the default before finding 31 (a car stopped half in view became the background)
+FINDING31 = "a23a99e"  # the default before finding 32 (a dark car across half the view broke the exposure fit)
 NEW_DRAW = "held out, other draw"  # never traced while the rules they report on were made
 TRACED = "other draw, traced in finding 19"
 TRACED_20 = "other draw, traced in finding 20"
@@ -496,7 +497,7 @@ def methods() -> list[Method]:
         Method("default", d),
         Method("default, no pre-gate", d, gate=False),
         Method("whole image only (regional off)", dataclasses.replace(d, regional=False)),
-        Method(f"finding 30 default ({FINDING30})", d, rev=FINDING30),
+        Method(f"finding 31 default ({FINDING31})", d, rev=FINDING31),
         Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, rev=PREVIOUS,
                grey=True, old_items=True),
     ]
