@@ -35,7 +35,10 @@ only a whole view of its thing, or nothing (findings 28 and 32).
 Keeping the settled frame of a transit kept the empty road after the car had left; keeping the most
 novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md, findings 17 and 19).
 
-After a keep, frames like the event's last ones continue it (:class:`Recent`) until the scene is still. A still
+After a keep, frames like the event's last ones continue it (:class:`Recent`) until the scene is still; for an event
+its pixels opened, frames like its thing's coming in too (half a car at one border is half a car at the other to the
+embedding). A frame that shows nothing of the event's change ends it (:func:`gone`): its thing left, and what comes
+next is another visit. A still
 scene that still shows the thing (a car stopped in view: :func:`stays`) does not end that memory: the car
 driving off again is the rest of its visit, which was kept a second time, cut by the border as it left
 (benchmarks/QUALITY.md, finding 29).
@@ -102,6 +105,8 @@ class Candidate:
     peak: float = 0.0              # the best view score so far
     views: dict[int, views.Change] = field(default_factory=dict)  # id(held) -> its change, computed once
     waited: bool = False           # a still scene of it was a thing on its way in (see on_its_way_in)
+    came_in: list[np.ndarray] = field(default_factory=list)  # embeddings of its thing coming in cut by the border
+                                                            # before it opened (its memory holds them: Recent)
 
 
 @dataclass
@@ -174,6 +179,17 @@ def fading(cand: Candidate) -> int:
     cand.peak = max(cand.peak, shown)
     cand.quiet = cand.quiet + 1 if shown <= FADED_VIEW * cand.peak else 0
     return cand.quiet
+
+
+def gone(cand: Candidate) -> bool:
+    """Whether the event's newest frame shows nothing of it (no changed pixel against the scene before it)
+    after the event showed a thing worth labelling: the thing left, and what comes next is another visit
+    (a dog ran out of view one frame before a car came in, and the car's settled frame was the event's keep:
+    demo seed 161)."""
+    h = cand.frames[-1]
+    if cand.background is None or h.view is None:
+        return False
+    return cand.peak >= KNOWN_PIXELS and view_of(cand, h).pixels == 0
 
 
 def mostly_cut(shown: views.Change) -> bool:

@@ -15,8 +15,8 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import (CUT_PIXELS, RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, half_in_view, left,
-                     mostly_cut, on_its_way_in, returned, shows_thing, stays, view_of)
+from .events import (CUT_PIXELS, RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, gone, half_in_view,
+                     left, mostly_cut, on_its_way_in, returned, shows_thing, stays, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -77,8 +77,9 @@ class _SourceState:
     known: Known = dataclasses.field(default_factory=Known)
     last_arrival: float = 0.0                # the filter clock's monotonic time of its latest frame
     cells_memo: tuple | None = None          # the last regional answer outside events (see _cells_outside)
-    coming_in: bool = False                  # a large change cut by the border was novel past settle_ratio since
-                                             # the last event or still scene (see _decide_one)
+    # embeddings of the frames since the last event or still scene that showed a large change cut by the border,
+    # novel past settle_ratio (something coming in; see _decide_one): the memory of the event it opens
+    coming_in: list = dataclasses.field(default_factory=list)
 
 
 class NoveltyFilter:
@@ -284,14 +285,15 @@ class NoveltyFilter:
             # not novel to the whole image (its cells are compared against this background)
             st.background = it.view
         if still_scene:
-            st.coming_in = False
+            st.coming_in = []
         thing = cut = False
         if not novel and event:
             if self._score(dist, worst[1] if worst else None, threshold, cfg) > cfg.settle_ratio:
                 shown = self._shown(st, it)
                 thing = novel = shows_thing(shown)
                 # a large change cut by the border, novel past settle_ratio: something is coming in
-                st.coming_in = st.coming_in or shown.edge >= CUT_PIXELS
+                if shown.edge >= CUT_PIXELS:
+                    st.coming_in = st.coming_in[1 - RECENT_FRAMES:] + [it.vector]
             elif st.coming_in:
                 # ... and shows whole now, though the embedding takes it for a thing kept before (a car like a car
                 # kept, novel only while the border cut it): an event, which keeps a whole view or nothing
@@ -315,9 +317,13 @@ class NoveltyFilter:
         region_score = worst[1] if worst is not None else None
         if event and novel:  # open a candidate instead of keeping at once
             held = self._held(it, dist, worst, threshold, cfg)
-            st.coming_in = False
             held.thing, held.cut = thing, cut
-            st.candidate = Candidate([held], (self._epoch, scope.index.next_key), st.background)
+            # an event its pixels opened (its thing whole, the embedding not past the threshold) remembers the
+            # thing's frames coming in: half a car at one border is half a car at the other to the embedding, and
+            # the car driving out was kept again (with every event, busy highway 2 kept 3 frames for 5)
+            st.candidate = Candidate([held], (self._epoch, scope.index.next_key), st.background,
+                                     came_in=st.coming_in if thing or cut else [])
+            st.coming_in = []
             st.previous_view, st.still_from = it.view, it.ts  # the event's own still runs start here
             self._adapt(st, cfg, it.ts, False)
             return Decision(False, dist, None, threshold, region, held=True, region_score=region_score)
@@ -374,6 +380,9 @@ class NoveltyFilter:
         # (an arm came in from the border, rested and took a bottle away): the settle rule decides, else the arm's
         # blur on its way out was kept as the event's best view (the bottle clip's R state: QUALITY.md, finding 30)
         faded = fading(cand) >= cfg.settle_frames and not (cand.waited and still and returned(cand) is False)
+        # a frame that shows nothing of the event: its thing left, and the next one is another visit (a car that came
+        # in one frame after a dog ran out was the dog's event, and its settled frame the event's only keep)
+        faded = faded or gone(cand)
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
             kept = self._close(it.source, st, it.ts, probes=probes, settled=settled)
             routed.add(it.source)
@@ -613,7 +622,8 @@ class NoveltyFilter:
         if pick is not None:  # what follows and looks like it is still this event, until the scene is still
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
             st.last_event = None if left(cand, pick.frame) else Recent(
-                np.stack([h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background, cand.frames[0].ts)
+                np.stack(cand.came_in + [h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background,
+                cand.frames[0].ts)
         if settled and cand.frames[-1].view is not None:
             self._new_background(st, cand.frames[-1].view)  # the scene as it is now
         return pick is not None
