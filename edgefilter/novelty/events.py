@@ -38,10 +38,9 @@ novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md,
 After a keep, frames like the event's last ones continue it (:class:`Recent`) until the scene is still; for an event
 its pixels opened, frames like its thing's coming in too (half a car at one border is half a car at the other to the
 embedding). A frame that shows nothing of the event's change ends it (:func:`gone`): its thing left, and what comes
-next is another visit. A still
-scene that still shows the thing (a car stopped in view: :func:`stays`) does not end that memory: the car
-driving off again is the rest of its visit, which was kept a second time, cut by the border as it left
-(benchmarks/QUALITY.md, finding 29).
+next is another visit. A still scene that still shows the thing (a car stopped in view: :func:`stays`) does not end
+that memory: the car driving off again is the rest of its visit, which was kept a second time, cut by the border as
+it left (benchmarks/QUALITY.md, finding 29).
 """
 from __future__ import annotations
 

@@ -79,7 +79,7 @@ class _SourceState:
     cells_memo: tuple | None = None          # the last regional answer outside events (see _cells_outside)
     # embeddings of the frames since the last event or still scene that showed a large change cut by the border,
     # novel past settle_ratio (something coming in; see _decide_one): the memory of the event it opens
-    coming_in: list = dataclasses.field(default_factory=list)
+    coming_in: list[np.ndarray] = dataclasses.field(default_factory=list)
 
 
 class NoveltyFilter:
@@ -320,9 +320,10 @@ class NoveltyFilter:
             held.thing, held.cut = thing, cut
             # an event its pixels opened (its thing whole, the embedding not past the threshold) remembers the
             # thing's frames coming in: half a car at one border is half a car at the other to the embedding, and
-            # the car driving out was kept again (with every event, busy highway 2 kept 3 frames for 5)
+            # the car driving out was kept again (with every event, busy highway 2 kept 3 frames for 5). ``cut`` is
+            # set only with ``thing``.
             st.candidate = Candidate([held], (self._epoch, scope.index.next_key), st.background,
-                                     came_in=st.coming_in if thing or cut else [])
+                                     came_in=st.coming_in if thing else [])
             st.coming_in = []
             st.previous_view, st.still_from = it.view, it.ts  # the event's own still runs start here
             self._adapt(st, cfg, it.ts, False)
@@ -478,10 +479,10 @@ class NoveltyFilter:
                    thing: bool = False) -> bool:
         """Whether a frame is not novel against the frames of the event decided last (and that memory is
         still alive): then it belongs to that event. Extends the memory when it does, for a frame not novel
-        against the kept set too: its thing is still in view (a signer who stays, moving her hands, never still). A frame novel
-        by its pixels alone (``thing``: the embedding moved less than the threshold) belongs to it while the
-        memory is alive: the scene has not looked as before since, so its thing is still in view (a car
-        driving away, small in the distance)."""
+        against the kept set too: its thing is still in view (a signer who stays, moving her hands, never
+        still). A frame novel by its pixels alone (``thing``: the embedding moved less than the threshold)
+        belongs to it while the memory is alive: the scene has not looked as before since, so its thing is
+        still in view (a car driving away, small in the distance)."""
         recent = st.last_event
         if recent is None or it.ts > recent.until_ts:
             st.last_event = None
