@@ -12,11 +12,11 @@ JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
   pixels changed, pre-gate on);
 - **default, no pre-gate**: the same with `gates.skip_unchanged: 0`;
 - **whole image only**: the defaults with `filter.regional: false` (the default before finding 18);
-- **finding 31 default**: the filter of commit a23a99e (before finding 32: the exposure fit took a black car across
-  half the street for a darker exposure), from git (finding 31's tables compared with 47a7554, finding 30;
-  finding 30's with 1d60bd9,
-  finding 29; finding 29's with 0c96156, finding 27; finding 27's with 4223f46, finding 26; finding 26's with
-  d2152b9, finding 25; finding 25's with bb7dcb2, finding 24);
+- **finding 33 default**: the filter of commit e26fe93 (before finding 34: the memory of an event took a car that
+  came in at one border as its cars drove out at the other for the rest of their visit), from git (finding 33's
+  tables compared with a23a99e, finding 31, before the exposure fit of finding 32; finding 31's with 47a7554,
+  finding 30; finding 30's with 1d60bd9, finding 29; finding 29's with 0c96156, finding 27; finding 27's with
+  4223f46, finding 26; finding 26's with d2152b9, finding 25; finding 25's with bb7dcb2, finding 24);
 - **previous default**: the filter of commit d7a8cef (regional on, settled-frame events), for reference.
 
 Scores. Object streams (things pass through; labelled per object with the frames it is visible and the
@@ -35,8 +35,11 @@ two draws were ("other draw, traced in finding 19"), one more demo draw ("traced
 demo seed 10 and the road at 12 fps ("traced in finding 21"). Five draws were first run in finding 21, with
 the code before it; the four besides the road were never traced ("first run in finding 21"). Finding 23
 traced bottle irregular holds 1 again (one of finding 19's two) and looked at ASL shuffle 0 without
-changing a rule for it; its rules were made on the demo draws of benchmarks/demo_draws.py. Real clips
-are read from --data, never copied (credit: Intel IoT devkit sample-videos, CC BY 4.0; bgslibrary dataset,
+changing a rule for it; its rules were made on the demo draws of benchmarks/demo_draws.py. Finding 34 added
+eight streams of the same footage seen by other cameras (mirrored, played backwards, an IR camera at night,
+320x180: streams.LookOrigin), run once with finding 33's code before any rule was changed ("another camera,
+first run in finding 34"); two of them were then traced (the road played backwards, demo seed 14 at night).
+Real clips are read from --data, never copied (credit: Intel IoT devkit sample-videos, CC BY 4.0; bgslibrary dataset,
 MIT).
 """
 from __future__ import annotations
@@ -62,7 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.streams import (DemoOrigin, Origin, Perturb, Stream, StreamBuilder, VideoOrigin,  # noqa: E402
-                                asl_stream, bottle_stream, render_batches, score)
+                                asl_stream, bottle_stream, look_suffix, look_words, looked, render_batches, score)
 from edgefilter.clock import FakeClock  # noqa: E402
 from edgefilter.config import FilterConfig, GatesConfig  # noqa: E402
 from edgefilter.gates import ChangeGate, grey_thumbnail  # noqa: E402
@@ -73,12 +76,15 @@ from edgefilter.preprocess import preprocess  # noqa: E402
 log = logging.getLogger("corpus_bench")
 MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 PREVIOUS = "d7a8cef"   # the commit whose filter is the "previous default" row
-FINDING31 = "a23a99e"  # the default before finding 32 (a dark car across half the view broke the exposure fit)
+FINDING33 = "e26fe93"  # the default before finding 34 (an event's memory did not follow its thing in the view)
 NEW_DRAW = "held out, other draw"  # never traced while the rules they report on were made
 TRACED = "other draw, traced in finding 19"
 TRACED_20 = "other draw, traced in finding 20"
 TRACED_21 = "other draw, traced in finding 21"
 FRESH_21 = "held out, other draw, first run in finding 21"  # drawn and scored before any rule of finding 21 was set
+# Finding 34: the same footage seen by other cameras (mirrored, time reversed, an IR camera at night, 320x180),
+# drawn and scored once with finding 33's rules before anything was changed for them
+NEW_CAMERA = "held out, another camera, first run in finding 34"
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
 
@@ -132,31 +138,39 @@ class RampedBuilder(StreamBuilder):
 
 
 def road_corpus(data: Path, fps: float = 15.0, seed: int = 11, name: str = "road-transits",
-                split: str = "held out") -> Corpus:
+                split: str = "held out", reverse: bool = False, looks: tuple[str, ...] = ()) -> Corpus:
+    """The road clip's vehicles with the empty road held between them. ``reverse``: the clip played backwards
+    (every vehicle drives the other way and leaves where it came in); ``looks``: another camera
+    (streams.LookOrigin)."""
     step = max(1, int(round(30.0 / fps)))
-    origin = VideoOrigin("road", data / "road" / "sparse-road.avi", step)
-    b = RampedBuilder(name, fps, "sparse-road.avi: five vehicles drive through; empty road held "
-                      "60 / 30 / 60 s", seed=seed)
+    origin = looked(VideoOrigin("road", data / "road" / "sparse-road.avi", step), looks)
+    b = RampedBuilder(name, fps, "sparse-road.avi" + (" played backwards" if reverse else "") + ": five vehicles "
+                      "drive through; empty road held 60 / 30 / 60 s" + look_words(looks), seed=seed)
     where: dict[int, int] = {}  # clip frame -> first stream index
 
     def show(a: int, z: int) -> None:
-        for f in range(a - a % step, z, step):
+        fs = range(a - a % step, z, step)
+        for f in (reversed(fs) if reverse else fs):
             where.setdefault(f, len(b.keys))
             b.add(origin, f, None)
     def frames(*fs: int) -> list[int]:  # the clip frames the origin reads (every step-th)
         return [f - f % step for f in fs]
-    b.hold(origin, frames(0, step * 3), 60.0, "empty")
-    show(0, 262)
-    b.hold(origin, frames(264, 270), 30.0, "empty")
-    show(262, 362)
-    b.hold(origin, frames(364, 368), 60.0, "empty")
+    parts = [(frames(0, step * 3), 60.0), (0, 262), (frames(264, 270), 30.0), (262, 362), (frames(364, 368), 60.0)]
+    for part in (parts[::-1] if reverse else parts):
+        if isinstance(part[0], list):
+            b.hold(origin, part[0], part[1], "empty")
+        else:
+            show(*part)
     s = b.build()
 
     def at(f: int) -> int:
         f = min(max(f - f % step, 0), max(where))
         return where[f]
-    things = [Thing(n, (at(v[0] + step - 1), at(v[1] - 1) + 1), (at(w[0] + step - 1), at(w[1] - 1) + 1))
-              for n, v, w in ROAD_VEHICLES]
+
+    def span(a: int, z: int) -> tuple[int, int]:  # clip frames [a, z) -> stream frames, either way round
+        first, last = at(a + step - 1), at(z - 1)
+        return min(first, last), max(first, last) + 1
+    things = [Thing(n, span(*v), span(*w)) for n, v, w in ROAD_VEHICLES]
     empty = np.array([st == "empty" for st in s.state], bool)
     for a, z in ROAD_EMPTY:
         for f in range(a - a % step, z, step):
@@ -251,7 +265,7 @@ DEMO_ZOOM = 2.0  # as config.yaml's demo:// source
 
 
 def demo_corpus(seconds: float = 300.0, fps: float = 5.0, seed: int = 1, zoom: float = DEMO_ZOOM,
-                split: str = "tuned") -> Corpus:
+                split: str = "tuned", looks: tuple[str, ...] = ()) -> Corpus:
     """The quick start's demo camera (a visitor slot every 8 s), visitors labelled from the scene: whole in
     view where every pixel drawn for the visitor (its shadow aside) is in the frame after the camera's shake,
     within a pixel (demo.drawn_box; the padded box that labelled it before counted a walker cut by padding
@@ -260,12 +274,16 @@ def demo_corpus(seconds: float = 300.0, fps: float = 5.0, seed: int = 1, zoom: f
 
     n = int(round(seconds * fps))
     scene = DemoScene(seed=seed, fps=fps, frames=n, zoom=zoom, slot=8.0)
-    origin = DemoOrigin("demo", scene)
-    b = StreamBuilder("demo-visitors" if seed == 1 else f"demo-visitors-seed{seed}", fps,
-                      f"quick start demo camera (seed {seed}, zoom {zoom:g}), {fps:g} fps", seed)
+    if "small" in looks:
+        raise ValueError("the demo's labels are drawn at 640x360: no 'small' look")
+    origin = looked(DemoOrigin("demo", scene), looks)
+    b = StreamBuilder(("demo-visitors" if seed == 1 else f"demo-visitors-seed{seed}") + look_suffix(looks), fps,
+                      f"quick start demo camera (seed {seed}, zoom {zoom:g}), {fps:g} fps{look_words(looks)}", seed)
     rng = np.random.default_rng([seed, 5])
     shake = [Perturb(jpeg=int(rng.choice([0, 60, 80])), dx=int(rng.integers(-3, 4)), dy=int(rng.integers(-2, 3)))
              for _ in range(n)]
+    # the labels are the unmirrored scene's: a mirrored frame shaken by -dx is the mirror of the scene shaken by dx
+    mirrored = looks.count("mirror") % 2 == 1
 
     def whole_in_view(v, f: int) -> bool:
         p = shake[f]
@@ -297,14 +315,16 @@ def demo_corpus(seconds: float = 300.0, fps: float = 5.0, seed: int = 1, zoom: f
         looks.add(look)
         empty[a:z] = False
     for f in range(n):
-        b.add(origin, f, None, shake[f])
+        b.add(origin, f, None, dataclasses.replace(shake[f], dx=-shake[f].dx) if mirrored else shake[f])
     return Corpus(b.build(), "objects", split, things, empty)
 
 
-def static_corpus(name: str, origin: Origin, frames: list[int], minutes: float, split: str, fps: float = 10.0
-                  ) -> Corpus:
+def static_corpus(name: str, origin: Origin, frames: list[int], minutes: float, split: str, fps: float = 10.0,
+                  seed: int = 13, looks: tuple[str, ...] = ()) -> Corpus:
+    origin = looked(origin, looks)
     b = RampedBuilder(name, fps, f"one unchanged view for {minutes:g} min under exposure steps, a daylight "
-                      "ramp, flicker, noise, JPEG and shake; restart with the saved state halfway", seed=13,
+                      "ramp, flicker, noise, JPEG and shake; restart with the saved state halfway"
+                      + look_words(looks), seed=seed,
                       ramp=(0.85, 1.15), ramp_s=minutes * 60)
     b.hold(origin, frames, minutes * 60.0, "empty")
     s = b.build()
@@ -362,6 +382,19 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(road_corpus(data, fps=12.0, seed=33, name="road-transits-12fps", split=TRACED_21))
         out.append(Corpus(bottle_stream(data, 120.0, seed=3, spread=4.0), "states", FRESH_21))
         out.append(Corpus(asl_stream(data, 60.0, seed=3, spread=4.0), "states", FRESH_21))
+    # Finding 34: the footage through other cameras, first run with finding 33's rules (NEW_CAMERA)
+    out.append(demo_corpus(seed=14, split=NEW_CAMERA, looks=("night",)))
+    out.append(demo_corpus(seed=15, split=NEW_CAMERA, looks=("mirror",)))
+    if data is not None and (data / "labels.json").is_file():
+        out.append(road_corpus(data, seed=41, name="road-transits-reversed", split=NEW_CAMERA, reverse=True))
+        out.append(road_corpus(data, seed=43, name="road-transits-night", split=NEW_CAMERA, looks=("night",)))
+        out.append(road_corpus(data, fps=10.0, seed=45, name="road-transits-10fps-mirror-small", split=NEW_CAMERA,
+                               looks=("mirror", "small")))
+        out.append(Corpus(bottle_stream(data, 120.0, seed=4, spread=4.0, looks=("night",)), "states", NEW_CAMERA))
+        out.append(Corpus(asl_stream(data, 60.0, seed=4, spread=4.0, looks=("mirror", "small")), "states",
+                          NEW_CAMERA))
+        bottle = VideoOrigin("bottle-still", data / "bottle-detection.mp4", 1)
+        out.append(static_corpus("static-room-night", bottle, [0, 3], 20.0, NEW_CAMERA, seed=47, looks=("night",)))
     return out
 
 
@@ -497,7 +530,7 @@ def methods() -> list[Method]:
         Method("default", d),
         Method("default, no pre-gate", d, gate=False),
         Method("whole image only (regional off)", dataclasses.replace(d, regional=False)),
-        Method(f"finding 31 default ({FINDING31})", d, rev=FINDING31),
+        Method(f"finding 33 default ({FINDING33})", d, rev=FINDING33),
         Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, rev=PREVIOUS,
                grey=True, old_items=True),
     ]

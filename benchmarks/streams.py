@@ -164,6 +164,60 @@ class DemoOrigin(Origin):
         return self.scene.render(n)
 
 
+LOOKS = ("mirror", "night", "small")
+
+
+class LookOrigin(Origin):
+    """Another camera's look at an origin's frames, in the order given: ``mirror`` (flipped left to right:
+    things come in at the other border), ``night`` (an IR camera at night: grey, half the contrast, which
+    auto-gain lifts off black, and more sensor noise), ``small`` (half the width and height: a 320x180
+    camera). For the streams first run in finding 34: the defaults met no such camera while they were made."""
+
+    NIGHT_CONTRAST, NIGHT_LIFT, NIGHT_NOISE = 0.5, 60.0, 5.0
+
+    def __init__(self, inner: Origin, looks: Sequence[str]):
+        unknown = [x for x in looks if x not in LOOKS]
+        if unknown:
+            raise ValueError(f"unknown look {unknown} (known: {', '.join(LOOKS)})")
+        self.inner, self.looks = inner, tuple(looks)
+        self.name = "+".join((inner.name,) + self.looks)
+        self.count = getattr(inner, "count", None)
+
+    def frame(self, n: int) -> np.ndarray:
+        img = self.inner.frame(n)
+        for look in self.looks:
+            if look == "mirror":
+                img = img[:, ::-1]
+            elif look == "night":
+                g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32) * self.NIGHT_CONTRAST + self.NIGHT_LIFT
+                g += np.random.default_rng([n, 17]).normal(0.0, self.NIGHT_NOISE, g.shape).astype(np.float32)
+                img = cv2.cvtColor(np.clip(g, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+            else:
+                img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(img)
+
+    def release(self) -> None:
+        if hasattr(self.inner, "release"):
+            self.inner.release()
+
+
+def looked(origin: Origin, looks: Sequence[str]) -> Origin:
+    """``origin`` through :class:`LookOrigin` (itself when ``looks`` is empty)."""
+    return LookOrigin(origin, looks) if looks else origin
+
+
+def look_suffix(looks: Sequence[str]) -> str:
+    return "".join(f"-{x}" for x in looks)
+
+
+LOOK_WORDS = {"mirror": "mirrored", "night": "an IR camera at night", "small": "320x180"}
+
+
+def look_words(looks: Sequence[str]) -> str:
+    """What a stream's description adds for its looks ("" for none)."""
+    return f"; seen by another camera: {', '.join(LOOK_WORDS[x] for x in looks)}" if looks else ""
+
+
 class ObjectsOrigin(Origin):
     """A static street (the demo background, no visitors) where small objects are left and taken
     away. Frame ``n`` is the scene with the object set ``states[n]``."""
@@ -373,7 +427,7 @@ def hold_lengths(hold_s: float, spread: float, count: int, seed: int) -> list[fl
 
 
 def asl_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, clips: int | None = None,
-               hold_frames: int = 4, spread: float = 1.0) -> Stream:
+               hold_frames: int = 4, spread: float = 1.0, looks: Sequence[str] = ()) -> Stream:
     """Shuffled ASL clips (new person = new event), each followed by a hold of its last frames
     (``hold_s`` each, or irregular with ``spread`` > 1: see :func:`hold_lengths`).
 
@@ -388,11 +442,12 @@ def asl_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, clip
         order = order[:clips]
     step = max(1, int(round(30.0 / fps)))
     holds = hold_lengths(hold_s, spread, len(order), seed)
-    name = f"asl-shuffle{seed}" if spread <= 1.0 else f"asl-irregular{seed}"
+    name = (f"asl-shuffle{seed}" if spread <= 1.0 else f"asl-irregular{seed}") + look_suffix(looks)
     what = f"{hold_s:g} s hold after each" if spread <= 1.0 else f"holds of {min(holds):.0f}-{max(holds):.0f} s"
-    b = StreamBuilder(name, fps, f"{len(order)} ASL clips shuffled (seed {seed}), {fps:g} fps, {what}", seed)
+    b = StreamBuilder(name, fps, f"{len(order)} ASL clips shuffled (seed {seed}), {fps:g} fps, {what}"
+                      f"{look_words(looks)}", seed)
     for clip, hold in zip(order, holds):
-        origin = VideoOrigin(f"asl/{clip}", Path(data) / "asl" / f"{clip}.mkv", step)
+        origin = looked(VideoOrigin(f"asl/{clip}", Path(data) / "asl" / f"{clip}.mkv", step), looks)
         person = labels[clip]
         frames = list(range(0, origin.count, step))
         for f in frames:
@@ -402,17 +457,17 @@ def asl_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, clip
 
 
 def bottle_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, hold_frames: int = 4,
-                  margin: int = 6, spread: float = 1.0) -> Stream:
+                  margin: int = 6, spread: float = 1.0, looks: Sequence[str] = ()) -> Stream:
     """The bottle clip, each table state stretched by ``hold_s`` seconds; hands in view are transitional
     (no state). Frames within ``margin`` of a label boundary are unlabelled too (labels are +-5 frames)."""
     lab = load_labels(data)["bottle-detection.mp4"]
     step = max(1, int(round(30.0 / fps)))
-    origin = VideoOrigin("bottle", Path(data) / "bottle-detection.mp4", step)
+    origin = looked(VideoOrigin("bottle", Path(data) / "bottle-detection.mp4", step), looks)
     segments = sorted([(a, e, "table " + s["bottles"]) for s in lab["table_state"] for a, e in [s["frames"]]])
     holds = hold_lengths(hold_s, spread, len(segments), seed)
-    name = f"bottle-seed{seed}" if spread <= 1.0 else f"bottle-irregular{seed}"
+    name = (f"bottle-seed{seed}" if spread <= 1.0 else f"bottle-irregular{seed}") + look_suffix(looks)
     what = f"{hold_s:g} s hold per table state" if spread <= 1.0 else f"holds of {min(holds):.0f}-{max(holds):.0f} s"
-    b = StreamBuilder(name, fps, f"bottle clip, {fps:g} fps, {what}", seed)
+    b = StreamBuilder(name, fps, f"bottle clip, {fps:g} fps, {what}{look_words(looks)}", seed)
     for f in range(0, origin.count, step):
         seg = next((s for s in segments if s[0] <= f < s[1]), None)
         state = None
