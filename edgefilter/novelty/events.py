@@ -35,12 +35,13 @@ only a whole view of its thing, or nothing (findings 28 and 32).
 Keeping the settled frame of a transit kept the empty road after the car had left; keeping the most
 novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md, findings 17 and 19).
 
-After a keep, frames like the event's last ones continue it (:class:`Recent`) until the scene is still; for an event
-its pixels opened, frames like its thing's coming in too (half a car at one border is half a car at the other to the
-embedding). A frame that shows nothing of the event's change ends it (:func:`gone`): its thing left, and what comes
-next is another visit. A still scene that still shows the thing (a car stopped in view: :func:`stays`) does not end
-that memory: the car driving off again is the rest of its visit, which was kept a second time, cut by the border as
-it left (benchmarks/QUALITY.md, finding 29).
+After a keep, frames like the event's last ones continue it (:class:`Recent`) until the scene is still or its thing,
+followed from frame to frame in the change mask (:func:`follow`), has left; for an event its pixels opened, frames
+like its thing's coming in too (half a car at one border is half a car at the other to the embedding). A frame that
+shows nothing of the event's change, after one that showed it where it could leave the view, ends it
+(:func:`gone`): its thing left, and what comes next is another visit. A still scene that still shows the thing (a
+car stopped in view: :func:`stays`) does not end that memory: the car driving off again is the rest of its visit,
+which was kept a second time, cut by the border as it left (benchmarks/QUALITY.md, finding 29).
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
+import cv2
 import numpy as np
 
 from . import view as views
@@ -74,6 +76,9 @@ STAYING_PIXELS = 4 * KNOWN_PIXELS
 # at any novelty (a car coming in, novel only while the border cuts it); such an event keeps a whole view or
 # nothing (see choose).
 CUT_PIXELS = 4 * KNOWN_PIXELS
+# Mask pixels a thing may move between two frames and still be the same thing (see follow): a running dog at 5 fps.
+FOLLOW_REACH = 3
+_REACH_KERNEL = np.ones((2 * FOLLOW_REACH + 1, 2 * FOLLOW_REACH + 1), np.uint8)
 
 
 @dataclass
@@ -120,6 +125,8 @@ class Recent:
     until_ts: float
     background: np.ndarray | None = None  # thumbnail of the scene before that event: seen again, it is over
     began: float = -math.inf       # when that event began
+    where: np.ndarray | None = None  # change mask of its thing in the latest frame that showed it (see follow)
+    lost: int = 0                  # frames since one showed it
 
 
 class Exact(NamedTuple):
@@ -182,13 +189,33 @@ def fading(cand: Candidate) -> int:
 
 def gone(cand: Candidate) -> bool:
     """Whether the event's newest frame shows nothing of it (no changed pixel against the scene before it)
-    after the event showed a thing worth labelling: the thing left, and what comes next is another visit
-    (a dog ran out of view one frame before a car came in, and the car's settled frame was the event's keep:
-    demo seed 161)."""
+    after the event showed a thing worth labelling, and the last frame that showed it could have left the view
+    (:func:`could_leave`): the thing left, and what comes next is another visit (a dog ran out of view one frame
+    before a car came in, and the car's settled frame was the event's keep: demo seed 161). A thing does not
+    leave from the middle of the view: a faint walker that the mask lost for a frame there is still in view (an IR
+    camera at night: benchmarks/QUALITY.md, finding 34)."""
     h = cand.frames[-1]
     if cand.background is None or h.view is None:
         return False
-    return cand.peak >= KNOWN_PIXELS and view_of(cand, h).pixels == 0
+    return cand.peak >= KNOWN_PIXELS and view_of(cand, h).pixels == 0 and exited(cand, len(cand.frames) - 1)
+
+
+def could_leave(m: np.ndarray | None) -> bool:
+    """Whether a change mask lies within FOLLOW_REACH of the image border: a thing there may be out of view a
+    frame later (one elsewhere may not: see follow)."""
+    if m is None:
+        return False
+    r = FOLLOW_REACH
+    return bool(m[:r].any() or m[-r:].any() or m[:, :r].any() or m[:, -r:].any())
+
+
+def exited(cand: Candidate, k: int) -> bool:
+    """Whether the last frame before the event's frame ``k`` that showed a change could have left the view."""
+    for h in reversed(cand.frames[:k]):
+        shown = view_of(cand, h)
+        if shown.pixels:
+            return could_leave(shown.mask)
+    return False
 
 
 def mostly_cut(shown: views.Change) -> bool:
@@ -251,15 +278,46 @@ def stays(recent: Recent, view: np.ndarray | None, saw: Callable[[float, np.ndar
     return max(shown.whole, shown.edge) >= STAYING_PIXELS and not saw(recent.began, view)
 
 
+def follow(where: np.ndarray, shown: views.Change) -> np.ndarray | None:
+    """The blobs of ``shown`` that overlap ``where`` (the mask of a thing in an earlier frame) grown by
+    FOLLOW_REACH: where that thing is now (None: no blob is). A thing moves on from where it was; another
+    thing comes in elsewhere (a car came in at one border as the kept cars drove out at the other, and the
+    memory of their event took the new car, like one of them to the embedding, for the rest of their visit:
+    the road played backwards, benchmarks/QUALITY.md, finding 34)."""
+    if shown.mask is None:
+        return None
+    _, labels = cv2.connectedComponents(shown.mask, connectivity=8)
+    near = cv2.dilate(where, _REACH_KERNEL).astype(bool)
+    touched = np.unique(labels[near & (labels > 0)])
+    if len(touched) == 0:
+        return None
+    return np.isin(labels, touched).astype(np.uint8)
+
+
+def followed(cand: Candidate, picked: Held) -> tuple[np.ndarray | None, int]:
+    """The thing of the event's kept frame followed through its later frames: its mask in the latest frame that
+    showed it, and how many frames since (None: the kept frame shows no change to follow)."""
+    where = view_of(cand, picked).mask
+    lost = 0
+    after = False
+    for h in cand.frames:  # by identity, as left() walks them
+        if after and where is not None:
+            now = follow(where, view_of(cand, h))
+            where, lost = (where, lost + 1) if now is None else (now, 0)
+        after = after or h is picked
+    return where, lost
+
+
 def left(cand: Candidate, picked: Held) -> bool:
     """Whether the event's thing left the view after its kept frame: a later frame of the event shows nothing
-    against the scene before. Then the event is over, and what comes next is a new one (a walker who enters
-    as a dog leaves is no rest of the dog's visit)."""
+    against the scene before, and the frame before it showed the change where it could leave (:func:`exited`).
+    Then the event is over, and what comes next is a new one (a walker who enters as a dog leaves is no rest of
+    the dog's visit)."""
     if cand.background is None:
         return False
     after = False
-    for h in cand.frames:
-        if after and h.view is not None and view_of(cand, h).pixels == 0:
+    for k, h in enumerate(cand.frames):
+        if after and h.view is not None and view_of(cand, h).pixels == 0 and exited(cand, k):
             return True
         after = after or h is picked
     return False

@@ -15,8 +15,9 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import (CUT_PIXELS, RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, fading, gone, half_in_view,
-                     left, mostly_cut, on_its_way_in, returned, shows_thing, stays, view_of)
+from .events import (CUT_PIXELS, RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, could_leave, fading, follow,
+                     followed, gone, half_in_view, left, mostly_cut, on_its_way_in, returned, shows_thing, stays,
+                     view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -482,9 +483,10 @@ class NoveltyFilter:
         against the kept set too: its thing is still in view (a signer who stays, moving her hands, never
         still). A frame novel by its pixels alone (``thing``: the embedding moved less than the threshold)
         belongs to it while the memory is alive: the scene has not looked as before since, so its thing is
-        still in view (a car driving away, small in the distance)."""
+        still in view (a car driving away, small in the distance). The memory ends when its thing has left the view
+        (:meth:`_still_shows`), whatever else is in it."""
         recent = st.last_event
-        if recent is None or it.ts > recent.until_ts:
+        if recent is None or it.ts > recent.until_ts or not self._still_shows(st, cfg, recent, it):
             st.last_event = None
             return False
         # The whole image only: a thing that moves on enters other region cells, which are new to the cells
@@ -493,6 +495,20 @@ class NoveltyFilter:
             return False
         recent.until_ts = it.ts + cfg.max_hold_s
         return True
+
+    @staticmethod
+    def _still_shows(st: _SourceState, cfg: FilterConfig, recent: Recent, it: _Item) -> bool:
+        """Whether the thing of the event decided last is still in view, followed from frame to frame from its kept
+        frame (events.follow): settle_frames frames in a row without it and it has left, whatever else moves."""
+        if recent.where is None or it.view is None or recent.background is None:
+            return True
+        now = follow(recent.where, change(it.view, recent.background))
+        if now is not None:
+            recent.where, recent.lost = now, 0
+            return True
+        # it went out of view where it could (at the border), or the mask has not found it for settle_frames frames
+        recent.lost += 1
+        return not could_leave(recent.where) and recent.lost < cfg.settle_frames
 
     def _where(self, view: np.ndarray | None, background: np.ndarray | None,
                also: np.ndarray | None = None, things: bool = False) -> np.ndarray | None:
@@ -624,7 +640,7 @@ class NoveltyFilter:
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
             st.last_event = None if left(cand, pick.frame) else Recent(
                 np.stack(cand.came_in + [h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background,
-                cand.frames[0].ts)
+                cand.frames[0].ts, *followed(cand, pick.frame))
         if settled and cand.frames[-1].view is not None:
             self._new_background(st, cand.frames[-1].view)  # the scene as it is now
         return pick is not None

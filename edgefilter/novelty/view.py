@@ -32,7 +32,7 @@ grey all over looks still to them; a real one shows its shading, legs or wheels.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -87,6 +87,8 @@ class Change:
     edge: int = 0    # pixels in blobs that touch it
     things: int = 0  # blobs clear of the border and at least THING_SHARE of the largest (two cars, not one)
     near: int = 0    # pixels of ``whole`` in blobs a mask pixel from the border (they may be cut just past it)
+    # MASK_SIZE uint8 mask of the changed pixels (None: none), for following a thing from frame to frame
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def pixels(self) -> int:
@@ -317,7 +319,8 @@ def change(frame: np.ndarray, background: np.ndarray) -> Change:
     x, y, w, h = (stats[1:, k] for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
     rows, cols = labels.shape
     near = ~cut & ((x <= 1) | (y <= 1) | (x + w >= cols - 1) | (y + h >= rows - 1))
-    return Change(int(areas[~cut].sum()), int(areas[cut].sum()), things, int(areas[near].sum()))
+    return Change(int(areas[~cut].sum()), int(areas[cut].sum()), things, int(areas[near].sum()),
+                  (labels > 0).astype(np.uint8))
 
 
 def unchanged(frame: np.ndarray, background: np.ndarray) -> bool:
