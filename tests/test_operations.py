@@ -261,7 +261,7 @@ def test_service_logs_journal_priorities_status_lines_health_and_a_stack_on_siga
 
         assert wait_for(lambda: answers("/readyz", 200), 60), log_path.read_text(errors="replace")
         # wait for what is asserted below: under load the dead camera's first failure can come late
-        assert wait_for(lambda: re.search(r"edgefilter\.status: last .*door \(down\)",
+        assert wait_for(lambda: re.search(r"edgefilter\.status: last .*demo \(up\).*door \(down\)",
                                           log_path.read_text(errors="replace")), 30)
         assert wait_for(lambda: "WARNING edgefilter.capture: source 'door'" in log_path.read_text(errors="replace"), 30)
         # The camera is down but the capture keeps trying: healthy.
