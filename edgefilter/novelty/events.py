@@ -210,10 +210,11 @@ def could_leave(m: np.ndarray | None) -> bool:
 
 
 def exited(cand: Candidate, k: int) -> bool:
-    """Whether the last frame before the event's frame ``k`` that showed a change could have left the view."""
+    """Whether the last frame before the event's frame ``k`` that showed a change of at least KNOWN_PIXELS (a thing,
+    not the specks of noise a frame after it left: demo seed 152) could have left the view."""
     for h in reversed(cand.frames[:k]):
         shown = view_of(cand, h)
-        if shown.pixels:
+        if shown.pixels >= KNOWN_PIXELS:
             return could_leave(shown.mask)
     return False
 
