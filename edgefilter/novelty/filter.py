@@ -486,7 +486,7 @@ class NoveltyFilter:
         still in view (a car driving away, small in the distance). The memory ends when its thing has left the view
         (:meth:`_still_shows`), whatever else is in it."""
         recent = st.last_event
-        if recent is None or it.ts > recent.until_ts or not self._still_shows(st, cfg, recent, it):
+        if recent is None or it.ts > recent.until_ts or not self._still_shows(cfg, recent, it):
             st.last_event = None
             return False
         # The whole image only: a thing that moves on enters other region cells, which are new to the cells
@@ -497,7 +497,7 @@ class NoveltyFilter:
         return True
 
     @staticmethod
-    def _still_shows(st: _SourceState, cfg: FilterConfig, recent: Recent, it: _Item) -> bool:
+    def _still_shows(cfg: FilterConfig, recent: Recent, it: _Item) -> bool:
         """Whether the thing of the event decided last is still in view, followed from frame to frame from its kept
         frame (events.follow): settle_frames frames in a row without it and it has left, whatever else moves."""
         if recent.where is None or it.view is None or recent.background is None:
