@@ -36,7 +36,8 @@ Keeping the settled frame of a transit kept the empty road after the car had lef
 novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md, findings 17 and 19).
 
 After a keep, frames like the event's last ones continue it (:class:`Recent`) until the scene is still or its thing,
-followed from frame to frame in the change mask (:func:`follow`), has left; for an event its pixels opened, frames
+followed from frame to frame in the change mask (:func:`track`: itself, not the next thing that comes near it, and
+shown by a quarter of its kept size or KNOWN_PIXELS, not by a speck), has left; for an event its pixels opened, frames
 like its thing's coming in too (half a car at one border is half a car at the other to the embedding). A frame that
 shows nothing of the event's change, after one that showed it where it could leave the view, ends it
 (:func:`gone`): its thing left, and what comes next is another visit. A still scene that still shows the thing (a
@@ -125,8 +126,9 @@ class Recent:
     until_ts: float
     background: np.ndarray | None = None  # thumbnail of the scene before that event: seen again, it is over
     began: float = -math.inf       # when that event began
-    where: np.ndarray | None = None  # change mask of its thing in the latest frame that showed it (see follow)
+    where: np.ndarray | None = None  # change mask of its thing in the latest frame that had it (see track)
     lost: int = 0                  # frames since one showed it
+    least: int = 1                 # the fewest pixels that show its thing (see least_of)
 
 
 class Exact(NamedTuple):
@@ -280,33 +282,58 @@ def stays(recent: Recent, view: np.ndarray | None, saw: Callable[[float, np.ndar
 
 
 def follow(where: np.ndarray, shown: views.Change) -> np.ndarray | None:
-    """The blobs of ``shown`` that overlap ``where`` (the mask of a thing in an earlier frame) grown by
-    FOLLOW_REACH: where that thing is now (None: no blob is). A thing moves on from where it was; another
-    thing comes in elsewhere (a car came in at one border as the kept cars drove out at the other, and the
-    memory of their event took the new car, like one of them to the embedding, for the rest of their visit:
-    the road played backwards, benchmarks/QUALITY.md, finding 34)."""
+    """Where the thing whose mask in an earlier frame was ``where`` is in ``shown`` (None: nowhere): the blobs
+    that overlap ``where``, or, when none does (it moved on faster than its own size), the blobs within
+    FOLLOW_REACH of it.
+
+    A thing moves on from where it was; another comes in elsewhere (a car came in at one border as the kept
+    cars drove out at the other, and the memory of their event took the new car, like one of them to the
+    embedding, for the rest of their visit: the road played backwards, benchmarks/QUALITY.md, finding 34). A
+    thing still where it was takes no blob that only comes near it: on a busy road the next car in the lane
+    came within reach of the kept one, and the memory went from car to car (busy highway 1, finding 35)."""
     if shown.mask is None:
         return None
     _, labels = cv2.connectedComponents(shown.mask, connectivity=8)
-    near = cv2.dilate(where, _REACH_KERNEL).astype(bool)
-    touched = np.unique(labels[near & (labels > 0)])
+    touched = np.unique(labels[where.astype(bool) & (labels > 0)])
     if len(touched) == 0:
-        return None
-    return np.isin(labels, touched).astype(np.uint8)
+        near = cv2.dilate(where, _REACH_KERNEL).astype(bool)
+        touched = np.unique(labels[near & (labels > 0)])
+    return np.isin(labels, touched).astype(np.uint8) if len(touched) else None
 
 
-def followed(cand: Candidate, picked: Held) -> tuple[np.ndarray | None, int]:
-    """The thing of the event's kept frame followed through its later frames: its mask in the latest frame that
-    showed it, and how many frames since (None: the kept frame shows no change to follow)."""
+def least_of(where: np.ndarray) -> int:
+    """The fewest pixels that show the thing kept with the mask ``where``: THING_SHARE of it (a wheel of a car is
+    no car), and no more than KNOWN_PIXELS (a picture to label), so that a small thing (a ball, a thin walker)
+    is shown whenever it is followed."""
+    return max(1, min(KNOWN_PIXELS, int(views.THING_SHARE * int(where.sum()))))
+
+
+def track(where: np.ndarray, lost: int, shown: views.Change, least: int) -> tuple[np.ndarray, int]:
+    """One frame of following a thing (:func:`follow`): where it is now, and how many frames in a row have not
+    shown it. A frame where it is less than ``least`` pixels (:func:`least_of`) does not show it, but it is
+    followed there: a faint walker the mask breaks into specks for a frame or two is found again as she
+    walks on, and a car that dwindled to a speck far away, or the speck a car of the scene before left, is no
+    thing in view (busy highway 1: the memory followed such a speck for 7 s while new cars drove by,
+    benchmarks/QUALITY.md, finding 35)."""
+    now = follow(where, shown)
+    if now is None:
+        return where, lost + 1
+    return now, 0 if int(now.sum()) >= least else lost + 1
+
+
+def followed(cand: Candidate, picked: Held) -> tuple[np.ndarray | None, int, int]:
+    """The thing of the event's kept frame followed through its later frames (:func:`track`): its mask in the
+    latest frame that had it, how many frames in a row have not shown it (None: the kept frame shows no change
+    to follow), and the fewest pixels that show it (:func:`least_of`)."""
     where = view_of(cand, picked).mask
+    least = least_of(where) if where is not None else 1
     lost = 0
     after = False
     for h in cand.frames:  # by identity, as left() walks them
         if after and where is not None:
-            now = follow(where, view_of(cand, h))
-            where, lost = (where, lost + 1) if now is None else (now, 0)
+            where, lost = track(where, lost, view_of(cand, h), least)
         after = after or h is picked
-    return where, lost
+    return where, lost, least
 
 
 def left(cand: Candidate, picked: Held) -> bool:

@@ -15,9 +15,9 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import (CUT_PIXELS, RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, could_leave, fading, follow,
+from .events import (CUT_PIXELS, RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, could_leave, fading,
                      followed, gone, half_in_view, left, mostly_cut, on_its_way_in, returned, shows_thing, stays,
-                     view_of)
+                     track, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -499,16 +499,12 @@ class NoveltyFilter:
     @staticmethod
     def _still_shows(cfg: FilterConfig, recent: Recent, it: _Item) -> bool:
         """Whether the thing of the event decided last is still in view, followed from frame to frame from its kept
-        frame (events.follow): settle_frames frames in a row without it and it has left, whatever else moves."""
+        frame (events.track): settle_frames frames in a row without it and it has left, whatever else moves."""
         if recent.where is None or it.view is None or recent.background is None:
             return True
-        now = follow(recent.where, change(it.view, recent.background))
-        if now is not None:
-            recent.where, recent.lost = now, 0
-            return True
-        # it went out of view where it could (at the border), or the mask has not found it for settle_frames frames
-        recent.lost += 1
-        return not could_leave(recent.where) and recent.lost < cfg.settle_frames
+        recent.where, recent.lost = track(recent.where, recent.lost, change(it.view, recent.background), recent.least)
+        # it went out of view where it could (at the border), or the mask has not shown it for settle_frames frames
+        return recent.lost == 0 or (not could_leave(recent.where) and recent.lost < cfg.settle_frames)
 
     def _where(self, view: np.ndarray | None, background: np.ndarray | None,
                also: np.ndarray | None = None, things: bool = False) -> np.ndarray | None:
