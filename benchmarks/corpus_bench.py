@@ -12,9 +12,10 @@ JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
   pixels changed, pre-gate on);
 - **default, no pre-gate**: the same with `gates.skip_unchanged: 0`;
 - **whole image only**: the defaults with `filter.regional: false` (the default before finding 18);
-- **finding 33 default**: the filter of commit e26fe93 (before finding 34: the memory of an event took a car that
-  came in at one border as its cars drove out at the other for the rest of their visit), from git (finding 33's
-  tables compared with a23a99e, finding 31, before the exposure fit of finding 32; finding 31's with 47a7554,
+- **finding 34 default**: the filter of commit c5b3134 (before finding 35: the memory of an event went on to the
+  next car that came near its own, and followed a speck), from git (finding 34's tables compared with e26fe93,
+  finding 33, whose memory took a car that came in at one border as its cars drove out at the other; finding 33's
+  tables with a23a99e, finding 31, before the exposure fit of finding 32; finding 31's with 47a7554,
   finding 30; finding 30's with 1d60bd9, finding 29; finding 29's with 0c96156, finding 27; finding 27's with
   4223f46, finding 26; finding 26's with d2152b9, finding 25; finding 25's with bb7dcb2, finding 24);
 - **previous default**: the filter of commit d7a8cef (regional on, settled-frame events), for reference.
@@ -76,7 +77,7 @@ from edgefilter.preprocess import preprocess  # noqa: E402
 log = logging.getLogger("corpus_bench")
 MODEL = ROOT / "models" / "efficientnet_lite0_regions.onnx"
 PREVIOUS = "d7a8cef"   # the commit whose filter is the "previous default" row
-FINDING33 = "e26fe93"  # the default before finding 34 (an event's memory did not follow its thing in the view)
+FINDING34 = "c5b3134"  # the default before finding 35 (an event's memory went on to a thing that came near its own)
 NEW_DRAW = "held out, other draw"  # never traced while the rules they report on were made
 TRACED = "other draw, traced in finding 19"
 TRACED_20 = "other draw, traced in finding 20"
@@ -86,6 +87,7 @@ FRESH_21 = "held out, other draw, first run in finding 21"  # drawn and scored b
 # drawn and scored once with finding 33's rules before anything was changed for them
 NEW_CAMERA = "held out, another camera, first run in finding 34"
 TRACED_34 = "another camera, first run in finding 34, then traced"
+TRACED_35 = "held out until finding 35, then traced"
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
 
@@ -332,7 +334,7 @@ def static_corpus(name: str, origin: Origin, frames: list[int], minutes: float, 
     return Corpus(s, "static", split, restart_at=len(s) // 2)
 
 
-def busy_corpus(data: Path, clip: str, fps: float) -> Corpus:
+def busy_corpus(data: Path, clip: str, fps: float, split: str = "held out") -> Corpus:
     src = data / "road" / clip
     cap = cv2.VideoCapture(str(src))
     native = cap.get(cv2.CAP_PROP_FPS) or 30.0
@@ -342,7 +344,7 @@ def busy_corpus(data: Path, clip: str, fps: float) -> Corpus:
     b = RampedBuilder(clip.rsplit(".", 1)[0], native / step, f"{clip}: vehicles always in view", seed=14)
     for f in range(0, origin.count, step):
         b.add(origin, f, None)
-    return Corpus(b.build(), "busy", "held out")
+    return Corpus(b.build(), "busy", split)
 
 
 def build_corpus(data: Path | None) -> list[Corpus]:
@@ -355,7 +357,7 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(static_corpus("static-room", bottle, [0, 3], 20.0, "held out"))
         out.append(Corpus(bottle_stream(data, 120.0), "states", "held out; traced in finding 19"))
         out.append(Corpus(asl_stream(data, 60.0), "states", "held out"))
-        out.append(busy_corpus(data, "busy-highway-1.avi", 10.0))
+        out.append(busy_corpus(data, "busy-highway-1.avi", 10.0, TRACED_35))
         out.append(busy_corpus(data, "busy-highway-2.avi", 10.0))
     # Other draws of the same footage: other visitors, another order and other speeds of the transits, the
     # road at 10 fps, other shuffles and hold lengths of the bottle and ASL streams, each under other camera
@@ -531,7 +533,7 @@ def methods() -> list[Method]:
         Method("default", d),
         Method("default, no pre-gate", d, gate=False),
         Method("whole image only (regional off)", dataclasses.replace(d, regional=False)),
-        Method(f"finding 33 default ({FINDING33})", d, rev=FINDING33),
+        Method(f"finding 34 default ({FINDING34})", d, rev=FINDING34),
         Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, rev=PREVIOUS,
                grey=True, old_items=True),
     ]
