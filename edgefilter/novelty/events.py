@@ -439,6 +439,9 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     # A frame that shows a thing whole and was not seen before comes before one that does not show it, even
     # when it is nearer to a keep than settle_ratio (its cells were novel when seen, not against each kept
     # frame) and the cut one passes: the event is new, and a sliver at the border is no picture to label.
+    # Such a frame clear of the border comes before one the border cuts a part of, too: a car whose body is
+    # the road's grey shows its windows and wheels to the mask, whole while the border cuts its bumper
+    # (an IR camera at night: benchmarks/QUALITY.md, finding 36).
     pool = [h for h in cand.frames if h.score > settle_ratio]
     whole: tuple[Held, Exact, float] | None = None
     for h in sorted(pool, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
@@ -448,9 +451,9 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
         if got.score > ratio:
             if seen_before(got, h, known):
                 continue
-            if not shown:
+            if not shown or view_of(cand, h).edge:
                 whole = whole or whole_view(cand, pool, settle_ratio, exact, known)
-                if whole is not None:
+                if whole is not None and (not shown or not view_of(cand, whole[0]).edge):
                     return Pick(*whole, "best view")
             return Pick(h, got, ratio, "best view")
         if shown and whole is None and not seen_before(got, h, known):
