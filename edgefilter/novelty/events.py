@@ -439,9 +439,11 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     # A frame that shows a thing whole and was not seen before comes before one that does not show it, even
     # when it is nearer to a keep than settle_ratio (its cells were novel when seen, not against each kept
     # frame) and the cut one passes: the event is new, and a sliver at the border is no picture to label.
-    # Such a frame clear of the border comes before one the border cuts a part of, too: a car whose body is
-    # the road's grey shows its windows and wheels to the mask, whole while the border cuts its bumper
-    # (an IR camera at night: benchmarks/QUALITY.md, finding 36).
+    # Such a frame clear of the border comes before one the border cuts a part of, too, wherever the order put
+    # it: a car whose body is the road's grey shows its windows and wheels to the mask, whole while the border
+    # cuts its bumper (an IR camera at night: benchmarks/QUALITY.md, finding 36), and what the border leaves of
+    # a car the mask may split into more things than the one blob it sees it as whole, a view the order puts
+    # first (finding 37).
     pool = [h for h in cand.frames if h.score > settle_ratio]
     whole: tuple[Held, Exact, float] | None = None
     for h in sorted(pool, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
@@ -451,13 +453,33 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
         if got.score > ratio:
             if seen_before(got, h, known):
                 continue
-            if not shown or view_of(cand, h).edge:
+            if not shown:
                 whole = whole or whole_view(cand, pool, settle_ratio, exact, known)
-                if whole is not None and (not shown or not view_of(cand, whole[0]).edge):
+                if whole is not None:
                     return Pick(*whole, "best view")
+            elif view_of(cand, h).edge:
+                clear = clear_view(cand, settle_ratio, exact, known)
+                if clear is not None:
+                    return Pick(*clear, "best view")
             return Pick(h, got, ratio, "best view")
         if shown and whole is None and not seen_before(got, h, known):
             whole = (h, got, ratio)
+    return None
+
+
+def clear_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, float], Exact],
+               known: Callable[[Held, bool], bool]) -> tuple[Held, Exact, float] | None:
+    """The best view of the event's frames that show a thing clear of the border (no part of the change cut by
+    it) and were not seen before, with its exact score and ratio (None: there is none): whether they passed
+    settle_ratio or not (a whole view near a keep, finding 25), and where the order put them after a cut view
+    (a grey car leaving over the grey pavement, two things to the mask beside the part the border cut, kept so
+    while two views of it whole passed too: demo draw 124, finding 37)."""
+    clear = [h for h in cand.frames if shows_thing(v := view_of(cand, h)) and not v.edge]
+    for h in sorted(clear, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
+        ratio = relaxed(cand, h, settle_ratio)
+        got = exact(h, ratio)
+        if not seen_before(got, h, known):
+            return h, got, ratio
     return None
 
 
