@@ -446,7 +446,8 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     # first (finding 37).
     pool = [h for h in cand.frames if h.score > settle_ratio]
     whole: tuple[Held, Exact, float] | None = None
-    for h in sorted(pool, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
+    ranked = sorted(pool, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)
+    for i, h in enumerate(ranked[:TRIES]):
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
         shown = shows_thing(view_of(cand, h))
@@ -458,7 +459,7 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
                 if whole is not None:
                     return Pick(*whole, "best view")
             elif view_of(cand, h).edge:
-                clear = clear_view(cand, settle_ratio, exact, known)
+                clear = clear_view(cand, ranked[i + 1:], view_of(cand, h).pixels, settle_ratio, exact, known)
                 if clear is not None:
                     return Pick(*clear, "best view")
             return Pick(h, got, ratio, "best view")
@@ -467,14 +468,21 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     return None
 
 
-def clear_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, float], Exact],
-               known: Callable[[Held, bool], bool]) -> tuple[Held, Exact, float] | None:
+def clear_view(cand: Candidate, after: list[Held], least: int, settle_ratio: float,
+               exact: Callable[[Held, float], Exact], known: Callable[[Held, bool], bool]
+               ) -> tuple[Held, Exact, float] | None:
     """The best view of the event's frames that show a thing clear of the border (no part of the change cut by
     it) and were not seen before, with its exact score and ratio (None: there is none): whether they passed
     settle_ratio or not (a whole view near a keep, finding 25), and where the order put them after a cut view
     (a grey car leaving over the grey pavement, two things to the mask beside the part the border cut, kept so
-    while two views of it whole passed too: demo draw 124, finding 37)."""
-    clear = [h for h in cand.frames if shows_thing(v := view_of(cand, h)) and not v.edge]
+    while two views of it whole passed too: demo draw 124, finding 37).
+
+    Those the order put after it (``after``) must show at least ``least`` mask pixels, the cut view's: a whole
+    thing shows all of itself, and a frame that shows less may be one the border cuts where the mask does not see
+    it (at night a car coming in, its body the road's grey at the border: demo seed 14 at night, finding 37)."""
+    later = {id(h) for h in after}
+    clear = [h for h in cand.frames if shows_thing(v := view_of(cand, h)) and not v.edge
+             and (id(h) not in later or v.pixels >= least)]
     for h in sorted(clear, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
