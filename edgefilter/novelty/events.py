@@ -459,7 +459,7 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
                 if whole is not None:
                     return Pick(*whole, "best view")
             elif view_of(cand, h).edge:
-                clear = clear_view(cand, ranked[i + 1:], view_of(cand, h).pixels, settle_ratio, exact, known)
+                clear = clear_view(cand, ranked[i + 1:], view_of(cand, h), settle_ratio, exact, known)
                 if clear is not None:
                     return Pick(*clear, "best view")
             return Pick(h, got, ratio, "best view")
@@ -468,7 +468,7 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     return None
 
 
-def clear_view(cand: Candidate, after: list[Held], least: int, settle_ratio: float,
+def clear_view(cand: Candidate, after: list[Held], cut: views.Change, settle_ratio: float,
                exact: Callable[[Held, float], Exact], known: Callable[[Held, bool], bool]
                ) -> tuple[Held, Exact, float] | None:
     """The best view of the event's frames that show a thing clear of the border (no part of the change cut by
@@ -477,9 +477,12 @@ def clear_view(cand: Candidate, after: list[Held], least: int, settle_ratio: flo
     (a grey car leaving over the grey pavement, two things to the mask beside the part the border cut, kept so
     while two views of it whole passed too: demo draw 124, finding 37).
 
-    Those the order put after it (``after``) must show at least ``least`` mask pixels, the cut view's: a whole
-    thing shows all of itself, and a frame that shows less may be one the border cuts where the mask does not see
-    it (at night a car coming in, its body the road's grey at the border: demo seed 14 at night, finding 37)."""
+    Those the order put after the cut view (``after``) count only when the border cuts at least KNOWN_PIXELS of it
+    (``cut``: a part worth a picture, not a speck; two cars with a speck at the border came before one of them
+    alone, road at 10 fps), and when they show at least as many mask pixels: a whole thing shows all of itself,
+    and a frame that shows less may be one the border cuts where the mask does not see it (at night a car coming
+    in, its body the road's grey at the border: demo seed 14 at night, finding 37)."""
+    least = cut.pixels if cut.edge >= KNOWN_PIXELS else math.inf
     later = {id(h) for h in after}
     clear = [h for h in cand.frames if shows_thing(v := view_of(cand, h)) and not v.edge
              and (id(h) not in later or v.pixels >= least)]
