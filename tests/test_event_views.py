@@ -213,6 +213,22 @@ def test_a_thing_novel_only_while_cut_is_kept_whole_though_its_whole_view_is_nea
     assert pick is not None and not whole[pick.frame.token], pick
 
 
+def picks_of_a_car(views: list, whole: list[bool], background: np.ndarray, seen_score: float, now: float):
+    """``choose`` over one car's views, its cut ones novel (2.0) and its whole ones ``seen_score`` when seen and
+    ``now`` against the keeps: (the pick, the pick when the whole views were seen before)."""
+    frames = [Held(n, n / FPS, E[0], None, v, 0.1, score=seen_score if w else 2.0)
+              for n, (v, w) in enumerate(zip(views, whole))]
+    cand = Candidate(frames, (0, 0), background)
+
+    def exact(h: Held, enough: float) -> Exact:
+        score = now if whole[h.token] else 2.0
+        return Exact(score, 0.15 * score, None, None)
+
+    return (choose(cand, False, 0.5, exact),
+            choose(Candidate(frames, (0, 0), background), False, 0.5, exact,
+                   known=lambda h, by_region: whole[h.token]))
+
+
 def test_a_car_the_mask_sees_in_parts_is_kept_clear_of_the_border_not_where_the_border_cuts_one():
     # A car whose body is the road's grey (an IR camera at night halves the contrast): the mask sees its windows
     # and wheels only. Cut by the border, the parts still in view are whole to the mask, so that view "shows a
@@ -238,18 +254,9 @@ def test_a_car_the_mask_sees_in_parts_is_kept_clear_of_the_border_not_where_the_
     assert any(c.edge and c.things and c.whole >= 23 for c in cut_shown)  # parts of it whole, one cut
 
     for seen_score, now in ((0.4, 0.4), (0.7, 0.3)):  # the whole views: novel when seen, and against the keeps now
-        frames = [Held(n, n / FPS, E[0], None, v, 0.1, score=seen_score if w else 2.0)
-                  for n, (v, w) in enumerate(zip(views, whole))]
-        cand = Candidate(frames, (0, 0), background)
-
-        def exact(h: Held, enough: float) -> Exact:
-            score = now if whole[h.token] else 2.0
-            return Exact(score, 0.15 * score, None, None)
-
-        pick = choose(cand, False, 0.5, exact)
+        pick, seen = picks_of_a_car(views, whole, background, seen_score, now)
         assert pick is not None and whole[pick.frame.token], (seen_score, pick and xs[pick.frame.token])
-        pick = choose(cand, False, 0.5, exact, known=lambda h, by_region: whole[h.token])
-        assert pick is not None and not whole[pick.frame.token], pick
+        assert seen is not None and not whole[seen.frame.token], seen
 
 
 def test_a_car_the_border_cuts_into_more_things_is_kept_where_it_is_clear_of_the_border():
@@ -284,18 +291,9 @@ def test_a_car_the_border_cuts_into_more_things_is_kept_where_it_is_clear_of_the
                for c, w in zip(shown, whole) if not w)
 
     for seen_score, now in ((2.0, 2.0), (0.7, 0.3)):  # the whole views: novel when seen, and against the keeps now
-        frames = [Held(n, n / FPS, E[0], None, v, 0.1, score=seen_score if w else 2.0)
-                  for n, (v, w) in enumerate(zip(views, whole))]
-        cand = Candidate(frames, (0, 0), background)
-
-        def exact(h: Held, enough: float) -> Exact:
-            score = now if whole[h.token] else 2.0
-            return Exact(score, 0.15 * score, None, None)
-
-        pick = choose(cand, False, 0.5, exact)
+        pick, seen = picks_of_a_car(views, whole, background, seen_score, now)
         assert pick is not None and whole[pick.frame.token], (seen_score, pick and xs[pick.frame.token])
-        pick = choose(cand, False, 0.5, exact, known=lambda h, by_region: whole[h.token])
-        assert pick is not None and not whole[pick.frame.token] and shown[pick.frame.token].things > most, pick
+        assert seen is not None and not whole[seen.frame.token] and shown[seen.frame.token].things > most, seen
 
 
 def test_a_view_ranked_after_a_cut_one_replaces_it_only_showing_as_much_and_when_more_than_a_speck_is_cut():

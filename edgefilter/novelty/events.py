@@ -486,12 +486,7 @@ def clear_view(cand: Candidate, after: list[Held], cut: views.Change, settle_rat
     later = {id(h) for h in after}
     clear = [h for h in cand.frames if shows_thing(v := view_of(cand, h)) and not v.edge
              and (id(h) not in later or v.pixels >= least)]
-    for h in sorted(clear, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
-        ratio = relaxed(cand, h, settle_ratio)
-        got = exact(h, ratio)
-        if not seen_before(got, h, known):
-            return h, got, ratio
-    return None
+    return first_unseen(cand, clear, settle_ratio, exact, known)
 
 
 def whole_view(cand: Candidate, pool: list[Held], settle_ratio: float, exact: Callable[[Held, float], Exact],
@@ -502,7 +497,14 @@ def whole_view(cand: Candidate, pool: list[Held], settle_ratio: float, exact: Ca
     cut view is no picture to label (benchmarks/QUALITY.md, finding 25)."""
     tried = {id(h) for h in pool}
     rest = [h for h in cand.frames if id(h) not in tried and shows_thing(view_of(cand, h))]
-    for h in sorted(rest, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
+    return first_unseen(cand, rest, settle_ratio, exact, known)
+
+
+def first_unseen(cand: Candidate, frames: list[Held], settle_ratio: float, exact: Callable[[Held, float], Exact],
+                 known: Callable[[Held, bool], bool]) -> tuple[Held, Exact, float] | None:
+    """The first of ``frames``, best view first (at most TRIES tried), not seen before, with its exact score and
+    ratio (None: there is none)."""
+    for h in sorted(frames, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
         if not seen_before(got, h, known):
