@@ -458,12 +458,12 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
             if not shown:
                 whole = whole or whole_view(cand, pool, settle_ratio, exact, known)
                 if whole is not None:
-                    return Pick(*whole, "best view")
+                    return away_from_cut(cand, whole, settle_ratio, exact, known)
             elif view_of(cand, h).edge:
                 clear = clear_view(cand, ranked[i + 1:], view_of(cand, h), settle_ratio, exact, known)
                 if clear is not None:
-                    return Pick(*clear, "best view")
-            return Pick(h, got, ratio, "best view")
+                    return away_from_cut(cand, clear, settle_ratio, exact, known)
+            return away_from_cut(cand, (h, got, ratio), settle_ratio, exact, known)
         if shown and whole is None and not seen_before(got, h, known):
             whole = (h, got, ratio)
     return None
@@ -473,8 +473,32 @@ def cut_event_pick(cand: Candidate, settle_ratio: float, exact: Callable[[Held, 
                    known: Callable[[Held, bool], bool]) -> Pick | None:
     """The pick of an event after a large change cut by the border that nothing else made novel: its best view
     of a thing whole not seen before, whatever its score (None: there is none)."""
-    got = whole_view(cand, [], settle_ratio, exact, known)
-    return Pick(*got, "best view") if got is not None else None
+    return away_from_cut(cand, whole_view(cand, [], settle_ratio, exact, known), settle_ratio, exact, known)
+
+
+def away_from_cut(cand: Candidate, got: tuple[Held, Exact, float] | None, settle_ratio: float,
+                  exact: Callable[[Held, float], Exact], known: Callable[[Held, bool], bool]) -> Pick | None:
+    """The event's best view ``got`` as its pick (None: there is none), or a view between two frames clear of the
+    border in its place when the mask may not see where the border cuts it.
+
+    A view the mask sees clear of the border next to a frame the border cuts at least KNOWN_PIXELS of may be cut
+    where the mask does not see it: a car driving out, its bumper a few pixels past the border the colour of what it
+    passes there, the rest of it in more blobs than when whole, so the best-view order put it first (demo draw 128:
+    benchmarks/QUALITY.md, finding 39). The best view of a thing between two frames clear of the border that shows at
+    least as many mask pixels and was not seen before is the picture then (a whole thing shows all of itself: one
+    car of two, showing fewer, is none). A speck at the border is no cut (a far car at the border beside two cars
+    whole on the real road: with specks, that view gave way to a nearer view of one of them)."""
+    if got is None:
+        return None
+    h = got[0]
+    shown = view_of(cand, h)
+    edges = [view_of(cand, x).edge for x in cand.frames]
+    at = next(i for i, x in enumerate(cand.frames) if x is h)  # by identity: Held compares by value, arrays and all
+    if shown.edge or not any(e >= KNOWN_PIXELS for e in edges[max(at - 1, 0):at + 2]):
+        return Pick(*got, "best view")
+    between = [x for i, x in enumerate(cand.frames) if x is not h and not any(edges[max(i - 1, 0):i + 2])
+               and shows_thing(v := view_of(cand, x)) and v.pixels >= shown.pixels]
+    return Pick(*(first_unseen(cand, between, settle_ratio, exact, known) or got), "best view")
 
 
 def clear_view(cand: Candidate, after: list[Held], cut: views.Change, settle_ratio: float,
