@@ -416,7 +416,7 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
         # Opened by a thing whole after a change the border cut, and nothing of it is novel otherwise: a car
         # coming in that the embedding takes for a car kept before once whole and that differed from it only
         # while cut. Its whole view, if it shows one not seen before, is the picture; a cut one is none.
-        return cut_event_pick(cand, settle_ratio, exact, known)
+        return away_from_cut(cand, whole_view(cand, [], settle_ratio, exact, known), settle_ratio, exact, known)
     last = cand.frames[-1]
     if settled and returned(cand) is not True:  # a new state (or, without thumbnails, maybe one)
         got = exact(last, settle_ratio)
@@ -430,7 +430,16 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
         # thing that came in from the border and shows whole later: came_in). One frame that barely passed counts
         # no more than none: after a large change cut by the border, the whole view as above (a car leaving, like
         # one kept before, one of its cut views 1.15 x the threshold: benchmarks/QUALITY.md, finding 38).
-        return cut_event_pick(cand, settle_ratio, exact, known) if any(h.cut for h in cand.frames) else None
+        got = whole_view(cand, [], settle_ratio, exact, known) if any(h.cut for h in cand.frames) else None
+    else:
+        got = ranked_view(cand, settle_ratio, exact, known)
+    return away_from_cut(cand, got, settle_ratio, exact, known)
+
+
+def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, float], Exact],
+                known: Callable[[Held, bool], bool]) -> tuple[Held, Exact, float] | None:
+    """The best view of a new event (a frame of it passed the threshold), with its exact score and ratio (None:
+    none of it is new now)."""
     # The event is new (a frame of it passed the threshold); its best view need only pass settle_ratio: a
     # car like one kept before is novel while cut by the border (the cut is what is new) and not once it is
     # whole. Best view first (the most things whole, then the largest change, things a mask pixel from the
@@ -458,22 +467,15 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
             if not shown:
                 whole = whole or whole_view(cand, pool, settle_ratio, exact, known)
                 if whole is not None:
-                    return away_from_cut(cand, whole, settle_ratio, exact, known)
+                    return whole
             elif view_of(cand, h).edge:
                 clear = clear_view(cand, ranked[i + 1:], view_of(cand, h), settle_ratio, exact, known)
                 if clear is not None:
-                    return away_from_cut(cand, clear, settle_ratio, exact, known)
-            return away_from_cut(cand, (h, got, ratio), settle_ratio, exact, known)
+                    return clear
+            return h, got, ratio
         if shown and whole is None and not seen_before(got, h, known):
             whole = (h, got, ratio)
     return None
-
-
-def cut_event_pick(cand: Candidate, settle_ratio: float, exact: Callable[[Held, float], Exact],
-                   known: Callable[[Held, bool], bool]) -> Pick | None:
-    """The pick of an event after a large change cut by the border that nothing else made novel: its best view
-    of a thing whole not seen before, whatever its score (None: there is none)."""
-    return away_from_cut(cand, whole_view(cand, [], settle_ratio, exact, known), settle_ratio, exact, known)
 
 
 def away_from_cut(cand: Candidate, got: tuple[Held, Exact, float] | None, settle_ratio: float,
