@@ -13,7 +13,10 @@ state settles) or ``max_hold_s`` passes. Then one frame is kept:
   view on its way out), is no such state: the event goes on (:func:`half_in_view`), unless it is a scene
   seen before the event began (the street that a car parked at the border drove off: the hole it left is
   cut by the border too). Nor is one that shows a thing cut by the border that came in from it and was never
-  whole (a car stopped half in view on its way in: :func:`on_its_way_in`), until ``max_hold_s``;
+  whole (a car stopped half in view on its way in: :func:`on_its_way_in`), until ``max_hold_s``. A settled
+  scene that shows a part of the change cut by the border gives way to a view of the thing whole as it came in
+  (:func:`settled_pick`): the frames of its still run are one scene (:func:`scene_of`), and a cut the mask sees in
+  one of them is the scene's;
 - the scene **went back to how it was** (a car drove through, a visitor left), the hold ran out (a busy
   road), or the new state is too close to one already kept: the event's **best view** among its frames
   farther than ``settle_ratio`` x threshold from every kept frame, i.e. the frame whose change against
@@ -98,6 +101,7 @@ class Held:
     by_region: bool = False        # the score is the region cells' (the whole image's is lower)
     thing: bool = False            # it opened its event by a whole thing's pixels, past settle_ratio only
     cut: bool = False              # ... at any novelty, after a large change cut by the border (CUT_PIXELS)
+    still: bool = False            # no blob of pixels moved since the frame that began its still run (see still_run)
 
 
 @dataclass
@@ -268,6 +272,27 @@ def on_its_way_in(cand: Candidate, settle_ratio: float) -> bool:
     return not any(shows_thing(v) and not mostly_cut(v) for v in (view_of(cand, h) for h in cand.frames[:-1]))
 
 
+def still_run(cand: Candidate, k: int) -> list[Held]:
+    """The frames of the event's still run that holds its frame ``k``: from the frame that began it (the last one
+    at or before ``k`` that moved) through the still frames after it. They show one scene."""
+    first = k
+    while first > 0 and cand.frames[first].still:
+        first -= 1
+    last = k + 1
+    while last < len(cand.frames) and cand.frames[last].still:
+        last += 1
+    return cand.frames[first:last]
+
+
+def scene_of(cand: Candidate, k: int) -> views.Change:
+    """What the event's frame ``k`` shows, as the scene of its still run: the view of the run's frame in which the
+    border cuts the most of the change. The frames of a still run show one scene, and the mask sees a thing's edge
+    against what it stands on in one frame and not in the next where they differ little: a grey car stopped with its
+    bumper past the border over the grey pavement was cut in three frames of its still run and whole in the rest
+    (demo draw 107; a brown car before the brick, draw 109, in turn frame by frame)."""
+    return max((view_of(cand, h) for h in still_run(cand, k)), key=lambda v: v.edge)
+
+
 def stays(recent: Recent, view: np.ndarray | None, saw: Callable[[float, np.ndarray], bool]) -> bool:
     """Whether a still scene still shows the thing of the event decided last (a car stopped in view): it differs
     from the scene before that event by at least STAYING_PIXELS, whole or cut by the border, and was not seen
@@ -421,7 +446,7 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     if settled and returned(cand) is not True:  # a new state (or, without thumbnails, maybe one)
         got = exact(last, settle_ratio)
         if got.score > settle_ratio and not seen_before(got, last, known):
-            return Pick(last, got, settle_ratio, "settled")
+            return settled_pick(cand, (last, got, settle_ratio), settle_ratio, exact, known)
     if not novel or (len(novel) == 1 and not (novel[0].by_region or thing(novel[0])) and novel[0].score <= RENOVEL
                      and not came_in(cand, novel[0])):
         # No frame passed the threshold, or one frame's whole image barely did: what an exposure step or a
@@ -498,9 +523,34 @@ def away_from_cut(cand: Candidate, got: tuple[Held, Exact, float] | None, settle
     at = next(i for i, x in enumerate(cand.frames) if x is h)  # by identity: Held compares by value, arrays and all
     if shown.edge or not any(e >= KNOWN_PIXELS for e in edges[max(at - 1, 0):at + 2]):
         return Pick(*got, "best view")
-    between = [x for i, x in enumerate(cand.frames) if x is not h and not any(edges[max(i - 1, 0):i + 2])
-               and shows_thing(v := view_of(cand, x)) and v.pixels >= shown.pixels]
-    return Pick(*(first_unseen(cand, between, settle_ratio, exact, known) or got), "best view")
+    return Pick(*(between_clear(cand, shown.pixels, [h], settle_ratio, exact, known) or got), "best view")
+
+
+def between_clear(cand: Candidate, least: int, besides: list[Held], settle_ratio: float,
+                  exact: Callable[[Held, float], Exact], known: Callable[[Held, bool], bool]
+                  ) -> tuple[Held, Exact, float] | None:
+    """The best view of a thing between two frames clear of the border (it and the frames before and after it in the
+    event show nothing at the border) that shows at least ``least`` mask pixels and was not seen before, other than
+    ``besides`` (None: there is none)."""
+    edges = [view_of(cand, x).edge for x in cand.frames]
+    other = {id(x) for x in besides}
+    between = [x for i, x in enumerate(cand.frames) if id(x) not in other and not any(edges[max(i - 1, 0):i + 2])
+               and shows_thing(v := view_of(cand, x)) and v.pixels >= least]
+    return first_unseen(cand, between, settle_ratio, exact, known)
+
+
+def settled_pick(cand: Candidate, got: tuple[Held, Exact, float], settle_ratio: float,
+                 exact: Callable[[Held, float], Exact], known: Callable[[Held, bool], bool]) -> Pick:
+    """The settled frame ``got`` as the event's pick, or, when its still scene shows a part of the change cut by the
+    border (at least KNOWN_PIXELS in a frame of its still run), the best view of a thing between two frames clear of
+    the border that shows at least as many mask pixels and was not seen before: the thing whole, of which the scene
+    shows a part. A grey car stopped with its bumper past the border, the rest of it clear of the border to the mask,
+    settled the event on the car cut (demo draw 107)."""
+    scene = scene_of(cand, len(cand.frames) - 1)
+    if scene.edge < KNOWN_PIXELS:
+        return Pick(*got, "settled")
+    whole = between_clear(cand, scene.pixels, still_run(cand, len(cand.frames) - 1), settle_ratio, exact, known)
+    return Pick(*whole, "best view") if whole is not None else Pick(*got, "settled")
 
 
 def clear_view(cand: Candidate, after: list[Held], cut: views.Change, settle_ratio: float,

@@ -367,6 +367,7 @@ class NoveltyFilter:
         if not still:
             st.previous_view, st.still_from = it.view, it.ts  # the anchor of the next still run
         cand.still = cand.still + 1 if still else 0
+        cand.frames[-1].still = still
         kept = False
         # still for settle_frames frames and SETTLE_S seconds: at 30 fps a walker moves too little in 5 frames;
         # a car stopped half out of view after the event showed it whole is no state to settle on
