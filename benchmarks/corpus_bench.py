@@ -622,11 +622,12 @@ def run_method(c: Corpus, f: Features, m: Method) -> Run:
 def score_objects(c: Corpus, r: Run) -> dict:
     fps = c.stream.fps
     kept = r.kept
-    hit = best = redundant = missed_repeats = 0
+    hit = best = redundant = missed_repeats = missed_never_whole = 0
     delays = []
     for t in c.things:
         inside = [k for k in kept if t.visible[0] <= k < t.visible[1]]
         missed_repeats += t.repeat and not inside
+        missed_never_whole += t.whole[0] >= t.whole[1] and not inside  # a sliver at the border as the stream ends
         if inside:
             hit += 1
             delays.append((min(r.decided[k] for k in inside) - t.visible[0]) / fps)
@@ -636,7 +637,8 @@ def score_objects(c: Corpus, r: Run) -> dict:
     empty_keeps = [k for k in kept if c.empty is not None and c.empty[k] and k != kept[0]]
     return {"kept": len(kept), "recall": hit / len(c.things), "best_view": best / len(c.things),
             "redundant": redundant + len(empty_keeps), "empty_keeps": len(empty_keeps),
-            "missed_count": len(c.things) - hit, "missed_repeats": missed_repeats, "best_views": best,
+            "missed_count": len(c.things) - hit, "missed_repeats": missed_repeats,
+            "missed_never_whole": missed_never_whole, "best_views": best,
             "delay_s": float(np.mean(delays)) if delays else None, "max_delay_s": max(delays) if delays else None}
 
 
