@@ -296,12 +296,22 @@ def test_a_car_the_border_cuts_into_more_things_is_kept_where_it_is_clear_of_the
         assert seen is not None and not whole[seen.frame.token] and shown[seen.frame.token].things > most, seen
 
 
-def pick_of_views(shown: list[Change]) -> int:
-    """The frame ``choose`` keeps of an event whose frames' views are set by hand (``shown``), every frame novel."""
+def event_of_views(shown: list[Change], still: list[bool], last: np.ndarray | None = None) -> Candidate:
+    """An event whose frames' views are set by hand (``shown``), every frame novel, ``still`` saying which frames are
+    still against the frame that began their still run; ``last``: the thumbnail of its last frame (by default the
+    scene before the event: it went back to how it was)."""
     blank = np.zeros((90, 160), np.uint8)
-    frames = [Held(n, n / FPS, E[0], None, blank, 0.1, score=2.0) for n in range(len(shown))]
+    frames = [Held(n, n / FPS, E[0], None, blank, 0.1, score=2.0, still=s) for n, s in enumerate(still)]
+    if last is not None:
+        frames[-1].view = last
     cand = Candidate(frames, (0, 0), blank)
     cand.views = {id(h): v for h, v in zip(frames, shown)}
+    return cand
+
+
+def pick_of_views(shown: list[Change]) -> int:
+    """The frame ``choose`` keeps of an event whose frames' views are set by hand (``shown``), every frame novel."""
+    cand = event_of_views(shown, [False] * len(shown))
     return choose(cand, False, 0.5, lambda h, enough: Exact(2.0, 0.3, None, None)).frame.token
 
 
@@ -955,19 +965,6 @@ def test_a_car_that_stopped_half_in_view_before_it_was_novel_is_kept_whole_as_it
     steps += [(shaken(bg, rng), E[0])] * 30
     kept = kept_frames(steps)
     assert kept[0] == 0 and len(kept) == 2 and kept[1] in whole, (kept, whole)
-
-
-def event_of_views(shown: list[Change], still: list[bool], last: np.ndarray | None = None) -> Candidate:
-    """An event whose frames' views are set by hand (``shown``), every frame novel, ``still`` saying which frames are
-    still against the frame that began their still run; ``last``: the thumbnail of its last frame (by default the
-    scene before the event: it went back to how it was)."""
-    blank = np.zeros((90, 160), np.uint8)
-    frames = [Held(n, n / FPS, E[0], None, blank, 0.1, score=2.0, still=s) for n, s in enumerate(still)]
-    if last is not None:
-        frames[-1].view = last
-    cand = Candidate(frames, (0, 0), blank)
-    cand.views = {id(h): v for h, v in zip(frames, shown)}
-    return cand
 
 
 def test_a_settled_car_whose_still_run_shows_it_cut_by_the_border_is_kept_whole_as_it_came_in():

@@ -284,13 +284,13 @@ def still_run(cand: Candidate, k: int) -> list[Held]:
     return cand.frames[first:last]
 
 
-def scene_of(cand: Candidate, k: int) -> views.Change:
-    """What the event's frame ``k`` shows, as the scene of its still run: the view of the run's frame in which the
+def scene_of(cand: Candidate, run: list[Held]) -> views.Change:
+    """What the frames of a still run (:func:`still_run`) show as one scene: the view of the run's frame in which the
     border cuts the most of the change. The frames of a still run show one scene, and the mask sees a thing's edge
     against what it stands on in one frame and not in the next where they differ little: a grey car stopped with its
     bumper past the border over the grey pavement was cut in three frames of its still run and whole in the rest
     (demo draw 107; a brown car before the brick, draw 109, in turn frame by frame)."""
-    return max((view_of(cand, h) for h in still_run(cand, k)), key=lambda v: v.edge)
+    return max((view_of(cand, h) for h in run), key=lambda v: v.edge)
 
 
 def stays(recent: Recent, view: np.ndarray | None, saw: Callable[[float, np.ndarray], bool]) -> bool:
@@ -546,10 +546,11 @@ def settled_pick(cand: Candidate, got: tuple[Held, Exact, float], settle_ratio: 
     the border that shows at least as many mask pixels and was not seen before: the thing whole, of which the scene
     shows a part. A grey car stopped with its bumper past the border, the rest of it clear of the border to the mask,
     settled the event on the car cut (demo draw 107)."""
-    scene = scene_of(cand, len(cand.frames) - 1)
+    run = still_run(cand, len(cand.frames) - 1)
+    scene = scene_of(cand, run)
     if scene.edge < KNOWN_PIXELS:
         return Pick(*got, "settled")
-    whole = between_clear(cand, scene.pixels, still_run(cand, len(cand.frames) - 1), settle_ratio, exact, known)
+    whole = between_clear(cand, scene.pixels, run, settle_ratio, exact, known)
     return Pick(*whole, "best view") if whole is not None else Pick(*got, "settled")
 
 
