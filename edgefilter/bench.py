@@ -510,10 +510,12 @@ class PipelineRun:
     exit_code: int
     kept_indexes: dict[str, list[int]] = field(default_factory=dict)
     rss_samples: list[tuple[float, float]] = field(default_factory=list)
+    records: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # stamps (not summarised)
 
     def summary(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("kept_indexes")
+        d.pop("records")
         return d
 
 
@@ -623,7 +625,28 @@ def run_pipeline(name: str, cfg: Config, embedder: TimedEmbedder, *, record: boo
                     "count": len(latencies)},
         stage_ms=stage_split(trace.records.values()), thread_cpu_s=thread_cpu,
         subscriber_cpu_s=float(result["cpu_s"]), peak_rss_mb=peak, exit_code=int(daemon_box.get("code", 1)),
-        kept_indexes=kept_idx, rss_samples=samples)
+        kept_indexes=kept_idx, rss_samples=samples, records=trace.records)
+
+
+def paced_fps(records: dict[tuple[str, int], dict[str, float]]) -> float:
+    """Frames/s that reached the filter, summed over sources, each over the span of its own capture stamps:
+    sources start one after another, and a start-up is not a shortfall."""
+    by_source: dict[str, list[float]] = {}
+    for (source, _), r in records.items():
+        if "t_filter" in r:
+            by_source.setdefault(source, []).append(r["t_capture"])
+    total = 0.0
+    for stamps in by_source.values():
+        span = max(stamps) - min(stamps)
+        if span > 0:
+            total += (len(stamps) - 1) / span
+    return total
+
+
+def decision_ms(records: Any) -> dict[str, float | None]:
+    """Milliseconds from capture to the filter thread taking the frame, over every frame that reached it."""
+    d = [(r["t_filter"] - r["t_capture"]) * 1000.0 for r in records if "t_filter" in r and "t_capture" in r]
+    return {"p50": percentile(d, 50), "p99": percentile(d, 99), "max": max(d) if d else None, "frames": len(d)}
 
 
 def stage_split(records: Any) -> dict[str, dict[str, float | None]]:
@@ -770,6 +793,7 @@ class BenchSettings:
     sources: tuple[int, ...] = (1, 4, 8)
     batch: int = 8
     latency_seconds: float = 10.0
+    fleet_sources: int = 0  # paced fleet run: this many sources at 30 fps, filter as configured (0: skip)
     soak_minutes: float = 0.0
     soak_sources: int = 2
     soak_window: int = 50
@@ -798,7 +822,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     if not decoders or any(d not in ("ffmpeg", "opencv") for d in decoders):
         raise ConfigError(f"bench --decoders: expected ffmpeg and/or opencv, got {args.decoders!r}")
     s.decoders = decoders
-    for name in ("soak_sources", "soak_window", "threads", "width", "height", "unchanged_frames",
+    for name in ("fleet_sources", "soak_sources", "soak_window", "threads", "width", "height", "unchanged_frames",
                  "skip_unchanged", "raw_seconds", "repeats", "min_total_frames", "workdir", "decode_seconds"):
         if getattr(args, name, None) is not None:
             setattr(s, name, getattr(args, name))
@@ -806,7 +830,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     if not counts or any(c < 1 for c in counts):
         problems.append(f"--sources: every count must be at least 1, got {args.sources!r}")
     for name, lo in (("frames", 1), ("batch", 1), ("soak_sources", 1), ("soak_window", 1), ("width", 16),
-                     ("height", 16), ("unchanged_frames", 0), ("repeats", 1),
+                     ("height", 16), ("unchanged_frames", 0), ("repeats", 1), ("fleet_sources", 0),
                      ("min_total_frames", 0)):
         if getattr(s, name) < lo:
             problems.append(f"--{name.replace('_', '-')}: must be at least {lo}, got {getattr(s, name)}")
@@ -926,6 +950,24 @@ def run_bench(s: BenchSettings, embedder: Any = None, say: Callable[[str], None]
         say(f"  p50 {run.latency_ms['p50']:.1f} ms, p99 {run.latency_ms['p99']:.1f} ms over "
             f"{run.latency_ms['count']} frames" if run.latency_ms["count"] else "  no frames received")
 
+    # ---- (e): a fleet of cameras paced at 30 fps, filter as configured: does every frame reach the filter
+    # in time? With threshold 0 the publisher's JPEG encoding would be what is measured, not the pipeline.
+    if s.fleet_sources > 0 and s.latency_seconds > 0:
+        n = s.fleet_sources
+        say(f"fleet: {n} sources paced at 30 fps for {s.latency_seconds:g} s, filter as configured ...")
+        cfg = dataclasses.replace(base, sources=_sources(video, n, realtime=True, loop=True))
+        run = run_pipeline("fleet", cfg, timed, duration=s.latency_seconds)
+        decision = decision_ms(run.records.values())
+        offered = 30.0 * n
+        fps = paced_fps(run.records)
+        behind = int(run.dropped.get("backpressure", 0))  # the pipeline fell behind (not a quality gate)
+        report["fleet"] = {"note": "capture to the filter's decision, every frame; the config's filter (an "
+                                   "event-mode keep is published up to filter.max_hold_s later)",
+                           "sources": n, "offered_fps": offered, "fps": fps, "backpressure_dropped": behind,
+                           "decision_ms": decision, "run": run.summary()}
+        say(f"  {fps:.1f} of {offered:.0f} frames/s offered reached the filter; capture to decision p50 "
+            f"{_f(decision['p50'])} ms, p99 {_f(decision['p99'])} ms; {behind} dropped for backpressure")
+
     # ---- (g): an unchanged scene with the pre-gate
     if s.unchanged_frames > 0:
         gate = s.skip_unchanged if s.skip_unchanged is not None else (
@@ -1006,19 +1048,32 @@ def soak(s: BenchSettings, base: Config, video: Path, timed: TimedEmbedder, say:
     return out
 
 
+def _on_gpu(r: dict) -> bool:
+    return r.get("provider") in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
 def targets(r: dict) -> list[dict]:
-    """The issue's CPU targets against what was measured (the GPU ones need a GPU run)."""
+    """The issue's targets against what was measured (the GPU's when the model ran on CUDA or TensorRT)."""
     out = []
+    share = 0.8 if _on_gpu(r) else 0.9  # the issue's GPU target is 80% of the raw CUDA model, the CPU one 90%
     for t in r.get("throughput", []):
         runs = t.get("ratios", [t["ratio"]])
-        out.append({"target": f"e2e >= 90% of raw, {t['sources']} source(s), decoder {t.get('decoder', 'opencv')}, "
-                              "every frame embedded",
+        out.append({"target": f"e2e >= {share:.0%} of raw, {t['sources']} source(s), decoder "
+                              f"{t.get('decoder', 'opencv')}, every frame embedded",
                     "measured": f"{t['ratio']:.1%}" + (f" (median of {len(runs)}: {min(runs):.1%}-{max(runs):.1%})"
-                                                      if len(runs) > 1 else ""), "met": t["ratio"] >= 0.9})
+                                                      if len(runs) > 1 else ""), "met": t["ratio"] >= share})
     if r.get("latency", {}).get("p99_ms") is not None:
         p99 = r["latency"]["p99_ms"]
         out.append({"target": "p99 latency <= 150 ms, one 30 fps source", "measured": f"{p99:.1f} ms",
                     "met": p99 <= 150.0})
+    if r.get("fleet", {}).get("decision_ms", {}).get("p99") is not None:
+        f = r["fleet"]
+        out.append({"target": f"fleet: {f['sources']} sources at 30 fps, capture to decision p99 <= 50 ms",
+                    "measured": f"{f['decision_ms']['p99']:.1f} ms", "met": f["decision_ms"]["p99"] <= 50.0})
+        out.append({"target": f"fleet: keeps up with {f['offered_fps']:.0f} frames/s offered, none dropped for "
+                              "backpressure",
+                    "measured": f"{f['fps']:.1f} frames/s, {f['backpressure_dropped']} dropped",
+                    "met": f["fps"] >= 0.97 * f["offered_fps"] and not f["backpressure_dropped"]})
     if "unchanged" in r:
         u = r["unchanged"]
         out.append({"target": "unchanged scene: e2e >= 3x raw fp32", "measured": f"{u['ratio']:.2f}x",
@@ -1073,6 +1128,14 @@ def format_report(r: dict) -> str:
         lines.append(f"Latency, one source paced at 30 fps, every frame kept (threshold 0): p50 {_f(lat['p50'])} ms, "
                      f"p90 {_f(lat['p90'])} ms, p99 {_f(lat['p99'])} ms, max {_f(lat['max'])} ms over "
                      f"{lat['count']} frames; peak RSS {_f(r['latency']['run']['peak_rss_mb'])} MB")
+    if "fleet" in r:
+        f, run = r["fleet"], r["fleet"]["run"]
+        lines.append("")
+        lines.append(f"Fleet, {f['sources']} sources paced at 30 fps, filter as configured: {f['fps']:.1f} of "
+                     f"{f['offered_fps']:.0f} frames/s offered; capture to decision p50 {_f(f['decision_ms']['p50'])} "
+                     f"ms, p99 {_f(f['decision_ms']['p99'])} ms, max {_f(f['decision_ms']['max'])} ms over "
+                     f"{f['decision_ms']['frames']} frames; mean batch {_f(run['mean_batch'])}; kept {run['kept']}; "
+                     f"dropped {run['dropped'] or 'none'}; peak RSS {_f(run['peak_rss_mb'])} MB")
     if "unchanged" in r:
         u = r["unchanged"]
         lines.append("")
@@ -1088,9 +1151,9 @@ def format_report(r: dict) -> str:
         lines.append("Cost of each stage alone, one thread, ms per frame:")
         for k, v in comp.items():
             lines.append(f"  {k:<48} {v:8.3f}")
-    for key, title in (("throughput", None), ("latency", None)):
+    for key in ("throughput", "latency", "fleet"):
         runs = [t["run"] for t in r.get(key, [])] if key == "throughput" else (
-            [r["latency"]["run"]] if key in r else [])
+            [r[key]["run"]] if key in r else [])
         for run in runs:
             lines.append("")
             lines.append(f"Where the time goes, run {run['name']} ({run['frames']} frames, {run['seconds']:.1f} s): "
@@ -1113,7 +1176,7 @@ def format_report(r: dict) -> str:
                      f"{_f(sk.get('rss_end_mb'))} MB at the end ({_f(sk.get('growth'), '+.1%')}), "
                      f"max {_f(sk.get('rss_max_after_warmup_mb'))} MB")
     lines.append("")
-    lines.append("Targets (CPU; GPU targets need a GPU run):")
+    lines.append(f"Targets ({'GPU' if _on_gpu(r) else 'CPU'}):")
     for t in r.get("targets", []):
         lines.append(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['measured']}")
     lines.append(f"load average at end {', '.join(f'{x:.2f}' for x in r.get('loadavg_end') or [])}; "

@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", default="1,4,8", help="comma-separated parallel source counts")
     p.add_argument("--batch", type=int, default=8, help="max batch size")
     p.add_argument("--latency-seconds", type=float, default=10.0, help="duration of the paced latency run")
+    p.add_argument("--fleet-sources", type=int, default=0,
+                   help="also run this many sources paced at 30 fps for --latency-seconds, filter as configured, "
+                        "and report capture-to-decision latency (0: skip)")
     p.add_argument("--soak-minutes", type=float, default=0.0, help="also run a memory soak this long")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
     p.add_argument("--threads", type=int, default=None, help="override model.threads (onnxruntime intra-op)")

@@ -22,7 +22,7 @@ def report(tmp_path_factory):
     s = bench.BenchSettings(frames=40, sources=(1, 2), batch=4, latency_seconds=2.0, soak_minutes=0.05,
                             soak_sources=1, soak_window=5, width=160, height=120, unchanged_frames=240,
                             raw_seconds=0.05, repeats=2, min_total_frames=80, workdir=str(work),
-                            decode_seconds=1)
+                            decode_seconds=1, fleet_sources=2)
     messages: list[str] = []
     r = bench.run_bench(s, embedder=FakeEmbedder(delay=0.001, per_frame=0.0002), say=messages.append)
     r["_messages"] = messages
@@ -103,6 +103,34 @@ def test_soak_samples_rss_and_computes_growth_from_them(report):
     assert sk["received"] + run["missed"] == run["published"], run
 
 
+def test_fleet_run_paces_every_source_and_times_capture_to_decision(report):
+    f = report["fleet"]
+    run = f["run"]
+    assert f["sources"] == run["sources"] == 2 and f["offered_fps"] == 60.0
+    d = f["decision_ms"]
+    # every frame that reached the filter carries both stamps; paced, a 2-s run sees far fewer than unpaced
+    assert 0 < d["frames"] == run["frames"] <= 60 * 2.0 * 1.5
+    assert 0 <= d["p50"] <= d["p99"] <= d["max"]
+    # the rate over the capture stamps' span: about 30 per source when paced, whatever the start-up took
+    assert 0 < f["fps"] <= 60 * 1.5 and run["exit_code"] == 0
+    assert f["backpressure_dropped"] == run["dropped"].get("backpressure", 0)
+    by_name = {t["target"]: t for t in report["targets"]}
+    assert by_name["fleet: 2 sources at 30 fps, capture to decision p99 <= 50 ms"]["met"] == (d["p99"] <= 50)
+
+
+def test_paced_fps_sums_each_source_over_its_own_span():
+    recs = {("a", i): {"t_capture": 10.0 + i / 30, "t_filter": 10.1 + i / 30} for i in range(31)}
+    recs.update({("b", i): {"t_capture": 12.0 + i / 30, "t_filter": 12.1 + i / 30} for i in range(31)})
+    recs[("b", 99)] = {"t_capture": 50.0}  # never reached the filter
+    assert bench.paced_fps(recs) == pytest.approx(60.0)
+
+
+def test_decision_ms_counts_only_frames_that_reached_the_filter():
+    recs = [{"t_capture": 1.0, "t_filter": 1.010}, {"t_capture": 1.0, "t_filter": 1.030}, {"t_capture": 1.0}]
+    d = bench.decision_ms(recs)
+    assert d["frames"] == 2 and d["max"] == pytest.approx(30.0) and d["p50"] == pytest.approx(20.0)
+
+
 def test_targets_and_printed_report_follow_the_numbers(report):
     by_name = {t["target"]: t for t in report["targets"]}
     for t in report["throughput"]:
@@ -111,10 +139,18 @@ def test_targets_and_printed_report_follow_the_numbers(report):
     assert by_name["p99 latency <= 150 ms, one 30 fps source"]["met"] == (report["latency"]["p99_ms"] <= 150)
     assert by_name["unchanged scene: e2e >= 3x raw fp32"]["met"] == (report["unchanged"]["ratio"] >= 3)
     text = bench.format_report(report)
-    for needle in ("Throughput", "Latency", "Unchanged scene", "Where the time goes", "Soak", "Targets",
-                   "CPU seconds by thread group"):
+    for needle in ("Throughput", "Latency", "Fleet, 2 sources", "Unchanged scene", "Where the time goes", "Soak",
+                   "Targets (CPU)", "CPU seconds by thread group"):
         assert needle in text
     json.dumps(report, default=float)  # what --json writes
+
+
+def test_on_cuda_the_throughput_target_is_the_gpu_one(report):
+    on_gpu = dict(report, provider="CUDAExecutionProvider")
+    names = [t["target"] for t in bench.targets(on_gpu)]
+    assert any(n.startswith("e2e >= 80% of raw") for n in names)
+    assert not any(n.startswith("e2e >= 90%") for n in names)
+    assert "Targets (GPU)" in bench.format_report(dict(on_gpu, targets=bench.targets(on_gpu)))
 
 
 def test_quiet_schedule_is_mostly_unchanged_with_a_few_events():
