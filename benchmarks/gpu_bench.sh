@@ -20,9 +20,9 @@ if command -v ffmpeg >/dev/null 2>&1 || "$py" -c 'import imageio_ffmpeg' 2>/dev/
 sed 's/^\(  providers:\) auto.*/\1 cuda/' config.yaml > gpu-fp32.yaml
 sed 's/^\(  providers:\) auto.*/\1 cuda\n  fp16: true/' config.yaml > gpu-fp16.yaml
 grep -q 'providers: cuda' gpu-fp32.yaml && grep -q 'fp16: true' gpu-fp16.yaml || { echo "config edit failed"; exit 2; }
-timeout 150 "$py" benchmarks/gpu_check.py --json "$out/check.json" 2>&1 | tee "$out/check.log"
+timeout 100 "$py" benchmarks/gpu_check.py --json "$out/check.json" 2>&1 | tee "$out/check.log"
 for v in fp32 fp16; do
-  timeout 240 "$py" -m edgefilter bench -c gpu-$v.yaml --sources 1,8,32 --batch 32 --repeats 1 \
+  timeout 170 "$py" -m edgefilter bench -c gpu-$v.yaml --sources 1,8,32 --batch 32 --repeats 1 \
     --decoders $decoders --decode-seconds 0 --width 1920 --height 1080 --frames 300 --min-total-frames 1200 \
     --unchanged-frames 0 --latency-seconds 10 --fleet-sources 32 --raw-seconds 2 --workdir /tmp/edgefilter-gpu-bench \
     --json "$out/bench-$v.json" 2>&1 | tee "$out/bench-$v.log"
