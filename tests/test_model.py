@@ -375,6 +375,38 @@ def test_warm_up_does_nothing_on_the_cpu(monkeypatch):
     assert calls == [1, 2, 4, 8, 12]
 
 
+class _ShapeSpy:
+    """The real session, recording the batch size of every run."""
+
+    def __init__(self, session):
+        self.session, self.sizes = session, []
+
+    def run(self, outputs, feeds):
+        self.sizes.append(len(next(iter(feeds.values()))))
+        return self.session.run(outputs, feeds)
+
+
+def test_on_a_gpu_batches_are_padded_to_the_warmed_sizes_and_the_padding_is_cut_off():
+    from edgefilter.model import Embedder
+    e = Embedder(MODELS / "efficientnet_lite0_regions.onnx", providers="cpu", max_batch=12)
+    frames = np.random.default_rng(0).integers(0, 256, (5, 224, 224, 3), dtype=np.uint8)
+    alone = e.embed(frames)
+    spy = _ShapeSpy(e._session)
+    e._session = spy
+    e.provider = "CUDAExecutionProvider"  # as if on a GPU: every size is one cuDNN search
+    padded = e.embed(frames)
+    assert padded.vectors.shape == alone.vectors.shape and padded.regions.shape == alone.regions.shape
+    assert np.allclose(padded.vectors, alone.vectors, atol=1e-5)
+    assert np.allclose(padded.regions, alone.regions, atol=1e-5)
+    for n in (1, 3, 9, 12):
+        e.embed(frames[:1].repeat(n, axis=0))
+    assert spy.sizes == [8, 1, 4, 12, 12]
+    assert set(spy.sizes) <= set(e.batch_sizes()) == {1, 2, 4, 8, 12}
+    e.provider = "CPUExecutionProvider"
+    e.embed(frames[:3])
+    assert spy.sizes[-1] == 3  # the CPU runs the batch as it is
+
+
 @pytest.mark.parametrize("first,second", [("usearch.index", "onnxruntime"), ("onnxruntime", "usearch.index")])
 def test_the_index_and_the_runtime_load_in_either_order(first, second):
     # usearch 2.26.2-2.26.6 killed the process (SIGSEGV) when onnxruntime was imported after it; the
