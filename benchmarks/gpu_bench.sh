@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The GPU measurements of benchmarks/RESULTS.md, on a machine with an NVIDIA GPU and onnxruntime-gpu:
 #   bash benchmarks/gpu_bench.sh OUTDIR
+# 0. benchmarks/gpu_diag.py: the daemon on one source with the CPU model, CUDA as shipped and CUDA under
+#    other session options, and the pipeline without a model (CUDA ran slower end to end than the CPU).
 # 1. benchmarks/gpu_check.py: `providers: auto` chooses CUDA; CPU and CUDA (fp32, fp16) embeddings of the
 #    same frames; the frames the default filter keeps with each.
 # 2. `edgefilter bench` with CUDA fp32, then fp16: raw model and end to end at 1, 8 and 32 sources of
@@ -20,10 +22,12 @@ if command -v ffmpeg >/dev/null 2>&1 || "$py" -c 'import imageio_ffmpeg' 2>/dev/
 sed 's/^\(  providers:\) auto.*/\1 cuda/' config.yaml > gpu-fp32.yaml
 sed 's/^\(  providers:\) auto.*/\1 cuda\n  fp16: true/' config.yaml > gpu-fp16.yaml
 grep -q 'providers: cuda' gpu-fp32.yaml && grep -q 'fp16: true' gpu-fp16.yaml || { echo "config edit failed"; exit 2; }
-timeout 100 "$py" benchmarks/gpu_check.py --json "$out/check.json" 2>&1 | tee "$out/check.log"
-for v in fp32 fp16; do
-  timeout 170 "$py" -m edgefilter bench -c gpu-$v.yaml --sources 1,8,32 --batch 32 --repeats 1 \
-    --decoders $decoders --decode-seconds 0 --width 1920 --height 1080 --frames 300 --min-total-frames 1200 \
-    --unchanged-frames 0 --latency-seconds 10 --fleet-sources 32 --raw-seconds 2 --workdir /tmp/edgefilter-gpu-bench \
+timeout 90 "$py" benchmarks/gpu_diag.py --json "$out/diag.json" 2>&1 | tee "$out/diag.log"
+timeout 80 "$py" benchmarks/gpu_check.py --json "$out/check.json" 2>&1 | tee "$out/check.log"
+for v in fp32 fp16; do  # the first run also writes the clips (1080p: about 25 ms a frame)
+  [ $v = fp32 ] && limit=150 || limit=120
+  timeout $limit "$py" -m edgefilter bench -c gpu-$v.yaml --sources 1,8,32 --batch 32 --repeats 1 \
+    --decoders $decoders --decode-seconds 0 --width 1920 --height 1080 --frames 300 --min-total-frames 900 \
+    --unchanged-frames 0 --latency-seconds 8 --fleet-sources 32 --raw-seconds 2 --workdir /tmp/edgefilter-gpu-bench \
     --json "$out/bench-$v.json" 2>&1 | tee "$out/bench-$v.log"
 done

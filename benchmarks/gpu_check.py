@@ -8,7 +8,8 @@ It prints and checks:
   for the whole-image vector and for every region cell, against the filter's threshold;
 - the frames the default filter (config.yaml's, on the demo street camera read from a file) keeps when
   the model runs on the CPU, on CUDA fp32 and on CUDA fp16, through the real daemon.
-Exit status 1 when ``auto`` did not choose CUDA or CUDA fp32 keeps other frames than the CPU.
+Exit status 1 when ``auto`` did not choose CUDA, a run did not read the whole clip, or CUDA fp32 keeps
+other frames than the CPU.
 """
 from __future__ import annotations
 
@@ -92,7 +93,9 @@ def main() -> int:
               f"{row.get('regions')}; one frame alone vs in a batch {row['alone_vs_batch']}", flush=True)
 
     # The default filter on the demo clip, through the real daemon, with each embedder.
-    base = dataclasses.replace(cfg, sources=[dataclasses.replace(cfg.sources[0], url=str(video), realtime=False)],
+    # OpenCV decodes in-process: the GPU machine may have no ffmpeg, and the decoder is not what is checked.
+    source = dataclasses.replace(cfg.sources[0], url=str(video), realtime=False, decoder="opencv")
+    base = dataclasses.replace(cfg, sources=[source],
                                log=dataclasses.replace(cfg.log, level="warning"))
     report["kept"] = {}
     for name, emb in embedders.items():
@@ -103,10 +106,11 @@ def main() -> int:
     same32 = report["kept"]["cuda-fp32"]["kept"] == report["kept"]["cpu"]["kept"]
     same16 = report["kept"]["cuda-fp16"]["kept"] == report["kept"]["cpu"]["kept"]
     report["same_keeps"] = {"cuda-fp32": same32, "cuda-fp16": same16}
-    ok = report["auto_provider"] == CUDA and same32
+    ran = all(k["frames"] == args.frames and k["exit_code"] == 0 for k in report["kept"].values())
+    ok = report["auto_provider"] == CUDA and same32 and ran
     report["ok"] = ok
-    print(f"auto chose CUDA: {report['auto_provider'] == CUDA}; CUDA fp32 keeps the CPU's frames: {same32}; "
-          f"fp16: {same16}", flush=True)
+    print(f"auto chose CUDA: {report['auto_provider'] == CUDA}; every run read all {args.frames} frames: {ran}; "
+          f"CUDA fp32 keeps the CPU's frames: {same32}; fp16: {same16}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return 0 if ok else 1

@@ -1,0 +1,156 @@
+"""Why the daemon on CUDA runs slower end to end than on the CPU (found 2026-12-04 on an H200): one
+source, the same clip, the same daemon, one model setting changed at a time.
+
+    python benchmarks/gpu_diag.py [--json FILE] [--frames 600] [--dry-run]
+
+Rows: the CPU model; CUDA as shipped; CUDA with onnxruntime's CPU pool at one thread and not spinning;
+CUDA with cuDNN's heuristic convolution search; the model's outputs cached per batch size (the pipeline's
+own ceiling on this machine). Each row gives frames/s, the mean batch, the model call's p50 / p99 and the
+CPU seconds by thread group. Then: the model alone called from a worker thread at batch sizes 1-8, and
+which nodes onnxruntime placed on which provider (from its profile).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgefilter import bench  # noqa: E402
+from edgefilter.config import load_config  # noqa: E402
+from edgefilter.model import CPU, Embedder  # noqa: E402
+from edgefilter.preprocess import preprocess  # noqa: E402
+
+
+class CachedOutputs:
+    """The real model's outputs, computed once per batch size: what the pipeline does without a model."""
+
+    def __init__(self, inner: Embedder):
+        self.inner, self.cache = inner, {}
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def warm_up(self) -> None:
+        pass
+
+    def embed(self, batch):
+        if len(batch) not in self.cache:
+            self.cache[len(batch)] = self.inner.embed(batch)
+        return self.cache[len(batch)]
+
+
+def with_session(e: Embedder, provider_options: dict | None = None, threads: int = 0, spinning: bool = True,
+                 profile: str | None = None) -> Embedder:
+    """The same embedder with its onnxruntime session rebuilt under other options."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile
+    providers = e._session.get_providers()
+    opts = [provider_options or {} if p == "CUDAExecutionProvider" else {} for p in providers]
+    e._session = ort.InferenceSession(str(e.path), so, providers=list(zip(providers, opts)))
+    return e
+
+
+def placement(e: Embedder, tensors: list[np.ndarray], work: Path) -> dict:
+    """Nodes by provider, from onnxruntime's profile of a few runs."""
+    p = with_session(Embedder(e.path, providers="cpu" if e.provider == CPU else "cuda"),
+                     profile=str(work / "ort-profile"))
+    for _ in range(3):
+        p.embed(np.stack(tensors[:4]))
+    events = json.loads(Path(p._session.end_profiling()).read_text())
+    by_provider: dict[str, set] = collections.defaultdict(set)
+    for ev in events:
+        args = ev.get("args", {})
+        if ev.get("cat") == "Node" and "provider" in args:
+            by_provider[args["provider"]].add(f"{args.get('op_name')}:{ev['name'].rsplit('_kernel_time', 1)[0]}")
+    return {k: sorted(v) for k, v in by_provider.items()}
+
+
+def threaded_calls(e: Embedder, tensors: list[np.ndarray], seconds: float = 1.5) -> dict:
+    """Model calls/s from a worker thread (as the daemon's embed thread calls it), per batch size."""
+    out = {}
+
+    def run():
+        for n in (1, 2, 4, 8):
+            batch = np.stack(tensors[:n])
+            e.embed(batch)
+            k, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds / 4:
+                e.embed(batch)
+                k += 1
+            out[n] = k / (time.perf_counter() - t0)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--frames", type=int, default=600)
+    ap.add_argument("--dry-run", action="store_true", help="the CPU in place of CUDA: checks this script itself")
+    args = ap.parse_args()
+    cfg = load_config(ROOT / "config.yaml")
+    cfg = dataclasses.replace(cfg, log=dataclasses.replace(cfg.log, level="warning"))
+    model = ROOT / cfg.model.path
+    gpu = "cpu" if args.dry_run else "cuda"
+    work = Path(tempfile.mkdtemp(prefix="edgefilter-gpu-diag-"))
+    video = bench.demo_video(work, args.frames, 640, 360)
+    tensors = [preprocess(im, (224, 224), "RGB") for im in bench.decoded_frames(video, 16)]
+    rows = {
+        "cpu": lambda: Embedder(model, providers="cpu"),
+        "cuda as shipped": lambda: Embedder(model, providers=gpu),
+        "cuda, CPU pool 1 thread, no spinning": lambda: with_session(Embedder(model, providers=gpu), threads=1,
+                                                                    spinning=False),
+        "cuda, cuDNN heuristic search": lambda: with_session(
+            Embedder(model, providers=gpu), {"cudnn_conv_algo_search": "HEURISTIC"}),
+        "cached outputs (no model)": lambda: CachedOutputs(Embedder(model, providers=gpu)),
+    }
+    source = dataclasses.replace(cfg.sources[0], url=str(video), realtime=False, decoder="opencv")
+    run_cfg = dataclasses.replace(cfg, sources=[source], gates=dataclasses.replace(cfg.gates, skip_unchanged=0.0))
+    report: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "frames": args.frames, "rows": {}}
+    for name, make in rows.items():
+        emb = make()
+        run = bench.run_pipeline(name, run_cfg, bench.TimedEmbedder(emb))
+        model_ms = run.stage_ms["model (batch call)"]
+        report["rows"][name] = {"fps": run.fps, "mean_batch": run.mean_batch, "model_ms": model_ms,
+                                "thread_cpu_s": run.thread_cpu_s, "frames": run.frames}
+        busy = ", ".join(f"{g.split(' (')[0]} {v:.1f}" for g, v in run.thread_cpu_s.items() if v >= 0.1)
+        print(f"{name:<40} {run.fps:7.1f} frames/s, batch {bench._f(run.mean_batch)}, model p50/p99 "
+              f"{bench._f(model_ms['p50'], '.2f')}/{bench._f(model_ms['p99'], '.2f')} ms; CPU s: {busy}", flush=True)
+    e = Embedder(model, providers=gpu)
+    report["threaded_calls_per_s"] = threaded_calls(e, tensors)
+    print("model alone from a worker thread, calls/s by batch size:",
+          {k: round(v) for k, v in report["threaded_calls_per_s"].items()}, flush=True)
+    report["placement"] = placement(e, tensors, work)
+    for prov, nodes in report["placement"].items():
+        print(f"{prov}: {len(nodes)} nodes" + (f": {', '.join(nodes[:20])}" if prov.startswith("CPU") else ""),
+              flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
