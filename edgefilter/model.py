@@ -530,9 +530,8 @@ class Embedder:
 
     @property
     def pad_batches(self) -> bool:
-        """On a GPU every new input shape costs seconds once (onnxruntime's exhaustive cuDNN search: 32
-        sources at batch 32 ran at 57 frames/s on an H200 while it went through each size), so batches are
-        padded up to the warmed sizes. On the CPU padding would only cost time."""
+        """On a GPU each new input shape starts onnxruntime's exhaustive cuDNN search once (its default), so
+        batches are padded up to the sizes warm_up ran. On the CPU padding would only cost time."""
         return self.provider != CPU
 
     def embed(self, batch: np.ndarray) -> EmbedResult:
