@@ -513,15 +513,17 @@ def away_from_cut(cand: Candidate, got: tuple[Held, Exact, float] | None, settle
     passes there, the rest of it in more blobs than when whole, so the best-view order put it first (demo draw 128:
     benchmarks/QUALITY.md, finding 39). The best view of a thing between two frames clear of the border that shows at
     least as many mask pixels and was not seen before is the picture then (a whole thing shows all of itself: one
-    car of two, showing fewer, is none). A speck at the border is no cut (a far car at the border beside two cars
-    whole on the real road: with specks, that view gave way to a nearer view of one of them)."""
+    car of two, showing fewer, is none). A speck at the border (under KNOWN_PIXELS) is no cut beside the view (a far
+    car at the border beside two cars whole on the real road: with specks, that view gave way to a nearer view of one
+    of them), and no cut of the view itself either: a grey car leaving shows the mask a few pixels at the border a
+    frame before the frame the border cuts (demo draws 149 and 197, finding 41)."""
     if got is None:
         return None
     h = got[0]
     shown = view_of(cand, h)
     edges = [view_of(cand, x).edge for x in cand.frames]
     at = next(i for i, x in enumerate(cand.frames) if x is h)  # by identity: Held compares by value, arrays and all
-    if shown.edge or not any(e >= KNOWN_PIXELS for e in edges[max(at - 1, 0):at + 2]):
+    if shown.edge >= KNOWN_PIXELS or not any(e >= KNOWN_PIXELS for e in edges[max(at - 1, 0):at + 2]):
         return Pick(*got, "best view")
     return Pick(*(between_clear(cand, shown.pixels, [h], settle_ratio, exact, known) or got), "best view")
 
@@ -530,11 +532,12 @@ def between_clear(cand: Candidate, least: int, besides: list[Held], settle_ratio
                   exact: Callable[[Held, float], Exact], known: Callable[[Held, bool], bool]
                   ) -> tuple[Held, Exact, float] | None:
     """The best view of a thing between two frames clear of the border (it and the frames before and after it in the
-    event show nothing at the border) that shows at least ``least`` mask pixels and was not seen before, other than
-    ``besides`` (None: there is none)."""
+    event show at most a speck at the border, under KNOWN_PIXELS) that shows at least ``least`` mask pixels and was
+    not seen before, other than ``besides`` (None: there is none)."""
     edges = [view_of(cand, x).edge for x in cand.frames]
     other = {id(x) for x in besides}
-    between = [x for i, x in enumerate(cand.frames) if id(x) not in other and not any(edges[max(i - 1, 0):i + 2])
+    between = [x for i, x in enumerate(cand.frames) if id(x) not in other
+               and all(e < KNOWN_PIXELS for e in edges[max(i - 1, 0):i + 2])
                and shows_thing(v := view_of(cand, x)) and v.pixels >= least]
     return first_unseen(cand, between, settle_ratio, exact, known)
 
