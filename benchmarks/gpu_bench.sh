@@ -5,9 +5,11 @@
 #    other session options, and the pipeline without a model (CUDA ran slower end to end than the CPU).
 # 1. benchmarks/gpu_check.py: `providers: auto` chooses CUDA; CPU and CUDA (fp32, fp16) embeddings of the
 #    same frames; the frames the default filter keeps with each.
-# 2. `edgefilter bench` with CUDA fp32, then fp16: raw model and end to end at 1, 8 and 32 sources of
+# 2. `edgefilter bench` with CUDA fp32, then fp16: raw model and end to end at 1 and 32 sources of
 #    1920x1080 (every frame embedded, batch 32), and 32 sources paced at 30 fps with the default filter
 #    (capture to decision latency). Decoder: ffmpeg and OpenCV where an ffmpeg is found, else OpenCV.
+# Needs: onnxruntime-gpu, usearch (<2.26.2), pyzmq, OpenCV, PyYAML and prometheus-client importable by $PYTHON,
+# and models/efficientnet_lite0_regions.onnx and its _fp16 variant. About 7 minutes at most (the time limits below).
 set -uo pipefail
 out=${1:?usage: gpu_bench.sh OUTDIR}
 mkdir -p "$out"
@@ -26,8 +28,8 @@ timeout 90 "$py" benchmarks/gpu_diag.py --json "$out/diag.json" 2>&1 | tee "$out
 timeout 80 "$py" benchmarks/gpu_check.py --json "$out/check.json" 2>&1 | tee "$out/check.log"
 for v in fp32 fp16; do  # the first run also writes the clips (1080p: about 25 ms a frame)
   [ $v = fp32 ] && limit=150 || limit=120
-  timeout $limit "$py" -m edgefilter bench -c gpu-$v.yaml --sources 1,8,32 --batch 32 --repeats 1 \
-    --decoders $decoders --decode-seconds 0 --width 1920 --height 1080 --frames 300 --min-total-frames 900 \
+  timeout $limit "$py" -m edgefilter bench -c gpu-$v.yaml --sources 1,32 --batch 32 --repeats 1 \
+    --decoders $decoders --decode-seconds 0 --width 1920 --height 1080 --frames 150 --min-total-frames 600 \
     --unchanged-frames 0 --latency-seconds 8 --fleet-sources 32 --raw-seconds 2 --workdir /tmp/edgefilter-gpu-bench \
     --json "$out/bench-$v.json" 2>&1 | tee "$out/bench-$v.log"
 done
