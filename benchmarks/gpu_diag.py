@@ -3,8 +3,9 @@ source, the same clip, the same daemon, one model setting changed at a time.
 
     python benchmarks/gpu_diag.py [--json FILE] [--frames 600] [--dry-run]
 
-Rows: the CPU model; CUDA as shipped; CUDA with onnxruntime's CPU pool at one thread and not spinning;
-CUDA with cuDNN's heuristic convolution search; the model's outputs cached per batch size (the pipeline's
+Rows: the CPU model; CUDA as shipped (since 2026-12-04 evening its CPU pool is one thread, not spinning); CUDA
+with onnxruntime's default CPU pool (a spinning thread per core: as shipped before); CUDA with cuDNN's heuristic
+convolution search; the model's outputs cached per batch size (the pipeline's
 own ceiling on this machine). Each row gives frames/s, the mean batch, the model call's p50 / p99 and the
 CPU seconds by thread group. Then: the model alone called from a worker thread at batch sizes 1-8, and
 which nodes onnxruntime placed on which provider (from its profile).
@@ -121,8 +122,7 @@ def main() -> int:
     rows = {
         "cpu": lambda: Embedder(model, providers="cpu"),
         "cuda as shipped": lambda: Embedder(model, providers=gpu),
-        "cuda, CPU pool 1 thread, no spinning": lambda: with_session(Embedder(model, providers=gpu), threads=1,
-                                                                    spinning=False),
+        "cuda, onnxruntime's default CPU pool": lambda: with_session(Embedder(model, providers=gpu)),
         "cuda, cuDNN heuristic search": lambda: with_session(
             Embedder(model, providers=gpu), {"cudnn_conv_algo_search": "HEURISTIC"}),
         "cached outputs (no model)": lambda: CachedOutputs(Embedder(model, providers=gpu)),

@@ -88,7 +88,7 @@ class ModelConfig:
     providers: Literal["auto", "cpu", "cuda", "tensorrt"] = opt(
         "auto", "`auto` uses CUDA when it really loads and the CPU otherwise; `cpu`, `cuda`, `tensorrt` force one")
     fp16: bool = opt(False, "on CUDA, use the card's fp16 variant when it has one")
-    threads: int = opt(0, "CPU intra-op threads (0: onnxruntime's default)", min=0)
+    threads: int = opt(0, "CPU intra-op threads (0: onnxruntime's default on the CPU, one thread on a GPU)", min=0)
 
 
 @dataclass(frozen=True)

@@ -318,6 +318,25 @@ class EmbedResult:
     probabilities: np.ndarray | None = None  # float32 (N, classes); None without a classes output
 
 
+def session_options(provider: str, threads: int = 0) -> ort.SessionOptions:
+    """onnxruntime's session options for a model whose first provider is ``provider``."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads > 0:
+        so.intra_op_num_threads = threads
+    elif provider != CPU:
+        # On a GPU the kernels use no CPU pool; a pool of one thread per core only competes with decoding
+        # (onnxruntime's maintainers advise one thread for CUDA sessions: microsoft/onnxruntime#20494).
+        so.intra_op_num_threads = 1
+    so.log_severity_level = 3  # errors only: ORT's warnings would go straight to stderr
+    # Capture threads share the cores: spinning pool threads steal them from decode and preprocessing
+    # between runs (measured on 2 cores with the CPU provider: pool CPU halves, e2e/raw 0.84 -> 0.94).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
 class Embedder:
     """An ONNX Runtime session for one carded model. ``embed`` is meant for one inference thread."""
 
@@ -359,15 +378,7 @@ class Embedder:
                                  "(fp16 is slower than fp32 on CPUs)")
         # With TensorRT, fp16 is TensorRT's own flag on the fp32 graph (trt_fp16_enable).
 
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads > 0:
-            so.intra_op_num_threads = threads
-        so.log_severity_level = 3  # errors only: ORT's warnings would go straight to stderr
-        if chosen[0] == CPU:
-            # Capture threads share the cores: spinning pool threads steal them from decode and
-            # preprocessing between runs (measured on 2 cores: pool CPU halves, e2e/raw 0.84 -> 0.94).
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so = session_options(chosen[0], threads)
         try:
             self._session = ort.InferenceSession(str(path), so, providers=list(zip(chosen, options)))
         except Exception as exc:  # ORT raises its own exception types (InvalidGraph, Fail, ...)

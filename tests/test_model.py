@@ -375,6 +375,16 @@ def test_warm_up_does_nothing_on_the_cpu(monkeypatch):
     assert calls == [1, 2, 4, 8, 12]
 
 
+def test_session_options_give_a_gpu_session_one_cpu_thread_and_no_session_spins():
+    from edgefilter.model import session_options
+    gpu = session_options(CUDA)
+    assert gpu.intra_op_num_threads == 1  # the kernels run on the GPU: no pool to compete with decoding
+    assert session_options(CUDA, threads=3).intra_op_num_threads == 3  # model.threads set: as set
+    assert session_options(CPU).intra_op_num_threads == 0  # onnxruntime's default: a thread per core
+    for so in (gpu, session_options(CPU), session_options(TENSORRT)):
+        assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 class _ShapeSpy:
     """The real session, recording the batch size of every run."""
 
