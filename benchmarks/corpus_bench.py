@@ -555,13 +555,6 @@ class Run:
     restart_kept: int = 0
 
 
-def view_of(f: Features, k: int, m: Method) -> np.ndarray | None:
-    """Render k's thumbnail as method m takes it: none for the naive filter, grey for commits before colour."""
-    if not m.views:
-        return None
-    return luma(f.view[k]) if m.grey else f.view[k]
-
-
 def run_method(c: Corpus, f: Features, m: Method) -> Run:
     s = c.stream
     name = s.name
@@ -592,14 +585,15 @@ def run_method(c: Corpus, f: Features, m: Method) -> Run:
                 filt.load(tmp, "bench")
             before = len(kept)
         k = int(keys[i])
-        if gate is not None and gate.should_skip(f.thumb[k], f.view[k]):
+        view = f.view[k]  # one array for the gate and the filter, as the daemon hands the frame's view to both
+        if gate is not None and gate.should_skip(f.thumb[k], view):
             skipped += 1
         else:
             last = k
         vec = f.vec[last]
         cells = f.cells[last].astype(np.float32) if regional else None
-        item = (name, i / s.fps, vec, cells, i) if m.old_items else (name, i / s.fps, vec, cells, i,
-                                                                    view_of(f, k, m))
+        shown = None if not m.views else (luma(view) if m.grey else view)  # none for naive, grey for old commits
+        item = (name, i / s.fps, vec, cells, i) if m.old_items else (name, i / s.fps, vec, cells, i, shown)
         d = filt.decide([item])[0]
         if d.keep:
             kept.append(i)

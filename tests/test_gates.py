@@ -115,3 +115,26 @@ def test_the_thumbnails_from_one_grey_conversion_are_the_thumbnails_of_the_frame
     assert np.array_equal(grey_thumbnail(grey), grey_thumbnail(image))
     assert not np.array_equal(view_thumbnail(image, grey[::-1].copy()), view_thumbnail(image))
     assert np.array_equal(grey_image(grey), grey)
+
+
+def test_unchanged_answers_the_same_two_thumbnails_once_and_others_afresh(monkeypatch):
+    # The pre-gate asks it on the capture threads, then the filter thread asks it again of the same two
+    # thumbnails: the second answer is remembered, by identity, so equal content elsewhere is asked afresh.
+    from edgefilter.novelty import view
+    calls = []
+    real = view.change_mask
+    monkeypatch.setattr(view, "change_mask", lambda f, b: calls.append(1) or real(f, b))
+    base = view_thumbnail(scene())
+    same = view_thumbnail(noisy(scene(), 1, sigma=2.0))
+    with_thing = scene()
+    cv2.rectangle(with_thing, (150, 60), (230, 150), (255, 255, 255), -1)
+    thing = view_thumbnail(with_thing)
+    assert view.unchanged(same, base) and view.unchanged(same, base)
+    assert len(calls) == 1
+    assert not view.unchanged(thing, base) and not view.unchanged(thing, base)
+    assert len(calls) == 2
+    assert view.unchanged(same, base.copy())  # another array with the same pixels: asked afresh
+    assert view.unchanged(same.copy(), base)
+    assert len(calls) == 4
+    assert not view.unchanged(thing, same)  # the same frame against another background: asked afresh
+    assert len(calls) == 5
