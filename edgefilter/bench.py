@@ -643,9 +643,14 @@ def paced_fps(records: dict[tuple[str, int], dict[str, float]]) -> float:
     return total
 
 
+def span_ms(records: Any, a: str, b: str) -> list[float]:
+    """Milliseconds from stamp ``a`` to stamp ``b`` of every frame that carries both."""
+    return [(r[b] - r[a]) * 1000.0 for r in records if a in r and b in r]
+
+
 def decision_ms(records: Any) -> dict[str, float | None]:
     """Milliseconds from capture to the filter thread taking the frame, over every frame that reached it."""
-    d = [(r["t_filter"] - r["t_capture"]) * 1000.0 for r in records if "t_filter" in r and "t_capture" in r]
+    d = span_ms(records, "t_capture", "t_filter")
     return {"p50": percentile(d, 50), "p99": percentile(d, 99), "max": max(d) if d else None, "frames": len(d)}
 
 
@@ -653,7 +658,7 @@ def stage_split(records: Any) -> dict[str, dict[str, float | None]]:
     """Median / p99 / mean milliseconds of each stage over the frames that carry both of its stamps."""
     out: dict[str, dict[str, float | None]] = {}
     for label, a, b in _SPLIT:
-        d = [(r[b] - r[a]) * 1000.0 for r in records if a in r and b in r]
+        d = span_ms(records, a, b)
         out[label] = {"p50": percentile(d, 50), "p99": percentile(d, 99),
                       "mean": float(np.mean(d)) if d else None, "frames": len(d)}
     return out
