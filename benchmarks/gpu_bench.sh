@@ -24,7 +24,7 @@ if command -v ffmpeg >/dev/null 2>&1 || "$py" -c 'import imageio_ffmpeg' 2>/dev/
 sed 's/^\(  providers:\) auto.*/\1 cuda/' config.yaml > gpu-fp32.yaml
 sed 's/^\(  providers:\) auto.*/\1 cuda\n  fp16: true/' config.yaml > gpu-fp16.yaml
 grep -q 'providers: cuda' gpu-fp32.yaml && grep -q 'fp16: true' gpu-fp16.yaml || { echo "config edit failed"; exit 2; }
-timeout 90 "$py" benchmarks/gpu_diag.py --json "$out/diag.json" 2>&1 | tee "$out/diag.log"
+timeout 120 "$py" benchmarks/gpu_diag.py --json "$out/diag.json" 2>&1 | tee "$out/diag.log"
 timeout 80 "$py" benchmarks/gpu_check.py --json "$out/check.json" 2>&1 | tee "$out/check.log"
 for v in fp32 fp16; do  # the first run also writes the clips (1080p: about 25 ms a frame)
   [ $v = fp32 ] && limit=150 || limit=120
