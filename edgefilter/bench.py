@@ -941,16 +941,22 @@ def run_bench(s: BenchSettings, embedder: Any = None, say: Callable[[str], None]
         report["decode_per_core"] = decode_costs(work, s.decode_seconds)
     report["throughput"] = throughput
 
+    # The runs below use the first of --decoders: the config's default (ffmpeg) may be absent where
+    # --decoders says opencv (the GPU machine has no ffmpeg: every source failed there).
+    paced_decoder = s.decoders[0]
+
     # ---- (d): latency at a paced 30 fps, every frame kept
     if s.latency_seconds > 0:
         say(f"latency: one source paced at 30 fps for {s.latency_seconds:g} s, filter.threshold 0 ...")
-        cfg = dataclasses.replace(base, sources=_sources(video, 1, realtime=True, loop=True), gates=no_gate,
+        cfg = dataclasses.replace(base, sources=_sources(video, 1, realtime=True, loop=True, decoder=paced_decoder),
+                                  gates=no_gate,
                                   filter=dataclasses.replace(base.filter, threshold=0.0, budget_per_minute=None,
                                                             mode="frame"))
         run = run_pipeline("latency", cfg, timed, duration=s.latency_seconds)
         report["latency"] = {"note": "capture (message ts) to receipt by a subscriber process; filter.threshold 0 "
                                      "and mode frame, so every frame is kept, JPEG-encoded and sent at once "
                                      "(event mode adds its hold, at most filter.max_hold_s)", "run": run.summary(),
+                             "decoder": cfg.sources[0].decoder,
                              "p50_ms": run.latency_ms["p50"], "p99_ms": run.latency_ms["p99"]}
         say(f"  p50 {run.latency_ms['p50']:.1f} ms, p99 {run.latency_ms['p99']:.1f} ms over "
             f"{run.latency_ms['count']} frames" if run.latency_ms["count"] else "  no frames received")
@@ -960,7 +966,7 @@ def run_bench(s: BenchSettings, embedder: Any = None, say: Callable[[str], None]
     if s.fleet_sources > 0 and s.latency_seconds > 0:
         n = s.fleet_sources
         say(f"fleet: {n} sources paced at 30 fps for {s.latency_seconds:g} s, filter as configured ...")
-        cfg = dataclasses.replace(base, sources=_sources(video, n, realtime=True, loop=True))
+        cfg = dataclasses.replace(base, sources=_sources(video, n, realtime=True, loop=True, decoder=paced_decoder))
         run = run_pipeline("fleet", cfg, timed, duration=s.latency_seconds)
         decision = decision_ms(run.records.values())
         offered = 30.0 * n
@@ -968,7 +974,8 @@ def run_bench(s: BenchSettings, embedder: Any = None, say: Callable[[str], None]
         behind = int(run.dropped.get("backpressure", 0))  # the pipeline fell behind (not a quality gate)
         report["fleet"] = {"note": "capture to the filter's decision, every frame; the config's filter (an "
                                    "event-mode keep is published up to filter.max_hold_s later)",
-                           "sources": n, "offered_fps": offered, "fps": fps, "backpressure_dropped": behind,
+                           "sources": n, "decoder": cfg.sources[0].decoder, "offered_fps": offered, "fps": fps,
+                           "backpressure_dropped": behind,
                            "decision_ms": decision, "run": run.summary()}
         say(f"  {fps:.1f} of {offered:.0f} frames/s offered reached the filter; capture to decision p50 "
             f"{_f(decision['p50'])} ms, p99 {_f(decision['p99'])} ms; {behind} dropped for backpressure")
@@ -982,7 +989,7 @@ def run_bench(s: BenchSettings, embedder: Any = None, say: Callable[[str], None]
         say(f"unchanged scene: {s.unchanged_frames} frames, {len(events)} visits ({event_frames} frames), "
             f"pre-gate {gate:g} ...")
         raw = raw_fps(timed, tensors, s.batch, s.raw_seconds)
-        cfg = dataclasses.replace(base, sources=_sources(qv, 1),
+        cfg = dataclasses.replace(base, sources=_sources(qv, 1, decoder=paced_decoder),
                                   gates=dataclasses.replace(base.gates, skip_unchanged=gate))
         gated_run = run_pipeline("unchanged-gated", cfg, timed)
         plain = run_pipeline("unchanged-every-frame", dataclasses.replace(cfg, gates=no_gate), timed)

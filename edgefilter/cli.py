@@ -242,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3,
                    help="end-to-end runs per source count, taking turns; the median ratio is reported")
     p.add_argument("--decoders", default="ffmpeg,opencv",
-                   help="decoders compared end to end, side by side (ffmpeg: a process per source; opencv: in-process)")
+                   help="decoders compared end to end, side by side (ffmpeg: a process per source; opencv: in-process); "
+                        "the paced runs (latency, fleet, unchanged scene) use the first")
     p.add_argument("--decode-seconds", type=int, default=10,
                    help="length of the H.264 clips for the decode frames/s per core comparison (0: skip)")
     p.add_argument("--soak-sources", type=int, default=2, help="sources at full rate during the soak")

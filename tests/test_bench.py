@@ -22,7 +22,7 @@ def report(tmp_path_factory):
     s = bench.BenchSettings(frames=40, sources=(1, 2), batch=4, latency_seconds=2.0, soak_minutes=0.05,
                             soak_sources=1, soak_window=5, width=160, height=120, unchanged_frames=240,
                             raw_seconds=0.05, repeats=2, min_total_frames=80, workdir=str(work),
-                            decode_seconds=1, fleet_sources=2)
+                            decode_seconds=1, fleet_sources=2, decoders=("opencv", "ffmpeg"))
     messages: list[str] = []
     r = bench.run_bench(s, embedder=FakeEmbedder(delay=0.001, per_frame=0.0002), say=messages.append)
     r["_messages"] = messages
@@ -31,7 +31,7 @@ def report(tmp_path_factory):
 
 def test_throughput_rows_compare_e2e_with_raw_measured_around_them(report):
     rows = report["throughput"]
-    assert [(t["sources"], t["decoder"]) for t in rows] == [(1, "ffmpeg"), (1, "opencv"), (2, "ffmpeg"), (2, "opencv")]
+    assert [(t["sources"], t["decoder"]) for t in rows] == [(1, "opencv"), (1, "ffmpeg"), (2, "opencv"), (2, "ffmpeg")]
     for t in rows:
         run = t["run"]
         assert t["raw_fps"] == pytest.approx((t["raw_fps_before"] + t["raw_fps_after"]) / 2)
@@ -53,7 +53,7 @@ def test_throughput_rows_compare_e2e_with_raw_measured_around_them(report):
 def test_repeats_take_turns_and_the_reported_ratio_is_their_median(report):
     runs = [m for m in report["_messages"] if m.startswith("raw model:") and "end to end" in m]
     assert [m.split("end to end with ")[1].split(" ")[0] for m in runs] == ["1", "1", "2", "2"] * 2
-    assert [m.split("decoder ")[1].split(" ")[0] for m in runs] == ["ffmpeg", "opencv"] * 4
+    assert [m.split("decoder ")[1].split(" ")[0] for m in runs] == ["opencv", "ffmpeg"] * 4
     for t in report["throughput"]:
         assert len(t["ratios"]) == 2 and len(t["e2e_fps_all"]) == 2
         assert t["ratio"] == min(t["ratios"])  # the lower middle of two
@@ -75,6 +75,7 @@ def test_decode_cost_per_core_compares_both_decoders_on_the_same_h264_files(repo
 def test_latency_run_keeps_every_frame_and_reports_percentiles(report):
     lat = report["latency"]
     run = lat["run"]
+    assert lat["decoder"] == "opencv"  # the first of --decoders, not the config's default (ffmpeg)
     assert run["latency_ms"]["count"] == run["received"] == run["kept"] > 5
     assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= run["latency_ms"]["max"]
     split = run["stage_ms"]
@@ -106,7 +107,7 @@ def test_soak_samples_rss_and_computes_growth_from_them(report):
 def test_fleet_run_paces_every_source_and_times_capture_to_decision(report):
     f = report["fleet"]
     run = f["run"]
-    assert f["sources"] == run["sources"] == 2 and f["offered_fps"] == 60.0
+    assert f["sources"] == run["sources"] == 2 and f["offered_fps"] == 60.0 and f["decoder"] == "opencv"
     d = f["decision_ms"]
     # every frame that reached the filter carries both stamps; paced, a 2-s run sees far fewer than unpaced
     assert 0 < d["frames"] == run["frames"] <= 60 * 2.0 * 1.5
