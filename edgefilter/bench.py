@@ -689,7 +689,7 @@ def component_costs(video: Path, embedder: Any, cfg: Config, batch: int, min_sec
     from .gates import ChangeGate, QualityGate, grey_thumbnail
     from .message import encode_frame
     from .novelty import NoveltyFilter
-    from .preprocess import preprocess
+    from .preprocess import preprocess, working_copy
 
     images = decoded_frames(video, 120)
     out: dict[str, float] = {}
@@ -701,9 +701,14 @@ def component_costs(video: Path, embedder: Any, cfg: Config, batch: int, min_sec
         n += 1
     out["decode (OpenCV read)"] = (time.perf_counter() - t0) / max(1, n) * 1000
     cap.release()
+    # The daemon's capture path: the working copy (large frames halved), then everything from it.
+    out["working copy (frames >= 1280x720 halved)"] = time_per_item(working_copy, images, min_seconds) * 1000
+    full = images
+    images = [working_copy(im) for im in images]
     qg = QualityGate(dataclasses.replace(cfg.gates, frozen=cfg.gates.frozen))
-    out["grey thumbnail + quality gates"] = time_per_item(lambda im: qg.check(im, grey_thumbnail(im)), images,
-                                                          min_seconds) * 1000
+    out["grey thumbnail + quality gates"] = time_per_item(
+        lambda pair: qg.check(pair[0], grey_thumbnail(pair[1]), pair[1]), list(zip(full, images)),
+        min_seconds) * 1000
     from .novelty.view import view_thumbnail
 
     pairs = [(grey_thumbnail(im), view_thumbnail(im)) for im in images]
@@ -744,11 +749,11 @@ def component_costs(video: Path, embedder: Any, cfg: Config, batch: int, min_sec
         filt.reconfigure(dataclasses.replace(fcfg, threshold=threshold))
         out[label] = time_per_item(decide, [batch] * 8, min_seconds) * 1000 / batch
     q = int(cfg.publish.jpeg_quality)
-    jpegs = [cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, q])[1].tobytes() for im in images[:10]]
+    jpegs = [cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, q])[1].tobytes() for im in full[:10]]
     out[f"JPEG encode (quality {q}, kept frames only)"] = time_per_item(
-        lambda im: cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, q]), images, min_seconds) * 1000
+        lambda im: cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, q]), full, min_seconds) * 1000
     header = {"v": 1, "source": "s", "seq": 0, "frame_index": 0, "ts": 0.0, "distance": 0.5, "reason": "novel",
-              "width": images[0].shape[1], "height": images[0].shape[0], "encoding": "jpeg", "model": "m",
+              "width": full[0].shape[1], "height": full[0].shape[0], "encoding": "jpeg", "model": "m",
               "embedding_dim": None, "threshold": 0.15}
     out["message encode (kept frames only)"] = time_per_item(lambda j: encode_frame(header, j), jpegs,
                                                              min_seconds) * 1000

