@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU measurements of benchmarks/RESULTS.md, on a machine with an NVIDIA GPU and onnxruntime-gpu:
 #   bash benchmarks/gpu_bench.sh OUTDIR
-# 0. benchmarks/gpu_diag.py: the daemon on one source with the CPU model, CUDA as shipped and CUDA under
+# 0. benchmarks/gpu_diag.py: first one 1080p source at batch 32 with every model call timed (fp32 twice, fp16),
+#    then the daemon on one source with the CPU model, CUDA as shipped and CUDA under
 #    other session options, and the pipeline without a model (CUDA ran slower end to end than the CPU).
 # 1. benchmarks/gpu_check.py: `providers: auto` chooses CUDA; CPU and CUDA (fp32, fp16) embeddings of the
 #    same frames; the frames the default filter keeps with each.
@@ -9,7 +10,7 @@
 #    1920x1080 (every frame embedded, batch 32), and 32 sources paced at 30 fps with the default filter
 #    (capture to decision latency). Decoder: ffmpeg and OpenCV where an ffmpeg is found, else OpenCV.
 # Needs: onnxruntime-gpu, usearch (<2.26.2), pyzmq, OpenCV, PyYAML and prometheus-client importable by $PYTHON,
-# and models/efficientnet_lite0_regions.onnx and its _fp16 variant. About 7 minutes at most (the time limits below).
+# and models/efficientnet_lite0_regions.onnx and its _fp16 variant. About 9 minutes at most (the time limits below).
 set -uo pipefail
 out=${1:?usage: gpu_bench.sh OUTDIR}
 mkdir -p "$out"
@@ -24,7 +25,7 @@ if command -v ffmpeg >/dev/null 2>&1 || "$py" -c 'import imageio_ffmpeg' 2>/dev/
 sed 's/^\(  providers:\) auto.*/\1 cuda/' config.yaml > gpu-fp32.yaml
 sed 's/^\(  providers:\) auto.*/\1 cuda\n  fp16: true/' config.yaml > gpu-fp16.yaml
 grep -q 'providers: cuda' gpu-fp32.yaml && grep -q 'fp16: true' gpu-fp16.yaml || { echo "config edit failed"; exit 2; }
-timeout 120 "$py" benchmarks/gpu_diag.py --json "$out/diag.json" 2>&1 | tee "$out/diag.log"
+timeout 180 "$py" benchmarks/gpu_diag.py --json "$out/diag.json" 2>&1 | tee "$out/diag.log"
 timeout 80 "$py" benchmarks/gpu_check.py --json "$out/check.json" 2>&1 | tee "$out/check.log"
 for v in fp32 fp16; do  # the first run also writes the clips (1080p: about 25 ms a frame)
   [ $v = fp32 ] && limit=150 || limit=120

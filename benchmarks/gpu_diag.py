@@ -1,7 +1,7 @@
 """Why the daemon on CUDA runs slower end to end than on the CPU (found 2026-12-04 on an H200): one
 source, the same clip, the same daemon, one model setting changed at a time.
 
-    python benchmarks/gpu_diag.py [--json FILE] [--frames 600] [--dry-run]
+    python benchmarks/gpu_diag.py [--json FILE] [--frames 600] [--hd-frames 300] [--dry-run]
 
 Rows: the CPU model; CUDA as shipped (since 2026-12-04 evening its CPU pool is one thread, not spinning); CUDA
 with onnxruntime's default CPU pool (a spinning thread per core: as shipped before); CUDA with cuDNN's heuristic
@@ -49,6 +49,34 @@ class CachedOutputs:
         if len(batch) not in self.cache:
             self.cache[len(batch)] = self.inner.embed(batch)
         return self.cache[len(batch)]
+
+
+class CallLog:
+    """The embedder with every call's batch size, padded size, duration and calling thread recorded, from the
+    first call on (the bench's stage split shows only percentiles)."""
+
+    def __init__(self, inner: Embedder):
+        self.inner, self.calls = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed(self, batch):
+        t0 = time.perf_counter()
+        out = self.inner.embed(batch)
+        padded = next((b for b in self.inner.batch_sizes() if b >= len(batch)), len(batch)) \
+            if getattr(self.inner, "pad_batches", False) else len(batch)
+        self.calls.append((len(batch), padded, (time.perf_counter() - t0) * 1000, threading.current_thread().name))
+        return out
+
+    def summary(self) -> dict:
+        by_size: dict[int, list[float]] = collections.defaultdict(list)
+        for _, padded, ms, _ in self.calls:
+            by_size[padded].append(ms)
+        return {"first_calls": [(n, p, round(ms, 2), t) for n, p, ms, t in self.calls[:12]],
+                "by_padded_size": {p: {"calls": len(v), "median_ms": round(float(np.median(v)), 2),
+                                       "max_ms": round(max(v), 2), "over_100ms": sum(x > 100 for x in v)}
+                                   for p, v in sorted(by_size.items())}}
 
 
 def with_session(e: Embedder, provider_options: dict | None = None, threads: int = 0, spinning: bool = True,
@@ -115,6 +143,9 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--dry-run", action="store_true", help="the CPU in place of CUDA: checks this script itself")
+    ap.add_argument("--hd-frames", type=int, default=300,
+                    help="first, before any other CUDA use in the process: the daemon on one 1920x1080 source at "
+                         "batch 32 (fp32, fp32 again, fp16), every model call timed; 0: skip")
     args = ap.parse_args()
     cfg = load_config(ROOT / "config.yaml")
     cfg = dataclasses.replace(cfg, log=dataclasses.replace(cfg.log, level="warning"))
@@ -133,7 +164,27 @@ def main() -> int:
     }
     source = dataclasses.replace(cfg.sources[0], url=str(video), realtime=False, decoder="opencv")
     run_cfg = dataclasses.replace(cfg, sources=[source], gates=dataclasses.replace(cfg.gates, skip_unchanged=0.0))
-    report: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "frames": args.frames, "rows": {}}
+    report: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "frames": args.frames, "rows": {}, "hd": {}}
+    if args.hd_frames > 0:
+        # The 1080p benches were slow in the first daemon run of a process (model calls of up to a second
+        # while the embed thread sat on the CPU): is it the first run, the batch size, or fp16?
+        hd = dataclasses.replace(run_cfg, sources=[dataclasses.replace(
+            source, url=str(bench.demo_video(work, args.hd_frames, 1920, 1080)))],
+            embed=dataclasses.replace(cfg.embed, max_batch=32))
+        fp16 = model.with_name(model.stem + "_fp16.onnx")
+        for name, kw in (("1080p fp32, first CUDA run of the process", {}), ("1080p fp32, again", {}),
+                         ("1080p fp16", {"fp16": True} if fp16.is_file() else {})):
+            log = CallLog(Embedder(model, providers=gpu, max_batch=32, **kw))
+            t0 = time.perf_counter()
+            log.warm_up()
+            warm_s = time.perf_counter() - t0
+            log.calls.clear()
+            run = bench.run_pipeline(name, hd, bench.TimedEmbedder(log))
+            report["hd"][name] = {"fps": run.fps, "mean_batch": run.mean_batch, "warm_up_s": warm_s,
+                                  "thread_cpu_s": run.thread_cpu_s, **log.summary()}
+            print(f"{name:<42} {run.fps:7.1f} frames/s, batch {bench._f(run.mean_batch)}, warm-up {warm_s:.1f} s; "
+                  f"calls by padded size {log.summary()['by_padded_size']}", flush=True)
+            print(f"  first calls (n, padded, ms, thread): {log.summary()['first_calls']}", flush=True)
     for name, make in rows.items():
         emb = make()
         run = bench.run_pipeline(name, run_cfg, bench.TimedEmbedder(emb))
