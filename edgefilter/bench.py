@@ -120,7 +120,9 @@ class ThreadCpu:
 
     Threads that end during the run are caught by sampling every ``interval`` seconds (a thread's last
     sample is kept). Python threads are named from ``threading.enumerate()``; native threads by their
-    kernel name (ZeroMQ's are ``ZMQbg/...``); the rest are onnxruntime's intra-op pool.
+    kernel name (ZeroMQ's are ``ZMQbg/...``); the rest are pools that the process's libraries start:
+    onnxruntime's intra-op threads and OpenCV's (which resizes and converts with a thread per core), and
+    on a GPU the CUDA driver's.
     """
 
     def __init__(self, interval: float = 0.2):
@@ -192,7 +194,7 @@ def thread_group(name: str) -> str:
     if name.startswith("native:ZMQ"):
         return "ZeroMQ I/O threads"
     if name.startswith("native:"):
-        return "onnxruntime intra-op pool"
+        return "native pools (onnxruntime, OpenCV)"
     if name == "filter":
         return "filter thread (novelty, drift obs.)"
     if "publisher" in name:

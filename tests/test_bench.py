@@ -178,7 +178,7 @@ def test_thread_groups_name_the_stages():
     assert bench.thread_group("embed").startswith("embed")
     assert bench.thread_group("edgefilter-publisher").startswith("publisher")
     assert bench.thread_group("native:ZMQbg/IO/0").startswith("ZeroMQ")
-    assert bench.thread_group("native:python3").startswith("onnxruntime")
+    assert bench.thread_group("native:python3").startswith("native pools")
 
 
 def test_cli_arguments_reach_the_settings_and_bad_ones_are_config_errors():
