@@ -75,6 +75,16 @@ class Running:
         self.sub.close()
 
 
+def run_to_end(cfg: Config, embedder, **kw) -> tuple[Running, list[FrameMessage]]:
+    """Run a daemon until its sources end; everything it published."""
+    run = Running(cfg, embedder, **kw)
+    try:
+        msgs = run.collect()
+    finally:
+        run.close()
+    return run, msgs
+
+
 @pytest.fixture
 def events_video(tmp_path):
     frames = scene_with_events(120, [(30, 50), (80, 100)], seed=3)
@@ -83,11 +93,7 @@ def events_video(tmp_path):
 
 def test_file_runs_to_the_end_and_every_event_is_kept(tmp_path, port, events_video):
     cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(events_video))])
-    run = Running(cfg, FakeEmbedder())
-    try:
-        msgs = run.collect()
-    finally:
-        run.close()
+    run, msgs = run_to_end(cfg, FakeEmbedder())
     assert run.code == 0
     assert msgs[0].reason == "first" and msgs[0].frame_index == 0 and msgs[0].distance is None
     kept = [m.frame_index for m in msgs]
@@ -120,11 +126,7 @@ def small_object_video(tmp_path) -> Path:
 def test_a_small_object_is_kept_by_its_region(tmp_path, port, regional):
     cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(small_object_video(tmp_path)))],
                       filter=FilterConfig(mode="frame", threshold=0.5, regional=regional))
-    run = Running(cfg, FakeEmbedder())
-    try:
-        msgs = run.collect()
-    finally:
-        run.close()
+    run, msgs = run_to_end(cfg, FakeEmbedder())
     assert run.code == 0 and msgs[0].reason == "first"
     later = [m for m in msgs[1:]]
     if regional:  # the whole thumbnail moves less than 0.5; its top-left quarter (region 0) far more than its noise
@@ -155,11 +157,7 @@ def test_regional_by_default_with_a_model_without_regions_runs_on_the_whole_imag
                       filter=FilterConfig(mode="frame", threshold=0.5))
     assert cfg.filter.regional  # the default
     with caplog.at_level("WARNING", logger="edgefilter"):
-        run = Running(cfg, WholeImageEmbedder())
-        try:
-            msgs = run.collect()
-        finally:
-            run.close()
+        run, msgs = run_to_end(cfg, WholeImageEmbedder())
     assert run.code == 0 and [m.reason for m in msgs] == ["first"]  # the small object: whole image only
     assert any("has no region output: the whole image alone decides" in r.getMessage() for r in caplog.records)
 
@@ -169,11 +167,7 @@ def test_frames_of_several_sources_are_batched_together(tmp_path, port):
     cfg = make_config(tmp_path, port, [SourceConfig(name=f"cam{i}", url=str(v)) for i, v in enumerate(videos)],
                       embed=EmbedConfig(max_batch=6, max_wait_ms=50))
     embedder = FakeEmbedder(delay=0.01)
-    run = Running(cfg, embedder)
-    try:
-        msgs = run.collect()
-    finally:
-        run.close()
+    run, msgs = run_to_end(cfg, embedder)
     assert run.code == 0
     assert max(embedder.batches) > 1 and max(embedder.batches) <= 6
     assert sum(embedder.batches) == 180
@@ -198,11 +192,7 @@ def test_a_large_frame_is_worked_on_halved_and_sent_whole(tmp_path, port, monkey
     video = make_video(tmp_path / "hd.avi", frames, fps=25)
     cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url=str(video))],
                       filter=FilterConfig(threshold=0.0, mode="frame"))
-    run = Running(cfg, FakeEmbedder())
-    try:
-        msgs = run.collect()
-    finally:
-        run.close()
+    run, msgs = run_to_end(cfg, FakeEmbedder())
     assert run.code == 0
     assert seen == [(360, 640, 3)] * 6  # the model input made from the working copy
     assert msgs and all((m.width, m.height) == (1280, 720) for m in msgs)  # the kept frame at full size
