@@ -40,6 +40,11 @@ def test_frozen_means_identical_to_the_previous_frame():
     assert gate.check(img) is None
     assert gate.check(img.copy()) == "frozen"
     assert gate.check(noisy(img, 1)) is None  # sensor noise: a live camera, not a frozen one
+    one_pixel = noisy(img, 1)
+    gate.check(one_pixel)
+    one_pixel = one_pixel.copy()
+    one_pixel[1, 0, 0] ^= 1  # a row the quick look at every 16th row skips
+    assert gate.check(one_pixel) is None
 
 
 def test_blur_gate_only_when_configured():
