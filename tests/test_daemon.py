@@ -19,8 +19,10 @@ from edgefilter.client import Subscriber
 from conftest import wait_for
 from edgefilter.config import (Config, DriftConfig, EmbedConfig, FilterConfig, GatesConfig, MetricsConfig, PublishConfig,
                                SourceConfig, StateConfig, load_config)
+from edgefilter.capture import Capture
 from edgefilter.daemon import Daemon
 from edgefilter.message import DriftMessage, FrameMessage
+from edgefilter.source import Source
 
 
 def make_config(tmp_path, port, sources, **sections) -> Config:
@@ -196,6 +198,40 @@ def test_a_large_frame_is_worked_on_halved_and_sent_whole(tmp_path, port, monkey
     assert run.code == 0
     assert seen == [(360, 640, 3)] * 6  # the model input made from the working copy
     assert msgs and all((m.width, m.height) == (1280, 720) for m in msgs)  # the kept frame at full size
+
+
+class OneChannelSource(Source):
+    """A grey camera handing out (h, w, 1) frames, as OpenCV does for one without RGB conversion."""
+
+    kind = "grey camera"
+
+    def __init__(self, name, frames):
+        super().__init__(name, "grey://", live=False, finite=True)
+        self.frames, self.n = frames, 0
+
+    def open(self):
+        pass
+
+    def read(self):
+        if self.n >= len(self.frames):
+            return None
+        self.n += 1
+        return self.n - 1, self.frames[self.n - 1]
+
+
+@pytest.mark.parametrize("size", [(64, 48), (1280, 720)])  # worked on as it is, and through the working copy
+def test_one_channel_frames_are_grey_frames_not_a_dead_source(tmp_path, port, size):
+    frames = [cv2.cvtColor(cv2.resize(f, size), cv2.COLOR_BGR2GRAY)[:, :, None]
+              for f in scene_with_events(30, [(10, 20)], seed=2)]
+
+    def capture(src, sink, metrics, **kw):
+        return Capture(src, sink, metrics, open_source=lambda cfg, **_: OneChannelSource(cfg.name, frames), **kw)
+
+    cfg = make_config(tmp_path, port, [SourceConfig(name="grey", url="grey.avi")])
+    run, msgs = run_to_end(cfg, FakeEmbedder(), capture_factory=capture)
+    assert run.code == 0
+    assert run.value("edgefilter_frames_embedded_total", source="grey") == 30  # every frame, none lost to an error
+    assert msgs and msgs[0].frame_index == 0 and any(10 <= m.frame_index < 20 for m in msgs)
 
 
 def test_a_live_source_drops_under_backpressure_and_counts_it(tmp_path, port):

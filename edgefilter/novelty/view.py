@@ -54,7 +54,9 @@ _KERNEL = np.ones((5, 5), np.uint8)
 
 
 def grey_image(image: np.ndarray) -> np.ndarray:
-    """The frame in grey (a grey frame as it is)."""
+    """The frame in grey (a grey frame as it is, a one-channel one as its plane)."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
@@ -63,8 +65,8 @@ def view_thumbnail(image: np.ndarray, grey: np.ndarray | None = None) -> np.ndar
     frame (each plane contiguous: the per-frame tests read luma alone), (h, w) of a grey one. The luma plane
     is the frame's grey resized, as the thumbnails before colour were. ``grey``: the frame's grey, where the
     caller has it already (the daemon's gates use it too: one conversion of the full frame, not two)."""
-    if image.ndim == 2:
-        return cv2.resize(image, VIEW_SIZE, interpolation=cv2.INTER_AREA)
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.resize(grey_image(image), VIEW_SIZE, interpolation=cv2.INTER_AREA)
     out = np.empty((3, VIEW_SIZE[1], VIEW_SIZE[0]), np.uint8)
     out[0] = cv2.resize(grey_image(image) if grey is None else grey, VIEW_SIZE, interpolation=cv2.INTER_AREA)
     # colour through twice the size: the last halving is OpenCV's fast 2x2 average (a 640x360 frame: 0.06
