@@ -36,7 +36,7 @@ from .drift import DriftMonitor
 from .endpoint import Endpoint
 from .errors import EXIT_NOINPUT, ConfigError, EdgefilterError, PublishError
 from .frame import Frame
-from .gates import ChangeGate, QualityGate, grey_image, grey_thumbnail
+from .gates import ChangeGate, QualityGate, corrupt, grey_image, grey_thumbnail
 from .health import SourceWatch, StatusLine
 from .metrics import Metrics
 from .model import Embedder
@@ -305,12 +305,13 @@ class Daemon:
         name = frame.source
         self.metrics.frames_captured.labels(source=name).inc()
         gates = self._gates[name]
-        thumb = work = None
-        if frame.image is not None and frame.image.size:
-            work = working_copy(frame.image)  # a 1080p frame halved: a third of the per-frame work
-            grey = grey_image(work)
-            thumb = grey_thumbnail(grey)
-            frame.view = view_thumbnail(work, grey)  # for best views and the pre-gate
+        if corrupt(frame.image):  # before any pixel is read: a camera's odd frame ends nothing
+            self.metrics.drop(name, "corrupt")
+            return not self._stop.is_set()
+        work = working_copy(frame.image)  # a 1080p frame halved: a third of the per-frame work
+        grey = grey_image(work)
+        thumb = grey_thumbnail(grey)
+        frame.view = view_thumbnail(work, grey)  # for best views and the pre-gate
         reason = gates.quality.check(frame.image, thumb, work)
         if reason is not None:
             self.metrics.drop(name, reason)
@@ -319,7 +320,7 @@ class Daemon:
             frame.gated = True
             self.metrics.frames_gated.labels(source=name).inc()
         else:
-            assert self.embedder is not None and work is not None  # a frame without pixels is "corrupt"
+            assert self.embedder is not None
             frame.tensor = preprocess(work, self.embedder.input_size, self.embedder.colour)
         if live:
             try:

@@ -12,6 +12,8 @@ Both keep per-source state and are used from that source's capture thread only.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -33,6 +35,13 @@ def normalise_brightness(thumb: np.ndarray) -> np.ndarray:
     return (thumb - mean) * (48.0 / max(std, 4.0))  # 48: a typical std, keeps the scale in grey levels
 
 
+def corrupt(image: Any) -> bool:
+    """Not a frame the pipeline can read: not uint8 pixels of 8x8 or more in 1, 3 or 4 channels."""
+    return (image is None or not isinstance(image, np.ndarray) or image.dtype != np.uint8
+            or image.ndim not in (2, 3) or image.shape[0] < 8 or image.shape[1] < 8
+            or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)))
+
+
 class QualityGate:
     """Drops unusable frames; ``check`` returns the drop reason or None."""
 
@@ -45,9 +54,7 @@ class QualityGate:
         """``thumb``: the frame's grey thumbnail and ``work``: its working copy
         (:func:`~edgefilter.preprocess.working_copy`), where the caller has them already."""
         cfg = self.cfg
-        if (image is None or not isinstance(image, np.ndarray) or image.dtype != np.uint8
-                or image.ndim not in (2, 3) or image.shape[0] < 8 or image.shape[1] < 8
-                or (image.ndim == 3 and image.shape[2] not in (1, 3, 4))):
+        if corrupt(image):
             return "corrupt"
         if not cfg.enabled:
             return None

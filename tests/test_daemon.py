@@ -200,13 +200,14 @@ def test_a_large_frame_is_worked_on_halved_and_sent_whole(tmp_path, port, monkey
     assert msgs and all((m.width, m.height) == (1280, 720) for m in msgs)  # the kept frame at full size
 
 
-class OneChannelSource(Source):
-    """A grey camera handing out (h, w, 1) frames, as OpenCV does for one without RGB conversion."""
+class ScriptedSource(Source):
+    """A camera handing out the given arrays as its frames (a grey one read without RGB conversion gives
+    (h, w, 1) frames; a thermal one, uint16)."""
 
-    kind = "grey camera"
+    kind = "scripted camera"
 
     def __init__(self, name, frames):
-        super().__init__(name, "grey://", live=False, finite=True)
+        super().__init__(name, "scripted://", live=False, finite=True)
         self.frames, self.n = frames, 0
 
     def open(self):
@@ -224,14 +225,31 @@ def test_one_channel_frames_are_grey_frames_not_a_dead_source(tmp_path, port, si
     frames = [cv2.cvtColor(cv2.resize(f, size), cv2.COLOR_BGR2GRAY)[:, :, None]
               for f in scene_with_events(30, [(10, 20)], seed=2)]
 
-    def capture(src, sink, metrics, **kw):
-        return Capture(src, sink, metrics, open_source=lambda cfg, **_: OneChannelSource(cfg.name, frames), **kw)
-
-    cfg = make_config(tmp_path, port, [SourceConfig(name="grey", url="grey.avi")])
-    run, msgs = run_to_end(cfg, FakeEmbedder(), capture_factory=capture)
+    run, msgs = run_scripted(tmp_path, port, frames)
     assert run.code == 0
-    assert run.value("edgefilter_frames_embedded_total", source="grey") == 30  # every frame, none lost to an error
+    assert run.value("edgefilter_frames_embedded_total", source="cam") == 30  # every frame, none lost to an error
     assert msgs and msgs[0].frame_index == 0 and any(10 <= m.frame_index < 20 for m in msgs)
+
+
+def run_scripted(tmp_path, port, frames):
+    def capture(src, sink, metrics, **kw):
+        return Capture(src, sink, metrics, open_source=lambda cfg, **_: ScriptedSource(cfg.name, frames), **kw)
+
+    cfg = make_config(tmp_path, port, [SourceConfig(name="cam", url="camera.avi")])
+    return run_to_end(cfg, FakeEmbedder(), capture_factory=capture)
+
+
+def test_frames_no_stage_can_read_are_dropped_as_corrupt_and_the_source_goes_on(tmp_path, port):
+    good = scene_with_events(12, [(6, 9)], seed=4)
+    odd = [np.zeros((48, 64, 2), np.uint8), good[0].astype(np.uint16), np.zeros((4, 4, 3), np.uint8),
+           np.zeros((48, 64, 5), np.uint8), np.zeros((2, 48, 64, 3), np.uint8)]
+    frames = good[:3] + odd + good[3:]
+    run, msgs = run_scripted(tmp_path, port, frames)
+    assert run.code == 0
+    assert run.value("edgefilter_frames_dropped_total", source="cam", reason="corrupt") == len(odd)
+    assert run.value("edgefilter_frames_embedded_total", source="cam") == len(good)
+    # good[k] of k >= 3 comes as frame len(odd) + k: the event after the odd frames is kept
+    assert any(len(odd) + 6 <= m.frame_index < len(odd) + 9 for m in msgs), [m.frame_index for m in msgs]
 
 
 def test_a_live_source_drops_under_backpressure_and_counts_it(tmp_path, port):
