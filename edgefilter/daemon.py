@@ -87,6 +87,7 @@ class Daemon:
         self._gates = {s.name: _SourceGates(QualityGate(cfg.gates), ChangeGate(cfg.gates))
                        for s in cfg.sources}
         self._last_embedding: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._frame_errors: dict[str, tuple[float | None, int]] = {}  # per source: last report, errors since
         self._threads: list[threading.Thread] = []
         self._captures: list[Capture] = []
         self._processed = 0
@@ -308,20 +309,15 @@ class Daemon:
         if corrupt(frame.image):  # before any pixel is read: a camera's odd frame ends nothing
             self.metrics.drop(name, "corrupt")
             return not self._stop.is_set()
-        work = working_copy(frame.image)  # a 1080p frame halved: a third of the per-frame work
-        grey = grey_image(work)
-        thumb = grey_thumbnail(grey)
-        frame.view = view_thumbnail(work, grey)  # for best views and the pre-gate
-        reason = gates.quality.check(frame.image, thumb, work)
+        try:
+            reason = self._prepare(frame, gates)
+        except Exception:  # noqa: BLE001 - one frame that breaks a stage must not end its camera
+            self.metrics.drop(name, "error")
+            self._frame_error(name)
+            return not self._stop.is_set()
         if reason is not None:
             self.metrics.drop(name, reason)
             return not self._stop.is_set()
-        if gates.change.should_skip(thumb, frame.view):
-            frame.gated = True
-            self.metrics.frames_gated.labels(source=name).inc()
-        else:
-            assert self.embedder is not None
-            frame.tensor = preprocess(work, self.embedder.input_size, self.embedder.colour)
         if live:
             try:
                 self._embed_q.put_nowait(frame)
@@ -336,6 +332,35 @@ class Daemon:
                 continue
         self.metrics.drop(name, "shutdown")
         return False
+
+    def _prepare(self, frame: Frame, gates: _SourceGates) -> str | None:
+        """Thumbnails, quality gates, pre-gate and model input of one frame; the drop reason, if any."""
+        work = working_copy(frame.image)  # a 1080p frame halved: a third of the per-frame work
+        grey = grey_image(work)
+        thumb = grey_thumbnail(grey)
+        frame.view = view_thumbnail(work, grey)  # for best views and the pre-gate
+        reason = gates.quality.check(frame.image, thumb, work)
+        if reason is not None:
+            return reason
+        if gates.change.should_skip(thumb, frame.view):
+            frame.gated = True
+            self.metrics.frames_gated.labels(source=frame.source).inc()
+        else:
+            assert self.embedder is not None
+            frame.tensor = preprocess(work, self.embedder.input_size, self.embedder.colour)
+        return None
+
+    def _frame_error(self, source: str) -> None:
+        """Log a frame that broke a stage: with its traceback once a minute per source, the rest counted."""
+        now = self.clock.monotonic()
+        last, skipped = self._frame_errors.get(source, (None, 0))
+        if last is not None and now - last < 60.0:
+            self._frame_errors[source] = (last, skipped + 1)
+            return
+        self._frame_errors[source] = (now, 0)
+        more = f" ({skipped} more since the last report)" if skipped else ""
+        log.exception("source %r: a frame broke the capture stage and was dropped%s; the source goes on "
+                      "(edgefilter_frames_dropped_total{reason=\"error\"})", source, more)
 
     # ------------------------------------------------------------------ embed stage
 

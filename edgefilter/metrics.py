@@ -14,7 +14,7 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Inf
 disable_created_metrics()
 
 # Why a frame never reached the filter. Fixed set: label values never come from input.
-DROP_REASONS = ("backpressure", "dark", "bright", "blurred", "frozen", "corrupt", "shutdown")
+DROP_REASONS = ("backpressure", "dark", "bright", "blurred", "frozen", "corrupt", "error", "shutdown")
 KEEP_REASONS = ("first", "novel", "heartbeat")
 # Why a source's decoder connection failed (edgefilter.decoder): a missing file, one no decoder can read,
 # frames over max_pixels, a decoder killed by a signal, one that exited non-zero mid-stream, one silent

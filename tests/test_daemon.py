@@ -4,6 +4,7 @@ a small deterministic embedder stands in for the ONNX model so every case runs i
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from pathlib import Path
@@ -250,6 +251,28 @@ def test_frames_no_stage_can_read_are_dropped_as_corrupt_and_the_source_goes_on(
     assert run.value("edgefilter_frames_embedded_total", source="cam") == len(good)
     # good[k] of k >= 3 comes as frame len(odd) + k: the event after the odd frames is kept
     assert any(len(odd) + 6 <= m.frame_index < len(odd) + 9 for m in msgs), [m.frame_index for m in msgs]
+
+
+def test_a_frame_that_breaks_a_stage_is_dropped_and_the_source_goes_on(tmp_path, port, monkeypatch, caplog):
+    from edgefilter import daemon as daemon_module
+
+    real, calls = daemon_module.view_thumbnail, []
+
+    def breaks_twice(image, grey=None):
+        calls.append(1)
+        if len(calls) in (4, 5):
+            raise RuntimeError("a stage broke on this frame")
+        return real(image, grey)
+
+    monkeypatch.setattr(daemon_module, "view_thumbnail", breaks_twice)
+    with caplog.at_level(logging.ERROR, logger="edgefilter"):
+        run, msgs = run_scripted(tmp_path, port, scene_with_events(40, [(20, 30)], seed=6))
+    assert run.code == 0
+    assert run.value("edgefilter_frames_dropped_total", source="cam", reason="error") == 2
+    assert run.value("edgefilter_frames_embedded_total", source="cam") == 38
+    assert any(20 <= m.frame_index < 30 for m in msgs)  # the event after them is kept
+    reports = [r for r in caplog.records if "broke the capture stage" in r.getMessage()]
+    assert len(reports) == 1 and reports[0].exc_info is not None  # the second, within the minute, is counted
 
 
 def test_a_live_source_drops_under_backpressure_and_counts_it(tmp_path, port):
