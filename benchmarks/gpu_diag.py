@@ -3,10 +3,11 @@ source, the same clip, the same daemon, one model setting changed at a time.
 
     python benchmarks/gpu_diag.py [--json FILE] [--frames 600] [--hd-frames 300] [--dry-run]
 
-Rows: the CPU model; CUDA as shipped (since 2026-12-04 evening its CPU pool is one thread, not spinning); CUDA
-with onnxruntime's default CPU pool (a spinning thread per core: as shipped before); CUDA with cuDNN's heuristic
-convolution search; the model's outputs cached per batch size (the pipeline's
-own ceiling on this machine). Each row gives frames/s, the mean batch, the model call's p50 / p99 and the
+First (``--hd-frames``), one 1920x1080 source at batch 32, every model call timed: as shipped (one input shape,
+cuDNN's heuristic search) in the process's first CUDA run and again, as before (several shapes, exhaustive
+search), and fp16. Then rows at 640x360: the CPU model; CUDA as shipped; with several input shapes; with several
+shapes and the exhaustive search; with onnxruntime's default CPU pool (a spinning thread per core); the model's
+outputs cached per batch size (the pipeline's own ceiling on this machine). Each row gives frames/s, the mean batch, the model call's p50 / p99 and the
 CPU seconds by thread group. Then: the model alone called from a worker thread at batch sizes 1-8, and
 which nodes onnxruntime placed on which provider (from its profile).
 """
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from edgefilter import bench  # noqa: E402
 from edgefilter.config import load_config  # noqa: E402
-from edgefilter.model import CPU, Embedder  # noqa: E402
+from edgefilter.model import CPU, CUDA_OPTIONS, Embedder  # noqa: E402
 from edgefilter.preprocess import preprocess  # noqa: E402
 
 
@@ -79,9 +80,19 @@ class CallLog:
                                    for p, v in sorted(by_size.items())}}
 
 
-def with_session(e: Embedder, provider_options: dict | None = None, threads: int = 0, spinning: bool = True,
+class ShapesBefore(Embedder):
+    """On a GPU, batches padded to 1, 2, 4, ... max_batch: the input shapes before 2026-12-04 evening (the
+    session switches between them; microsoft/onnxruntime#23006)."""
+
+    def batch_sizes(self) -> list[int]:
+        return sorted({1, self.max_batch} | {b for b in (2, 4, 8, 16, 32, 64, 128, 256) if b < self.max_batch})
+
+
+def with_session(e: Embedder, provider_options: dict | None = None, threads: int = 1, spinning: bool = False,
                  profile: str | None = None) -> Embedder:
-    """The same embedder with its onnxruntime session rebuilt under other options."""
+    """The same embedder with its onnxruntime session rebuilt under other options (by default as shipped:
+    a one-thread pool that does not spin; ``provider_options`` None: the CUDA options as shipped, {}: none,
+    i.e. onnxruntime's exhaustive cuDNN search)."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -94,7 +105,8 @@ def with_session(e: Embedder, provider_options: dict | None = None, threads: int
         so.enable_profiling = True
         so.profile_file_prefix = profile
     providers = e._session.get_providers()
-    opts = [provider_options or {} if p == "CUDAExecutionProvider" else {} for p in providers]
+    cuda = dict(CUDA_OPTIONS) if provider_options is None else provider_options
+    opts = [cuda if p == "CUDAExecutionProvider" else {} for p in providers]
     e._session = ort.InferenceSession(str(e.path), so, providers=list(zip(providers, opts)))
     return e
 
@@ -157,9 +169,10 @@ def main() -> int:
     rows = {
         "cpu": lambda: Embedder(model, providers="cpu"),
         "cuda as shipped": lambda: Embedder(model, providers=gpu),
-        "cuda, onnxruntime's default CPU pool": lambda: with_session(Embedder(model, providers=gpu)),
-        "cuda, cuDNN heuristic search": lambda: with_session(
-            Embedder(model, providers=gpu), {"cudnn_conv_algo_search": "HEURISTIC"}),
+        "cuda, several input shapes": lambda: ShapesBefore(model, providers=gpu),
+        "cuda, several shapes, exhaustive search": lambda: with_session(ShapesBefore(model, providers=gpu), {}),
+        "cuda, onnxruntime's default CPU pool": lambda: with_session(Embedder(model, providers=gpu), None,
+                                                                     threads=0, spinning=True),
         "cached outputs (no model)": lambda: CachedOutputs(Embedder(model, providers=gpu)),
     }
     source = dataclasses.replace(cfg.sources[0], url=str(video), realtime=False, decoder="opencv")
@@ -172,9 +185,14 @@ def main() -> int:
             source, url=str(bench.demo_video(work, args.hd_frames, 1920, 1080)))],
             embed=dataclasses.replace(cfg.embed, max_batch=32))
         fp16 = model.with_name(model.stem + "_fp16.onnx")
-        for name, kw in (("1080p fp32, first CUDA run of the process", {}), ("1080p fp32, again", {}),
-                         ("1080p fp16", {"fp16": True} if fp16.is_file() else {})):
-            log = CallLog(Embedder(model, providers=gpu, max_batch=32, **kw))
+        hd_rows = (("1080p fp32 as shipped, first CUDA run of the process", Embedder, {}),
+                   ("1080p fp32 as shipped, again", Embedder, {}),
+                   ("1080p fp32, several shapes, exhaustive (before)", ShapesBefore, {"exhaustive": True}),
+                   ("1080p fp16 as shipped", Embedder, {"fp16": True} if fp16.is_file() else {}))
+        for name, kind, kw in hd_rows:
+            exhaustive = kw.pop("exhaustive", False)
+            emb = kind(model, providers=gpu, max_batch=32, **kw)
+            log = CallLog(with_session(emb, {}) if exhaustive else emb)
             t0 = time.perf_counter()
             log.warm_up()
             warm_s = time.perf_counter() - t0

@@ -318,6 +318,12 @@ class EmbedResult:
     probabilities: np.ndarray | None = None  # float32 (N, classes); None without a classes output
 
 
+# cuDNN's heuristic choice of convolution algorithm, not onnxruntime's exhaustive search: as fast here (one
+# 640x360 source on an H200: 241 frames/s against 229, benchmarks/gpu_diag.py, 2026-12-04), with no search
+# at start-up or for a shape it has not seen.
+CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC"}
+
+
 def session_options(provider: str, threads: int = 0) -> ort.SessionOptions:
     """onnxruntime's session options for a model whose first provider is ``provider``."""
     import onnxruntime as ort
@@ -414,13 +420,13 @@ class Embedder:
         p = probe()
         if wanted == "auto":
             if p.cuda_ok:
-                return [CUDA, CPU], [{}, {}]
+                return [CUDA, CPU], [dict(CUDA_OPTIONS), {}]
             log.debug("CUDA not used: %s", p.cuda_reason)
             return [CPU], [{}]
         if wanted == "cuda":
             if not p.cuda_ok:
                 raise ModelError(f"model providers: cuda requested but not usable: {p.cuda_reason}")
-            return [CUDA, CPU], [{}, {}]
+            return [CUDA, CPU], [dict(CUDA_OPTIONS), {}]
         if not p.tensorrt_ok:
             raise ModelError(f"model providers: tensorrt requested but not usable: {p.tensorrt_reason}")
         trt: dict[str, str] = {"trt_fp16_enable": "True" if fp16 else "False"}
@@ -436,7 +442,7 @@ class Embedder:
             trt.update(trt_profile_min_shapes=f"{name}:1x{h}x{w}x3",
                        trt_profile_opt_shapes=f"{name}:{max_batch}x{h}x{w}x3",
                        trt_profile_max_shapes=f"{name}:{max_batch}x{h}x{w}x3")
-        return [TENSORRT, CUDA, CPU], [trt, {}, {}]
+        return [TENSORRT, CUDA, CPU], [trt, dict(CUDA_OPTIONS), {}]
 
     def _check_graph(self, path: Path) -> None:
         c = self.card
@@ -524,13 +530,15 @@ class Embedder:
     # ----------------------------------------------------------------------- inference
 
     def batch_sizes(self) -> list[int]:
-        """The input shapes a GPU session sees: 1, powers of two below max_batch, and max_batch."""
-        return sorted({1, self.max_batch} | {b for b in (2, 4, 8, 16, 32, 64, 128, 256) if b < self.max_batch})
+        """The input shapes a GPU session sees: max_batch alone. Since onnxruntime 1.20 a CUDA session that
+        switches between input shapes runs many times slower (microsoft/onnxruntime#23006); on an H200,
+        batches padded to 1, 2, 4, ... max_batch ran 66 frames/s from one 1080p source against 106 from 32
+        sources whose batches were nearly all full (2026-12-04). A full batch costs the GPU a few ms more."""
+        return [self.max_batch]
 
     def warm_up(self) -> None:
-        """On a GPU, run each batch size once before the first frame: cuDNN's algorithm search and
-        TensorRT's kernels for a new input shape would otherwise stall the first batches (a latency spike).
-        Nothing to do on the CPU."""
+        """On a GPU, run the batch size once before the first frame: cuDNN's setup and TensorRT's kernels for
+        a new input shape would otherwise stall the first batch (a latency spike). Nothing to do on the CPU."""
         if not self.pad_batches:
             return
         w, h = self.input_size
@@ -541,8 +549,8 @@ class Embedder:
 
     @property
     def pad_batches(self) -> bool:
-        """On a GPU each new input shape starts onnxruntime's exhaustive cuDNN search once (its default), so
-        batches are padded up to the sizes warm_up ran. On the CPU padding would only cost time."""
+        """On a GPU every batch is padded to the one input shape warm_up ran (see batch_sizes). On the CPU
+        padding would only cost time."""
         return self.provider != CPU
 
     def embed(self, batch: np.ndarray) -> EmbedResult:
