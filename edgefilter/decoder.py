@@ -49,6 +49,10 @@ PERMANENT_REASONS = ("missing", "unreadable", "too_large")
 _NATIVE_WARNINGS = 20      # distinct native warnings per connection before they are only counted
 _NATIVE_LINES = 200        # distinct native lines in all (the stream description is ~20)
 _EXIT_WAIT_S = 2.0         # how long a decoder that closed its output may take to exit before it is killed
+# How long the reader of a decoder's stderr may take to reach its end once the decoder has exited (the pipe is
+# closed then: the wait ends as soon as the lines are read). 2 s was too short on a host short of memory: a
+# decoder that had announced its frames and sent one was reported as unable to read its input.
+_STDERR_WAIT_S = 15.0
 _PIPE_BYTES = 1 << 20      # pipe buffer asked for (Linux caps unprivileged pipes at 1 MiB by default)
 _PR_SET_PDEATHSIG = 1
 # ffmpeg's levels in ours: its errors are warnings here (the source's own failure is reported by the
@@ -189,7 +193,7 @@ class DecoderProcess:
         deadline = time.monotonic() + self.limits.open_timeout_s
         while not self._header.is_set():
             if self._stderr_done.is_set() or self._proc.poll() is not None:
-                self._stderr_done.wait(_EXIT_WAIT_S)
+                self._stderr_done.wait(_STDERR_WAIT_S if self._proc.poll() is not None else _EXIT_WAIT_S)
                 if self._header.is_set():
                     break
                 rc = self._exit_code()
@@ -268,7 +272,7 @@ class DecoderProcess:
             self._proc.wait(_EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
             self.close()
-        self._stderr_done.wait(_EXIT_WAIT_S)  # its last words, for the message
+        self._stderr_done.wait(_STDERR_WAIT_S)  # its last words, for the message (it has exited or been killed)
         return self._proc.returncode if self._proc.returncode is not None else -signal.SIGKILL
 
     def _exit_code(self) -> int | None:

@@ -8,6 +8,7 @@ import logging
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -114,6 +115,26 @@ def test_memory_limit_bounds_the_decoder(tmp_path, stub):
         pytest.fail(f"within the limit the decoder failed: {exc.reason}: {exc}")
     assert end is None  # within the limit: a clean end
     src.close()
+
+
+def test_a_slow_reader_of_the_decoders_words_still_sees_the_frame_it_announced(tmp_path, stub, monkeypatch):
+    # On a host short of memory the thread that reads the decoder's stderr can lag seconds behind a child that
+    # announced its frames, sent one and died: it was reported as unable to read its input, with no frame.
+    from edgefilter import decoder as decoder_module
+
+    real, lagged = decoder_module.DecoderProcess._on_line, []
+
+    def lagging(self, line):
+        if not lagged:
+            lagged.append(line)
+            time.sleep(2.5)  # more than the 2 s the opening waited for those words
+        real(self, line)
+
+    monkeypatch.setattr(decoder_module.DecoderProcess, "_on_line", lagging)
+    path = spec(tmp_path, "greedy", frames=1, then="allocate", alloc_mb=600)
+    frames, err = read_until_error(open_source(cfg(path, memory_limit_mb=256)))
+    assert len(frames) == 1 and err.reason == "exit" and "out of memory" in str(err), \
+        f"{len(frames)} frame(s), {err.reason}: {err}"
 
 
 def test_hwaccel_that_cannot_start_falls_back_to_software_in_one_line(tmp_path, stub, caplog):
