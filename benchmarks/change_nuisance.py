@@ -6,6 +6,9 @@
   road clip (when --data has it), each under a random exposure gain 0.8-1.2, offset +-6, sensor noise
   sigma 2-6, JPEG (none, q50, q70) and a shake of up to 3 px, against the unperturbed frame: how many
   show a blob of change (should be 0), and the largest blob;
+- the same two seen by an IR camera at night (`streams.LookOrigin`: grey, half the contrast, 5 grey levels more
+  sensor noise), each frame with its own noise: what a level that follows the scene's contrast (half of
+  MIN_LEVEL at night) would have to stay quiet under (benchmarks/QUALITY.md, finding 42);
 - the bottle clip (when --data has it): the right-hand bottle taken away (frame 954 against frame 0),
   changed mask pixels (should be well above the 23 that `novelty/known.py` treats as the same scene).
 """
@@ -21,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.streams import Perturb  # noqa: E402
+from benchmarks.streams import LookOrigin, Perturb  # noqa: E402
 from edgefilter.demo import DemoScene  # noqa: E402
 from edgefilter.novelty.view import change_mask, view_thumbnail  # noqa: E402
 
@@ -35,6 +38,23 @@ def nuisance(rng: np.random.Generator, seed: int) -> Perturb:
     return Perturb(gain=float(rng.uniform(0.8, 1.2)), offset=float(rng.uniform(-6, 6)),
                    noise=float(rng.uniform(2, 6)), seed=seed, jpeg=int(rng.choice([0, 50, 70])),
                    dx=int(rng.integers(-3, 4)), dy=int(rng.integers(-3, 4)))
+
+
+class _Still:
+    """One frame as an origin, for a look at it."""
+
+    name = "still"
+
+    def __init__(self, image: np.ndarray):
+        self.image = image
+
+    def frame(self, n: int) -> np.ndarray:
+        return self.image
+
+
+def at_night(image: np.ndarray, n: int) -> np.ndarray:
+    """``image`` through an IR camera at night, with the sensor noise of frame ``n``."""
+    return LookOrigin(_Still(image), ["night"]).frame(n)
 
 
 def frame_of(path: Path, n: int) -> np.ndarray | None:
@@ -54,11 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     empty = scene.render(next(f for f in range(0, 10_000, 7) if not scene.objects_at(f)))
     counts = [changed(nuisance(rng, i).apply(empty), empty) for i in range(300)]
     print(f"demo street: {sum(c > 0 for c in counts)} of 300 perturbed frames show change (largest {max(counts)} px)")
+    dark = at_night(empty, 0)
+    counts = [changed(nuisance(rng, i).apply(at_night(empty, i + 1)), dark) for i in range(300)]
+    print(f"demo street at night: {sum(c > 0 for c in counts)} of 300 perturbed frames show change "
+          f"(largest {max(counts)} px)")
     road = args.data / "road" / "sparse-road.avi"
     a, b = frame_of(road, 10), frame_of(road, 20)
     if a is not None and b is not None:  # frames 10 and 20: the empty road
         counts = [changed(nuisance(rng, i).apply(b), a) for i in range(100)]
         print(f"road: {sum(c > 0 for c in counts)} of 100 perturbed frames show change (largest {max(counts)} px)")
+        dark = at_night(a, 0)
+        counts = [changed(nuisance(rng, i).apply(at_night(b, i + 1)), dark) for i in range(100)]
+        print(f"road at night: {sum(c > 0 for c in counts)} of 100 perturbed frames show change "
+              f"(largest {max(counts)} px)")
     bottle = args.data / "bottle-detection.mp4"
     a, b = frame_of(bottle, 0), frame_of(bottle, 954)
     if a is not None and b is not None:
