@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.streams import LookOrigin, Perturb  # noqa: E402
+from benchmarks.streams import Perturb, at_night  # noqa: E402
 from edgefilter.demo import DemoScene  # noqa: E402
 from edgefilter.novelty.view import change_mask, view_thumbnail  # noqa: E402
 
@@ -38,23 +38,6 @@ def nuisance(rng: np.random.Generator, seed: int) -> Perturb:
     return Perturb(gain=float(rng.uniform(0.8, 1.2)), offset=float(rng.uniform(-6, 6)),
                    noise=float(rng.uniform(2, 6)), seed=seed, jpeg=int(rng.choice([0, 50, 70])),
                    dx=int(rng.integers(-3, 4)), dy=int(rng.integers(-3, 4)))
-
-
-class _Still:
-    """One frame as an origin, for a look at it."""
-
-    name = "still"
-
-    def __init__(self, image: np.ndarray):
-        self.image = image
-
-    def frame(self, n: int) -> np.ndarray:
-        return self.image
-
-
-def at_night(image: np.ndarray, n: int) -> np.ndarray:
-    """``image`` through an IR camera at night, with the sensor noise of frame ``n``."""
-    return LookOrigin(_Still(image), ["night"]).frame(n)
 
 
 def frame_of(path: Path, n: int) -> np.ndarray | None:

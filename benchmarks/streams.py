@@ -189,9 +189,7 @@ class LookOrigin(Origin):
             if look == "mirror":
                 img = img[:, ::-1]
             elif look == "night":
-                g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32) * self.NIGHT_CONTRAST + self.NIGHT_LIFT
-                g += np.random.default_rng([n, 17]).normal(0.0, self.NIGHT_NOISE, g.shape).astype(np.float32)
-                img = cv2.cvtColor(np.clip(g, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+                img = at_night(img, n)
             else:
                 img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(img)
@@ -199,6 +197,14 @@ class LookOrigin(Origin):
     def release(self) -> None:
         if hasattr(self.inner, "release"):
             self.inner.release()
+
+
+def at_night(image: np.ndarray, n: int) -> np.ndarray:
+    """``image`` (BGR) as an IR camera at night sees it (:class:`LookOrigin`'s ``night``), with the sensor noise of
+    frame ``n``."""
+    g = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32) * LookOrigin.NIGHT_CONTRAST + LookOrigin.NIGHT_LIFT
+    g += np.random.default_rng([n, 17]).normal(0.0, LookOrigin.NIGHT_NOISE, g.shape).astype(np.float32)
+    return cv2.cvtColor(np.clip(g, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
 def looked(origin: Origin, looks: Sequence[str]) -> Origin:
