@@ -65,9 +65,7 @@ class CallLog:
     def embed(self, batch):
         t0 = time.perf_counter()
         out = self.inner.embed(batch)
-        padded = next((b for b in self.inner.batch_sizes() if b >= len(batch)), len(batch)) \
-            if getattr(self.inner, "pad_batches", False) else len(batch)
-        self.calls.append((len(batch), padded, (time.perf_counter() - t0) * 1000, threading.current_thread().name))
+        self.calls.append((len(batch), self.inner.padded_size(len(batch)), (time.perf_counter() - t0) * 1000, threading.current_thread().name))
         return out
 
     def summary(self) -> dict:
@@ -185,12 +183,11 @@ def main() -> int:
             source, url=str(bench.demo_video(work, args.hd_frames, 1920, 1080)))],
             embed=dataclasses.replace(cfg.embed, max_batch=32))
         fp16 = model.with_name(model.stem + "_fp16.onnx")
-        hd_rows = (("1080p fp32 as shipped, first CUDA run of the process", Embedder, {}),
-                   ("1080p fp32 as shipped, again", Embedder, {}),
-                   ("1080p fp32, several shapes, exhaustive (before)", ShapesBefore, {"exhaustive": True}),
-                   ("1080p fp16 as shipped", Embedder, {"fp16": True} if fp16.is_file() else {}))
-        for name, kind, kw in hd_rows:
-            exhaustive = kw.pop("exhaustive", False)
+        hd_rows = (("1080p fp32 as shipped, first CUDA run of the process", Embedder, {}, False),
+                   ("1080p fp32 as shipped, again", Embedder, {}, False),
+                   ("1080p fp32, several shapes, exhaustive (before)", ShapesBefore, {}, True),
+                   ("1080p fp16 as shipped", Embedder, {"fp16": True} if fp16.is_file() else {}, False))
+        for name, kind, kw, exhaustive in hd_rows:
             emb = kind(model, providers=gpu, max_batch=32, **kw)
             log = CallLog(with_session(emb, {}) if exhaustive else emb)
             t0 = time.perf_counter()

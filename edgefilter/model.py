@@ -547,6 +547,11 @@ class Embedder:
             self.embed(np.zeros((n, h, w, 3), np.uint8))
         log.info("warmed up %s for batch sizes %s", self.provider, sizes)
 
+    def padded_size(self, n: int) -> int:
+        """The batch size a batch of ``n`` frames runs at: on a GPU the smallest of :meth:`batch_sizes` that
+        holds it, on the CPU ``n``."""
+        return next((b for b in self.batch_sizes() if b >= n), n) if self.pad_batches else n
+
     @property
     def pad_batches(self) -> bool:
         """On a GPU every batch is padded to the one input shape warm_up ran (see batch_sizes). On the CPU
@@ -559,10 +564,9 @@ class Embedder:
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (h, w, 3):
             raise ValueError(f"embed: expected uint8 (N, {h}, {w}, 3), got {batch.dtype} {batch.shape}")
         n = len(batch)
-        if self.pad_batches:
-            size = next((b for b in self.batch_sizes() if b >= n), n)
-            if size > n:
-                batch = np.concatenate([batch, np.zeros((size - n, h, w, 3), np.uint8)])
+        size = self.padded_size(n)
+        if size > n:
+            batch = np.concatenate([batch, np.zeros((size - n, h, w, 3), np.uint8)])
         out = self._session.run(self._outputs, {self.card.input_name: np.ascontiguousarray(batch)})
         vectors = np.asarray(out[0][:n], dtype=np.float32)
         regions = np.asarray(out[1][:n], dtype=np.float32) if self.has_regions else None
