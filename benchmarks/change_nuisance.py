@@ -1,6 +1,6 @@
 """Does the change test (edgefilter/novelty/view.py) stay quiet under camera nuisance, and see a removal?
 
-`python benchmarks/change_nuisance.py [--data ../shared/data]`
+`python benchmarks/change_nuisance.py [--data ../shared/data] [--levels 16 8 6 4]`
 
 - 300 frames of the demo street (its synthetic 1-px edges are the worst case) and 100 frames of the real
   road clip (when --data has it), each under a random exposure gain 0.8-1.2, offset +-6, sensor noise
@@ -10,7 +10,9 @@
   sensor noise), each frame with its own noise: what a level that follows the scene's contrast (half of
   MIN_LEVEL at night) would have to stay quiet under (benchmarks/QUALITY.md, finding 42);
 - the bottle clip (when --data has it): the right-hand bottle taken away (frame 954 against frame 0),
-  changed mask pixels (should be well above the 23 that `novelty/known.py` treats as the same scene).
+  changed mask pixels (should be well above the 23 that `novelty/known.py` treats as the same scene);
+- ``--levels``: for each least level L (in place of `view.MIN_LEVEL`), 100 frames of the demo street by day and at
+  night and of the road at night under the same nuisance: the margin each level leaves (finding 42).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.streams import Perturb, at_night  # noqa: E402
 from edgefilter.demo import DemoScene  # noqa: E402
+from edgefilter.novelty import view  # noqa: E402
 from edgefilter.novelty.view import change_mask, view_thumbnail  # noqa: E402
 
 
@@ -51,6 +54,7 @@ def frame_of(path: Path, n: int) -> np.ndarray | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--levels", type=float, nargs="*", default=[], help="least levels to try (grey levels)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     scene = DemoScene(seed=3, width=640, height=360, fps=30.0, noise=0.0, lighting=False)
@@ -62,18 +66,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"demo street at night: {sum(c > 0 for c in counts)} of 300 perturbed frames show change "
           f"(largest {max(counts)} px)")
     road = args.data / "road" / "sparse-road.avi"
-    a, b = frame_of(road, 10), frame_of(road, 20)
-    if a is not None and b is not None:  # frames 10 and 20: the empty road
-        counts = [changed(nuisance(rng, i).apply(b), a) for i in range(100)]
+    road_a, road_b = frame_of(road, 10), frame_of(road, 20)
+    if road_a is not None and road_b is not None:  # frames 10 and 20: the empty road
+        counts = [changed(nuisance(rng, i).apply(road_b), road_a) for i in range(100)]
         print(f"road: {sum(c > 0 for c in counts)} of 100 perturbed frames show change (largest {max(counts)} px)")
-        dark = at_night(a, 0)
-        counts = [changed(nuisance(rng, i).apply(at_night(b, i + 1)), dark) for i in range(100)]
+        dark = at_night(road_a, 0)
+        counts = [changed(nuisance(rng, i).apply(at_night(road_b, i + 1)), dark) for i in range(100)]
         print(f"road at night: {sum(c > 0 for c in counts)} of 100 perturbed frames show change "
               f"(largest {max(counts)} px)")
     bottle = args.data / "bottle-detection.mp4"
     a, b = frame_of(bottle, 0), frame_of(bottle, 954)
     if a is not None and b is not None:
         print(f"bottle: the right-hand bottle taken away (frame 954 against 0): {changed(b, a)} mask px")
+    for level in args.levels:
+        view.MIN_LEVEL, kept_level = level, view.MIN_LEVEL
+        rng = np.random.default_rng(0)
+        shown = [sum(changed(nuisance(rng, i).apply(empty), empty) > 0 for i in range(100)),
+                 sum(changed(nuisance(rng, i).apply(at_night(empty, i + 1)), at_night(empty, 0)) > 0 for i in range(100))]
+        if road_a is not None and road_b is not None:
+            shown.append(sum(changed(nuisance(rng, i).apply(at_night(road_b, i + 1)), at_night(road_a, 0)) > 0
+                             for i in range(100)))
+        view.MIN_LEVEL = kept_level
+        print(f"least level {level:g}: frames of 100 that show change: demo street {shown[0]}, at night {shown[1]}"
+              + (f", road at night {shown[2]}" if len(shown) > 2 else ""))
     return 0
 
 
