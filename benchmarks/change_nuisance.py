@@ -11,6 +11,8 @@
   MIN_LEVEL at night) would have to stay quiet under (benchmarks/QUALITY.md, finding 42);
 - the bottle clip (when --data has it): the right-hand bottle taken away (frame 954 against frame 0),
   changed mask pixels (should be well above the 23 that `novelty/known.py` treats as the same scene);
+- what a frame shows (`view.change`, colour too, its least level following the scene's contrast): 100 frames of
+  the demo street and of the road, by day and at night, under the same nuisance (should be 0; finding 43);
 - ``--levels``: for each least level L (in place of `view.MIN_LEVEL`), 100 frames of the demo street by day and at
   night and of the road at night under the same nuisance: the margin each level leaves (finding 42).
 """
@@ -29,12 +31,17 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.streams import Perturb, at_night  # noqa: E402
 from edgefilter.demo import DemoScene  # noqa: E402
 from edgefilter.novelty import view  # noqa: E402
-from edgefilter.novelty.view import change_mask, view_thumbnail  # noqa: E402
+from edgefilter.novelty.view import change, change_mask, least_level, view_thumbnail  # noqa: E402
 
 
 def changed(frame: np.ndarray, background: np.ndarray) -> int:
     mask = change_mask(view_thumbnail(frame), view_thumbnail(background))
     return 0 if mask is None else int(mask.sum())
+
+
+def shown_pixels(frame: np.ndarray, background: np.ndarray) -> int:
+    """Changed pixels of what the frame shows (view.change: colour too, the least level of the scene's contrast)."""
+    return change(view_thumbnail(frame), view_thumbnail(background)).pixels
 
 
 def nuisance(rng: np.random.Generator, seed: int) -> Perturb:
@@ -78,6 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     a, b = frame_of(bottle, 0), frame_of(bottle, 954)
     if a is not None and b is not None:
         print(f"bottle: the right-hand bottle taken away (frame 954 against 0): {changed(b, a)} mask px")
+    scenes = [("demo street", empty, empty, False), ("demo street at night", empty, empty, True)]
+    if road_a is not None and road_b is not None:
+        scenes += [("road", road_b, road_a, False), ("road at night", road_b, road_a, True)]
+    rng = np.random.default_rng(1)
+    for name, frame, background, night in scenes:
+        if night:  # each frame with its own sensor noise, against the first
+            frame, background = [at_night(frame, i + 1) for i in range(100)], at_night(background, 0)
+        else:
+            frame = [frame] * 100
+        counts = [shown_pixels(nuisance(rng, i).apply(f), background) for i, f in enumerate(frame)]
+        print(f"what a frame shows, {name} (least level {least_level(view_thumbnail(background)):.1f}): "
+              f"{sum(c > 0 for c in counts)} of 100 perturbed frames show change (largest {max(counts)} px)")
     for level in args.levels:
         view.MIN_LEVEL, kept_level = level, view.MIN_LEVEL
         rng = np.random.default_rng(0)

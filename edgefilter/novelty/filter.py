@@ -15,9 +15,9 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import (CUT_PIXELS, RECENT_FRAMES, Candidate, Exact, Held, Recent, choose, could_leave, fading,
-                     followed, gone, half_in_view, left, mostly_cut, on_its_way_in, returned, shows_thing, stays,
-                     track, view_of)
+from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Recent, choose, could_leave,
+                     fading, followed, gone, half_in_view, left, mostly_cut, on_its_way_in, returned, shows_thing,
+                     stays, track, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -492,10 +492,27 @@ class NoveltyFilter:
             return False
         # The whole image only: a thing that moves on enters other region cells, which are new to the cells
         # of the event's frames, and it is still the same thing (the memory ends when the scene is still).
-        if not thing and not (1.0 - recent.vectors @ it.vector <= threshold).any():
+        near = 1.0 - recent.vectors @ it.vector
+        # Barely past the event's frames (RENOVEL) and showing its followed thing alone: the rest of its visit. A
+        # car driving away shrinks, and its embedding moves past the threshold; where change() sees more of it
+        # (a low-contrast road, its least level lowered) the car leaving was kept again (finding 43).
+        if not thing and not (near <= threshold).any() and not (
+                (near <= RENOVEL * threshold).any() and self._only_its_thing(recent, it)):
             return False
         recent.until_ts = it.ts + cfg.max_hold_s
         return True
+
+    @staticmethod
+    def _only_its_thing(recent: Recent, it: _Item) -> bool:
+        """Whether the frame shows the followed thing of the event decided last and nothing else against the scene
+        before it (specks aside): a car driving away, smaller, moves the embedding past the event's frames."""
+        if recent.where is None or recent.lost or it.view is None or recent.background is None:
+            return False
+        shown = change(it.view, recent.background)
+        if shown.mask is None:
+            return False
+        other = shown.mask.astype(bool) & ~recent.where.astype(bool)
+        return int(other.sum()) < KNOWN_PIXELS
 
     @staticmethod
     def _still_shows(cfg: FilterConfig, recent: Recent, it: _Item) -> bool:
