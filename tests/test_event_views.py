@@ -673,17 +673,29 @@ def test_a_dog_the_grey_of_the_road_is_kept_by_its_colour():
     # shows it.
     rng = np.random.default_rng(15)
     bg = street(15)
-    xs = list(range(40, 520, 30))
-    steps = [(shaken(bg, rng), E[0])] * 30
-    for j, x in enumerate(xs):
+    dogs = []
+    for x in range(40, 520, 30):
         dog = with_box(bg, x, 195, 80, 40, (0, 60, 200))  # above the lane marks
         for leg in (x + 5, x + 55):
             dog = with_box(dog, leg, 235, 20, 30, (30, 30, 30))
-        steps.append((shaken(dog, rng), at_distance(E[0], E[2 + j % 20], 0.10)))
-    steps += [(shaken(bg, rng), E[0])] * 30
+        dogs.append(dog)
+    steps = crossing(lambda img: shaken(img, rng), bg, dogs)
     assert change(luma(view_thumbnail(steps[35][0])), luma(view_thumbnail(bg))).whole < 23
-    kept = kept_frames(steps)
-    assert kept[0] == 0 and len(kept) == 2 and 30 <= kept[1] < 30 + len(xs), kept
+    assert_kept_once_while_crossing(kept_frames(steps), len(dogs))
+
+
+def crossing(look, bg: np.ndarray, drawn: list[np.ndarray]) -> list[tuple]:
+    """Frames seen through ``look`` (a camera: image -> image): 30 of the still scene ``bg``, one per image of a
+    thing crossing it (``drawn``), each 0.10 from the scene's embedding towards another direction (the threshold is
+    0.15), then 30 of the scene again."""
+    steps = [(look(bg), E[0])] * 30
+    steps += [(look(img), at_distance(E[0], E[2 + j % 20], 0.10)) for j, img in enumerate(drawn)]
+    return steps + [(look(bg), E[0])] * 30
+
+
+def assert_kept_once_while_crossing(kept: list[int], frames: int) -> None:
+    """The first frame and one of the ``frames`` frames of the thing crossing (see :func:`crossing`) kept."""
+    assert kept[0] == 0 and len(kept) == 2 and 30 <= kept[1] < 30 + frames, kept
 
 
 def at_night(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -713,14 +725,9 @@ def test_a_faint_walker_on_the_street_at_night_is_kept_by_her_pixels():
     # (12-14 %: benchmarks/QUALITY.md, findings 42 and 43). The level follows the street's contrast: kept once.
     rng = np.random.default_rng(16)
     bg = street(15)
-    xs = list(range(40, 560, 25))
-    steps = [(at_night(bg, rng), E[0])] * 30
-    for j, x in enumerate(xs):
-        steps.append((at_night(with_box(bg, x, 190, 40, 100, (124, 124, 129)), rng),
-                      at_distance(E[0], E[2 + j % 20], 0.10)))
-    steps += [(at_night(bg, rng), E[0])] * 30
-    kept = kept_frames(steps)
-    assert kept[0] == 0 and len(kept) == 2 and 30 <= kept[1] < 30 + len(xs), kept
+    walkers = [with_box(bg, x, 190, 40, 100, (124, 124, 129)) for x in range(40, 560, 25)]
+    steps = crossing(lambda img: at_night(img, rng), bg, walkers)
+    assert_kept_once_while_crossing(kept_frames(steps), len(walkers))
 
 
 def test_a_state_saved_with_grey_thumbnails_is_known_by_its_brightness_after_the_upgrade(tmp_path):
