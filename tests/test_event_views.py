@@ -803,6 +803,27 @@ def test_a_car_small_in_the_distance_after_its_event_faded_is_not_kept_again():
     assert kept[0] == 0 and len(kept) == 2 and 30 <= kept[1] < 42, kept
 
 
+def after_the_car_drove_away_on(seed: int, bigger: bool) -> list[int]:
+    """The frames kept when, after the car's event was kept, its place shows a car driving on (``bigger``: a
+    bigger car there), each frame 0.165 from the event's frames: past the threshold (0.15), within RENOVEL x it."""
+    rng, bg, first, steps = after_a_car_drove_away(seed)
+    for j in range(10):
+        w, h = (300, 150) if bigger else (110 - 2 * j, 55 - j)
+        steps.append((shaken(with_box(bg, 300 - w // 2 + 12 * j, 300 - h, w, h, (25, 25, 25)), rng),
+                      at_distance(first, E[6 + j], 0.165)))
+    return kept_frames(steps + [(shaken(bg, rng), E[0])] * 30)
+
+
+def test_a_car_driving_on_barely_past_its_events_frames_is_not_kept_again_and_a_bigger_one_there_is():
+    # The road at night: where the change test sees more of a car driving away, its far view moved the whole image
+    # just past the threshold from its event's frames and it was kept again (finding 43). A frame barely past them
+    # (RENOVEL) that shows only the followed thing, and no more change than the kept frame, continues the event;
+    # a bigger car where the event's drove (a busy road: the next car, closer) is new.
+    assert after_the_car_drove_away_on(15, bigger=False) == [0, 30]
+    kept = after_the_car_drove_away_on(15, bigger=True)
+    assert len(kept) == 3 and kept[:2] == [0, 30] and kept[2] >= 42, kept
+
+
 def test_the_best_view_prefers_a_thing_clear_of_the_border_to_a_larger_one_just_inside_it():
     # A walker 15 px inside the left border is whole to the 64x36 change mask (a mask pixel is 10 px) but
     # may be cut to a person's eye; there it is a little larger (nearer the camera). Things a mask pixel from

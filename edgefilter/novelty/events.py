@@ -133,6 +133,7 @@ class Recent:
     where: np.ndarray | None = None  # change mask of its thing in the latest frame that had it (see track)
     lost: int = 0                  # frames since one showed it
     least: int = 1                 # the fewest pixels that show its thing (see least_of)
+    size: int = 0                  # changed pixels of its kept frame (a thing driving away shows fewer)
 
 
 class Exact(NamedTuple):

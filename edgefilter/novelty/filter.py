@@ -505,11 +505,13 @@ class NoveltyFilter:
     @staticmethod
     def _only_its_thing(recent: Recent, it: _Item) -> bool:
         """Whether the frame shows the followed thing of the event decided last and nothing else against the scene
-        before it (specks aside): a car driving away, smaller, moves the embedding past the event's frames."""
+        before it (specks aside), and no more change than its kept frame: a car driving away, smaller, moves the
+        embedding past the event's frames. On a busy road the cars that come close where the event's drove are
+        bigger than its kept frame showed them, and new (busy highway 2: finding 43)."""
         if recent.where is None or recent.lost or it.view is None or recent.background is None:
             return False
         shown = change(it.view, recent.background)
-        if shown.mask is None:
+        if shown.mask is None or shown.pixels > recent.size:
             return False
         other = shown.mask.astype(bool) & ~recent.where.astype(bool)
         return int(other.sum()) < KNOWN_PIXELS
@@ -654,7 +656,7 @@ class NoveltyFilter:
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
             st.last_event = None if left(cand, pick.frame) else Recent(
                 np.stack(cand.came_in + [h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background,
-                cand.frames[0].ts, *followed(cand, pick.frame))
+                cand.frames[0].ts, *followed(cand, pick.frame), view_of(cand, pick.frame).pixels)
         if settled and cand.frames[-1].view is not None:
             self._new_background(st, cand.frames[-1].view)  # the scene as it is now
         return pick is not None
