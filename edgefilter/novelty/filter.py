@@ -487,7 +487,11 @@ class NoveltyFilter:
         still in view (a car driving away, small in the distance). The memory ends when its thing has left the view
         (:meth:`_still_shows`), whatever else is in it."""
         recent = st.last_event
-        if recent is None or it.ts > recent.until_ts or not self._still_shows(cfg, recent, it):
+        if recent is None or it.ts > recent.until_ts:
+            st.last_event = None
+            return False
+        shown = self._shown_since(recent, it)  # one change test, for following its thing and for the rule below
+        if not self._still_shows(cfg, recent, shown):
             st.last_event = None
             return False
         # The whole image only: a thing that moves on enters other region cells, which are new to the cells
@@ -497,32 +501,38 @@ class NoveltyFilter:
         # car driving away shrinks, and its embedding moves past the threshold; where change() sees more of it
         # (a low-contrast road, its least level lowered) the car leaving was kept again (finding 43).
         if not thing and not (near <= threshold).any() and not (
-                (near <= RENOVEL * threshold).any() and self._only_its_thing(recent, it)):
+                (near <= RENOVEL * threshold).any() and self._only_its_thing(recent, shown)):
             return False
         recent.until_ts = it.ts + cfg.max_hold_s
         return True
 
     @staticmethod
-    def _only_its_thing(recent: Recent, it: _Item) -> bool:
-        """Whether the frame shows the followed thing of the event decided last and nothing else against the scene
-        before it (specks aside), and no more change than its kept frame: a car driving away, smaller, moves the
-        embedding past the event's frames. On a busy road the cars that come close where the event's drove are
-        bigger than its kept frame showed them, and new (busy highway 2: finding 43)."""
-        if recent.where is None or recent.lost or it.view is None or recent.background is None:
-            return False
-        shown = change(it.view, recent.background)
-        if shown.mask is None or shown.pixels > recent.size:
+    def _shown_since(recent: Recent, it: _Item) -> Change | None:
+        """What the frame shows against the scene before the event decided last (None: that event's thing is not
+        followed, or a thumbnail is missing)."""
+        if recent.where is None or it.view is None or recent.background is None:
+            return None
+        return change(it.view, recent.background)
+
+    @staticmethod
+    def _only_its_thing(recent: Recent, shown: Change | None) -> bool:
+        """Whether the frame shows (``shown``: :meth:`_shown_since`) the followed thing of the event decided last and
+        nothing else against the scene before it (specks aside), and no more change than its kept frame: a car
+        driving away, smaller, moves the embedding past the event's frames. On a busy road the cars that come close
+        where the event's drove are bigger than its kept frame showed them, and new (busy highway 2: finding 43)."""
+        if shown is None or recent.lost or shown.mask is None or shown.pixels > recent.size:
             return False
         other = shown.mask.astype(bool) & ~recent.where.astype(bool)
         return int(other.sum()) < KNOWN_PIXELS
 
     @staticmethod
-    def _still_shows(cfg: FilterConfig, recent: Recent, it: _Item) -> bool:
-        """Whether the thing of the event decided last is still in view, followed from frame to frame from its kept
-        frame (events.track): settle_frames frames in a row without it and it has left, whatever else moves."""
-        if recent.where is None or it.view is None or recent.background is None:
+    def _still_shows(cfg: FilterConfig, recent: Recent, shown: Change | None) -> bool:
+        """Whether the thing of the event decided last is still in view (``shown``: what the frame shows, see
+        :meth:`_shown_since`), followed from frame to frame from its kept frame (events.track): settle_frames
+        frames in a row without it and it has left, whatever else moves."""
+        if shown is None:
             return True
-        recent.where, recent.lost = track(recent.where, recent.lost, change(it.view, recent.background), recent.least)
+        recent.where, recent.lost = track(recent.where, recent.lost, shown, recent.least)
         # it went out of view where it could (at the border), or the mask has not shown it for settle_frames frames
         return recent.lost == 0 or (not could_leave(recent.where) and recent.lost < cfg.settle_frames)
 
