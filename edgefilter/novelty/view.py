@@ -209,12 +209,12 @@ def _shifted(f: np.ndarray, b: np.ndarray, low: np.ndarray | None = None, high: 
     return np.maximum(np.maximum(darker, brighter), 0.0)
 
 
-def _residual(frame: np.ndarray, background: np.ndarray, colour: bool = False, least: float = MIN_LEVEL
+def _residual(frame: np.ndarray, background: np.ndarray, colour: bool = False, least: float | None = None
               ) -> tuple[np.ndarray, float] | None:
     """The MASK_SIZE residual of ``frame`` against ``background`` after exposure, shake and noise, and the
     level above which it is change (None: the thumbnails cannot be compared). ``colour``: the colour planes
     count too, where both thumbnails have them; otherwise brightness alone. ``least``: no smaller residual
-    counts, whatever the noise estimate."""
+    counts, whatever the noise estimate (None: MIN_LEVEL, read at the call: change_nuisance.py --levels sets it)."""
     colour = colour and frame.ndim == 3 and background.ndim == 3
     frame_colour, background_colour = frame, background
     frame, background = luma(frame), luma(background)
@@ -245,7 +245,7 @@ def _residual(frame: np.ndarray, background: np.ndarray, colour: bool = False, l
     # capped: when most of the image changed (another person, another view) the median residual is that
     # change, not noise, and an uncapped threshold rose above it and called the new scene unchanged
     sigma = 1.4826 * _median(residual.ravel())
-    return residual, min(max(least, NOISE_K * sigma), MAX_LEVEL)
+    return residual, min(max(MIN_LEVEL if least is None else least, NOISE_K * sigma), MAX_LEVEL)
 
 
 def least_level(background: np.ndarray) -> float:
@@ -303,7 +303,7 @@ def _cut(residual: np.ndarray, level: float, labels: np.ndarray, count: int) -> 
     return cut
 
 
-def _blob_stats(frame: np.ndarray, background: np.ndarray, colour: bool = False, least: float = MIN_LEVEL):
+def _blob_stats(frame: np.ndarray, background: np.ndarray, colour: bool = False, least: float | None = None):
     """(labels, stats, cut) of the changed blobs, or None when nothing changed."""
     got = _residual(frame, background, colour, least)
     if got is None:
