@@ -50,6 +50,16 @@ def nuisance(rng: np.random.Generator, seed: int) -> Perturb:
                    dx=int(rng.integers(-3, 4)), dy=int(rng.integers(-3, 4)))
 
 
+def perturbed(rng: np.random.Generator, frame: np.ndarray, background: np.ndarray, night: bool, count: int
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` (frame under nuisance, background) pairs; ``night``: through the IR camera, each frame with its own
+    sensor noise, against the background's first."""
+    if not night:
+        return [(nuisance(rng, i).apply(frame), background) for i in range(count)]
+    dark = at_night(background, 0)
+    return [(nuisance(rng, i).apply(at_night(frame, i + 1)), dark) for i in range(count)]
+
+
 def frame_of(path: Path, n: int) -> np.ndarray | None:
     cap = cv2.VideoCapture(str(path))
     cap.set(cv2.CAP_PROP_POS_FRAMES, n)
@@ -66,19 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     scene = DemoScene(seed=3, width=640, height=360, fps=30.0, noise=0.0, lighting=False)
     empty = scene.render(next(f for f in range(0, 10_000, 7) if not scene.objects_at(f)))
-    counts = [changed(nuisance(rng, i).apply(empty), empty) for i in range(300)]
+    counts = [changed(f, b) for f, b in perturbed(rng, empty, empty, False, 300)]
     print(f"demo street: {sum(c > 0 for c in counts)} of 300 perturbed frames show change (largest {max(counts)} px)")
-    dark = at_night(empty, 0)
-    counts = [changed(nuisance(rng, i).apply(at_night(empty, i + 1)), dark) for i in range(300)]
+    counts = [changed(f, b) for f, b in perturbed(rng, empty, empty, True, 300)]
     print(f"demo street at night: {sum(c > 0 for c in counts)} of 300 perturbed frames show change "
           f"(largest {max(counts)} px)")
     road = args.data / "road" / "sparse-road.avi"
     road_a, road_b = frame_of(road, 10), frame_of(road, 20)
     if road_a is not None and road_b is not None:  # frames 10 and 20: the empty road
-        counts = [changed(nuisance(rng, i).apply(road_b), road_a) for i in range(100)]
+        counts = [changed(f, b) for f, b in perturbed(rng, road_b, road_a, False, 100)]
         print(f"road: {sum(c > 0 for c in counts)} of 100 perturbed frames show change (largest {max(counts)} px)")
-        dark = at_night(road_a, 0)
-        counts = [changed(nuisance(rng, i).apply(at_night(road_b, i + 1)), dark) for i in range(100)]
+        counts = [changed(f, b) for f, b in perturbed(rng, road_b, road_a, True, 100)]
         print(f"road at night: {sum(c > 0 for c in counts)} of 100 perturbed frames show change "
               f"(largest {max(counts)} px)")
     bottle = args.data / "bottle-detection.mp4"
@@ -90,21 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         scenes += [("road", road_b, road_a, False), ("road at night", road_b, road_a, True)]
     rng = np.random.default_rng(1)
     for name, frame, background, night in scenes:
-        if night:  # each frame with its own sensor noise, against the first
-            frame, background = [at_night(frame, i + 1) for i in range(100)], at_night(background, 0)
-        else:
-            frame = [frame] * 100
-        counts = [shown_pixels(nuisance(rng, i).apply(f), background) for i, f in enumerate(frame)]
-        print(f"what a frame shows, {name} (least level {least_level(view_thumbnail(background)):.1f}): "
+        pairs = perturbed(rng, frame, background, night, 100)
+        counts = [shown_pixels(f, b) for f, b in pairs]
+        print(f"what a frame shows, {name} (least level {least_level(view_thumbnail(pairs[0][1])):.1f}): "
               f"{sum(c > 0 for c in counts)} of 100 perturbed frames show change (largest {max(counts)} px)")
     for level in args.levels:
         view.MIN_LEVEL, kept_level = level, view.MIN_LEVEL
         rng = np.random.default_rng(0)
-        shown = [sum(changed(nuisance(rng, i).apply(empty), empty) > 0 for i in range(100)),
-                 sum(changed(nuisance(rng, i).apply(at_night(empty, i + 1)), at_night(empty, 0)) > 0 for i in range(100))]
+        cases = [(empty, empty, False), (empty, empty, True)]
         if road_a is not None and road_b is not None:
-            shown.append(sum(changed(nuisance(rng, i).apply(at_night(road_b, i + 1)), at_night(road_a, 0)) > 0
-                             for i in range(100)))
+            cases.append((road_b, road_a, True))
+        shown = [sum(changed(f, b) > 0 for f, b in perturbed(rng, *case, 100)) for case in cases]
         view.MIN_LEVEL = kept_level
         print(f"least level {level:g}: frames of 100 that show change: demo street {shown[0]}, at night {shown[1]}"
               + (f", road at night {shown[2]}" if len(shown) > 2 else ""))

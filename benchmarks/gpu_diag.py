@@ -65,7 +65,8 @@ class CallLog:
     def embed(self, batch):
         t0 = time.perf_counter()
         out = self.inner.embed(batch)
-        self.calls.append((len(batch), self.inner.padded_size(len(batch)), (time.perf_counter() - t0) * 1000, threading.current_thread().name))
+        ms = (time.perf_counter() - t0) * 1000
+        self.calls.append((len(batch), self.inner.padded_size(len(batch)), ms, threading.current_thread().name))
         return out
 
     def summary(self) -> dict:
