@@ -246,7 +246,12 @@ def test_outbox_limit_drops_the_oldest_and_counts_them(running, publisher, broke
     assert wait_for(lambda: r.value("edgefilter_bridge_outbox_bytes") <= 30000 + 4 * 4000, 5)
     broker.start()
     assert wait_for(lambda: r.value("edgefilter_bridge_outbox_messages") == 0, TIMEOUT)
-    seqs = sorted({p["seq"] for p in r.collector.payloads("/frame")})
+
+    def delivered() -> list[int]:
+        return sorted({p["seq"] for p in r.collector.payloads("/frame")})
+    # an empty outbox means handed to the MQTT client, not yet at the subscriber: wait for them to arrive
+    assert wait_for(lambda: len(delivered()) >= 40 - dropped, TIMEOUT)
+    seqs = delivered()
     assert len(seqs) == 40 - dropped
     # the oldest were dropped: every frame after the last dropped one arrived; older survivors are only those
     # the MQTT client already held (it delivers them whatever the outbox does, so they are not counted dropped)
