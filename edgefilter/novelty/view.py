@@ -152,15 +152,19 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
         gain = min(max(gain, MIN_GAIN), 1.0 / MIN_GAIN)
         return gain, sy / n - gain * sx / n
 
-    # Start from the best of three fits: least squares over every pixel, the gain that maps the background's
-    # median to the frame's, and no exposure change at all. When a big thing changed (a car filling a third of
+    # Start from the best of four fits: least squares over every pixel, the gain that maps the background's
+    # median to the frame's, the shift of brightness that maps it (the unchanged majority's median difference),
+    # and no exposure change at all. When a big thing changed (a car filling a third of
     # the view), least squares bends the exposure to half-explain it (a black car fitted as a grey one) and
     # the change hides in the residual; the medians are the unchanged majority's, unless the thing is near
     # half the view: a black car across the street pulled the frame's median down to a gain of 0.64, the
     # whole street became "change" joined to the car, and the car looked cut by the border while whole
     # (benchmarks/QUALITY.md, findings 28 and 32). Whichever leaves the smallest median residual explains the
-    # most pixels.
-    start = [solve(unclipped, (1.0, 0.0)), _median_fit(b[unclipped], f[unclipped]), (1.0, 0.0)]
+    # most pixels. At night (half the contrast) least squares flattened the street to a gain of 0.5 to explain a
+    # grey car and still left the smallest residual of the three: the car vanished, and a night draw's first car
+    # was "seen before" as the empty street under another exposure; the shift explains the street (finding 44).
+    start = [solve(unclipped, (1.0, 0.0)), _median_fit(b[unclipped], f[unclipped]), (1.0, 0.0),
+             (1.0, _median(f[unclipped] - b[unclipped]))]
     spread = [_median(np.abs(f - (g * b + o))) for g, o in start]
     gain, offset = start[int(np.argmin(spread))]
     resid = f - (gain * b + offset)
