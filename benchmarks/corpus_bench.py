@@ -70,7 +70,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.streams import (DemoOrigin, Origin, Perturb, Stream, StreamBuilder, VideoOrigin,  # noqa: E402
+from benchmarks.streams import (DemoOrigin, LookOrigin, Origin, Perturb, Stream, StreamBuilder, VideoOrigin,  # noqa: E402
                                 asl_stream, bottle_stream, look_suffix, look_words, looked, render_batches, score)
 from edgefilter.clock import FakeClock  # noqa: E402
 from edgefilter.config import FilterConfig, GatesConfig  # noqa: E402
@@ -120,6 +120,7 @@ class Thing:
     visible: tuple[int, int]   # stream frames [a, b)
     whole: tuple[int, int]
     repeat: bool = False       # drawn like an earlier thing of the stream (demo: kind and colours)
+    alike: bool = False        # drawn like an earlier thing as this camera sees it (demo at night: see alike_at_night)
 
 
 @dataclass
@@ -313,17 +314,22 @@ def demo_corpus(seconds: float = 300.0, fps: float = 5.0, seed: int = 1, zoom: f
 
     empty = np.ones(n, bool)
     things = []
-    looks = set()
+    night = "night" in looks
+    drawn, greys = set(), []
     for k in range(n // scene.slot + 1):
         v = scene._visit(k)
         if v is None or v.visible[0] >= n:
             continue
         look = (v.kind, v.colour) + ((v.skin, v.trousers) if v.kind == "person" else ())
+        grey = visit_greys(v)
         a, z = v.visible[0], min(v.visible[1], n)
         whole = [f for f in range(a, z) if whole_in_view(v, f)]
         # a visitor taller or wider than the view is never whole: no keep of it can count as its best view
-        things.append(Thing(v.description, (a, z), (whole[0], whole[-1] + 1) if whole else (a, a), look in looks))
-        looks.add(look)
+        repeat = look in drawn
+        things.append(Thing(v.description, (a, z), (whole[0], whole[-1] + 1) if whole else (a, a), repeat,
+                            alike_at_night(grey, greys) if night else repeat))
+        drawn.add(look)
+        greys.append(grey)
         empty[a:z] = False
     for f in range(n):
         b.add(origin, f, None, dataclasses.replace(shake[f], dx=-shake[f].dx) if mirrored else shake[f])
@@ -613,14 +619,37 @@ def run_method(c: Corpus, f: Features, m: Method) -> Run:
 # ----------------------------------------------------------------------------- scoring
 
 
+def visit_greys(v) -> tuple:
+    """A demo visitor's kind and the grey (BT.601 luma, by day) of each colour it is drawn in: body, and a
+    person's skin and trousers."""
+    from edgefilter.demo import _COLOURS, _SKIN, _TROUSERS
+
+    def grey(bgr) -> float:
+        return 0.114 * bgr[0] + 0.587 * bgr[1] + 0.299 * bgr[2]
+
+    parts = (_COLOURS[v.colour],) + ((_SKIN[v.skin], _TROUSERS[v.trousers]) if v.kind == "person" else ())
+    return (v.kind,) + tuple(grey(p) for p in parts)
+
+
+def alike_at_night(grey: tuple, earlier: list[tuple]) -> bool:
+    """Whether an IR camera at night (streams.LookOrigin) sees a visitor drawn like an earlier one: the same kind,
+    each colour part's grey within the sensor noise once the contrast is halved (5 grey levels at night, 10 by
+    day). Red, blue, purple and brown (greys 81-88) come out the same: a red car after a brown one is a repeat to
+    that camera, which no rule can tell apart by its pixels."""
+    tol = LookOrigin.NIGHT_NOISE / LookOrigin.NIGHT_CONTRAST
+    return any(e[0] == grey[0] and len(e) == len(grey) and max(abs(x - y) for x, y in zip(e[1:], grey[1:])) <= tol
+               for e in earlier)
+
+
 def score_objects(c: Corpus, r: Run) -> dict:
     fps = c.stream.fps
     kept = r.kept
-    hit = best = redundant = missed_repeats = missed_never_whole = 0
+    hit = best = redundant = missed_repeats = missed_alike = missed_never_whole = 0
     delays = []
     for t in c.things:
         inside = [k for k in kept if t.visible[0] <= k < t.visible[1]]
         missed_repeats += t.repeat and not inside
+        missed_alike += t.alike and not inside
         missed_never_whole += t.whole[0] >= t.whole[1] and not inside  # a sliver at the border as the stream ends
         if inside:
             hit += 1
@@ -631,7 +660,7 @@ def score_objects(c: Corpus, r: Run) -> dict:
     empty_keeps = [k for k in kept if c.empty is not None and c.empty[k] and k != kept[0]]
     return {"kept": len(kept), "recall": hit / len(c.things), "best_view": best / len(c.things),
             "redundant": redundant + len(empty_keeps), "empty_keeps": len(empty_keeps),
-            "missed_count": len(c.things) - hit, "missed_repeats": missed_repeats,
+            "missed_count": len(c.things) - hit, "missed_repeats": missed_repeats, "missed_alike": missed_alike,
             "missed_never_whole": missed_never_whole, "best_views": best,
             "delay_s": float(np.mean(delays)) if delays else None, "max_delay_s": max(delays) if delays else None}
 

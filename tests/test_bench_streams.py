@@ -125,3 +125,21 @@ def test_irregular_holds_spread_log_uniformly_and_repeat_with_the_seed():
     assert abs(float(np.median(np.log(holds))) - np.log(120.0)) < 0.3
     again = hold_lengths(120.0, 4.0, 5, seed=1)
     assert again == hold_lengths(120.0, 4.0, 5, seed=1) != hold_lengths(120.0, 4.0, 5, seed=2)
+
+
+def test_a_visitor_is_alike_at_night_when_each_of_its_colours_comes_out_the_same_grey():
+    # demo_draws' "of them alike to this camera": an IR camera at night halves the contrast and adds noise of 5 grey
+    # levels; a red car after a brown one is the same grey car to it, a yellow one is not, and a red person
+    # needs the same grey skin and trousers too
+    from benchmarks.corpus_bench import alike_at_night, visit_greys
+    from edgefilter.demo import _Visit
+
+    def visit(kind, colour, skin=0, trousers=0):
+        return _Visit(kind, colour, 0, 0.0, 1.0, 0.0, 0, 0.0, 1.0, skin, trousers, (0, 0), "")
+
+    earlier = [visit_greys(visit("car", "brown")), visit_greys(visit("person", "orange", 1, 2))]
+    assert alike_at_night(visit_greys(visit("car", "red")), earlier)
+    assert not alike_at_night(visit_greys(visit("car", "yellow")), earlier)
+    assert not alike_at_night(visit_greys(visit("dog", "brown")), earlier)  # another kind
+    assert alike_at_night(visit_greys(visit("person", "orange", 1, 2)), earlier)
+    assert not alike_at_night(visit_greys(visit("person", "orange", 1, 0)), earlier)  # other trousers' grey
