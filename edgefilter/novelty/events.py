@@ -116,6 +116,8 @@ class Candidate:
     waited: bool = False           # a still scene of it was a thing on its way in (see on_its_way_in)
     came_in: list[np.ndarray] = field(default_factory=list)  # embeddings of its thing coming in cut by the border
                                                             # before it opened (its memory holds them: Recent)
+    grew: bool = False             # a change cut by the border came in, past settle_ratio, just before it opened
+                                   # (the source's coming_in frames: see on_its_way_in)
 
 
 @dataclass
@@ -256,8 +258,11 @@ def half_in_view(cand: Candidate, settle_ratio: float) -> bool:
 def on_its_way_in(cand: Candidate, settle_ratio: float) -> bool:
     """Whether the event's newest frame shows a thing that came in from the border and stopped half in view: its
     change is mostly cut by the border (no more of it clear of the border than cut) and still novel past
-    settle_ratio, the event's first frame showed less of it (it grew in from the border), and no frame of the event
-    showed a thing whole yet but mostly cut by the border too. A still scene then is no state to settle on before
+    settle_ratio, the event's first frame showed less of it or a change cut by the border came in just before the
+    event opened (``Candidate.grew``: it grew in from the border; a car that came in too little to be novel and
+    opened the event where it stopped shows as much in the first frame as in the newest, and a pixel count of the
+    two was a coin toss: finding 45), and no frame of the event showed a thing whole yet but mostly cut by the
+    border too. A still scene then is no state to settle on before
     ``max_hold_s``: a car that stops on its way in drives on, and its whole view is the best one (17 cars that stop
     were kept without their whole view on the demo draws 100-139, most as they stood half in view on their way in:
     benchmarks/QUALITY.md, finding 30); a hand that moved a bottle, the bottle's old place whole beside the arm cut
@@ -268,7 +273,7 @@ def on_its_way_in(cand: Candidate, settle_ratio: float) -> bool:
     shown = view_of(cand, newest)
     if not mostly_cut(shown) or newest.score <= settle_ratio:
         return False
-    if view_of(cand, cand.frames[0]).pixels >= shown.pixels:
+    if view_of(cand, cand.frames[0]).pixels >= shown.pixels and not cand.grew:
         return False
     return not any(shows_thing(v) and not mostly_cut(v) for v in (view_of(cand, h) for h in cand.frames[:-1]))
 

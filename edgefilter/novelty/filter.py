@@ -324,7 +324,7 @@ class NoveltyFilter:
             # the car driving out was kept again (with every event, busy highway 2 kept 3 frames for 5). ``cut`` is
             # set only with ``thing``.
             st.candidate = Candidate([held], (self._epoch, scope.index.next_key), st.background,
-                                     came_in=st.coming_in if thing else [])
+                                     came_in=st.coming_in if thing else [], grew=bool(st.coming_in))
             st.coming_in = []
             st.previous_view, st.still_from = it.view, it.ts  # the event's own still runs start here
             self._adapt(st, cfg, it.ts, False)
