@@ -666,7 +666,7 @@ class NoveltyFilter:
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
             st.last_event = None if left(cand, pick.frame) else Recent(
                 np.stack(cand.came_in + [h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background,
-                cand.frames[0].ts, *followed(cand, pick.frame), view_of(cand, pick.frame).pixels)
+                cand.frames[0].ts, *followed(cand, pick.frame), size=view_of(cand, pick.frame).pixels)
         if settled and cand.frames[-1].view is not None:
             self._new_background(st, cand.frames[-1].view)  # the scene as it is now
         return pick is not None
