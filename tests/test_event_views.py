@@ -17,7 +17,7 @@ from edgefilter.demo import _background as demo_background
 from edgefilter.novelty import NoveltyFilter
 from edgefilter.novelty.events import Candidate, Exact, Held, choose, half_in_view
 from edgefilter.novelty.known import Known
-from edgefilter.novelty.view import MIN_LEVEL, Change, change, change_mask, least_level, luma, view_thumbnail
+from edgefilter.novelty.view import MIN_LEVEL, Change, change, change_mask, least_level, luma, unchanged, view_thumbnail
 from scenes import H, W, street
 
 DIM = 32
@@ -554,6 +554,34 @@ def test_a_state_back_with_a_shadow_at_the_border_is_not_kept_again():
     steps = [(shaken(bg, rng), E[0])] * 20
     steps += [(shaken(with_box(bg, 200, 190, 240, 100, (40, 40, 160)), rng), E[1])] * 20
     steps += [(shaken(shadow, rng), at_distance(E[0], E[2], 0.2))] * 20
+    kept = kept_frames(steps)
+    assert kept[0] == 0 and len(kept) == 2 and 20 <= kept[1] < 40, kept
+
+
+def test_a_state_back_is_not_kept_again_when_a_frame_of_its_still_run_was_known_though_the_last_is_not():
+    # The bottle's first state came back after a hand's moves; its still run was that state, yet the frame the
+    # event closed on differed from the kept one by a blob at the border (another exposure fit), and its
+    # embedding (8 frames old under the pre-gate) was novel (benchmarks/QUALITY.md, finding 46). Here a faint
+    # shadow falls along the border of a low-contrast scene in the still run: too faint for the stillness test,
+    # seen by what a frame shows. The run shows one scene; its first frames are the kept state.
+    rng = np.random.default_rng(4)
+    bg = (street(4).astype(np.float32) * 0.3 + 90).astype(np.uint8)
+    shadow = bg.astype(np.int16)
+    shadow[:, :80] -= 12
+    shadow = shadow.astype(np.uint8)
+    assert unchanged(view_thumbnail(shadow), view_thumbnail(bg))
+    assert change(view_thumbnail(shadow), view_thumbnail(bg)).view > 23  # not known on its own (KNOWN_PIXELS)
+    steps = [(shaken(bg, rng), E[0])] * 20
+    box = with_box(bg, 200, 190, 240, 100, (40, 40, 160))
+    steps += [(shaken(box, rng), E[1])] * 20
+    # a small hand takes the box away: barely novel as it comes in over the box, not after
+    hand = [at_distance(E[0], E[3], d) for d in (0.16, 0.07, 0.07, 0.07, 0.07)]
+    steps += [(shaken(with_box(box if k == 0 else bg, 100 + 60 * k, 0, 60, 45, (60, 60, 60)), rng), hand[k])
+              for k in range(5)]
+    near = at_distance(E[0], E[2], 0.05)
+    steps += [(shaken(bg, rng), near)] * 3 + [(shaken(shadow, rng), near)] * 2
+    steps += [(shaken(shadow, rng), at_distance(E[0], E[2], 0.2))]  # the frame the event settles on
+    steps += [(shaken(shadow, rng), near)] * 10
     kept = kept_frames(steps)
     assert kept[0] == 0 and len(kept) == 2 and 20 <= kept[1] < 40, kept
 

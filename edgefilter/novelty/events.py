@@ -67,6 +67,7 @@ RECENT_FRAMES = 32
 RENOVEL = 1.2
 # Frames of an event tried for its keep, best view first (each try: an exact search and the known test).
 TRIES = 8
+SCENE_TRIES = 8  # frames of a settled still run asked whether its scene was seen before (each: up to 16 change tests)
 # With thumbnails, an event fades while what changed shows at most this share of its best view (a car
 # driving away; nothing, once it has left).
 FADED_VIEW = 0.5
@@ -451,8 +452,18 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     last = cand.frames[-1]
     if settled and returned(cand) is not True:  # a new state (or, without thumbnails, maybe one)
         got = exact(last, settle_ratio)
-        if got.score > settle_ratio and not seen_before(got, last, known):
-            return settled_pick(cand, (last, got, settle_ratio), settle_ratio, exact, known)
+        if got.score > settle_ratio:
+            # The frames of the still run show one scene, and it was seen before when any of them was: what the
+            # pixels tell apart within it is below what they call still, yet a remembered frame may differ from
+            # one of them by a blob at the border and not from the next under another exposure fit (the bottle's
+            # first state back, its last frame's embedding 8 frames old under the pre-gate, kept again: QUALITY
+            # finding 46). Then none of its frames is a picture of something new.
+            scene = still_run(cand, len(cand.frames) - 1)
+            if not any(seen_before(got, h, known) for h in scene[::-(-len(scene) // SCENE_TRIES)] + [last]):
+                return settled_pick(cand, (last, got, settle_ratio), settle_ratio, exact, known)
+            shown_before = {id(h) for h in scene}
+            known = (lambda seen: lambda h, by_region: id(h) in shown_before or seen(h, by_region))(known)
+            novel = [h for h in novel if id(h) not in shown_before]
     if not novel or (len(novel) == 1 and not (novel[0].by_region or thing(novel[0])) and novel[0].score <= RENOVEL
                      and not came_in(cand, novel[0])):
         # No frame passed the threshold, or one frame's whole image barely did: what an exposure step or a
