@@ -459,10 +459,17 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
             # first state back, its last frame's embedding 8 frames old under the pre-gate, kept again: QUALITY
             # finding 46). Then none of its frames is a picture of something new.
             scene = still_run(cand, len(cand.frames) - 1)
-            if not any(seen_before(got, h, known) for h in scene[::-(-len(scene) // SCENE_TRIES)] + [last]):
+            asked = scene[::-(-len(scene) // SCENE_TRIES)]
+            if asked[-1] is not last:
+                asked.append(last)
+            if not any(seen_before(got, h, known) for h in asked):
                 return settled_pick(cand, (last, got, settle_ratio), settle_ratio, exact, known)
             shown_before = {id(h) for h in scene}
-            known = (lambda seen: lambda h, by_region: id(h) in shown_before or seen(h, by_region))(known)
+            seen = known
+
+            def known(h: Held, by_region: bool) -> bool:  # noqa: F811 - the rest of choose asks this one
+                return id(h) in shown_before or seen(h, by_region)
+
             novel = [h for h in novel if id(h) not in shown_before]
     if not novel or (len(novel) == 1 and not (novel[0].by_region or thing(novel[0])) and novel[0].score <= RENOVEL
                      and not came_in(cand, novel[0])):
