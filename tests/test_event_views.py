@@ -777,6 +777,40 @@ def test_a_faint_walker_on_the_street_at_night_is_kept_by_her_pixels():
     assert_kept_once_while_crossing(kept_frames(steps), len(walkers))
 
 
+def walker_with_dark_coat(bg: np.ndarray, x: int, body: int) -> np.ndarray:
+    """A walker 40x100 px of grey ``body`` on the street, a dark coat across the upper third of her."""
+    return with_box(with_box(bg, x, 190, 40, 100, (body,) * 3), x + 10, 200, 20, 33, (50, 50, 50))
+
+
+def test_a_faint_thing_at_night_shows_whole_grown_from_its_darkest_part_and_by_day_nothing_grows():
+    # At night an IR camera takes the colour a thing stood out by and halves what is left: a walker whose body
+    # is near the road's grey shows the mask her dark coat alone (6 mask pixels, no picture of a thing), while
+    # most of her body lies just under the level. Her blob is grown into the pixels beside it above the level
+    # scaled by the contrast once more: hysteresis (benchmarks/QUALITY.md, finding 47). By day (full contrast)
+    # nothing grows: a faint halo around a dark thing stays out, and so do JPEG specks' halos.
+    rng = np.random.default_rng(2)
+    bg = street(15)
+    dark = view_thumbnail(at_night(bg, rng))
+    for x in (100, 300, 460):
+        shown = change(view_thumbnail(at_night(walker_with_dark_coat(bg, x, 116), rng)), dark)
+        assert shown.whole >= 23 and shown.things == 1 and shown.edge == 0, (x, shown)
+    for x in (100, 300, 460):  # by day her body 12 grey levels off the road adds nothing to her coat
+        coat = change(view_thumbnail(walker_with_dark_coat(bg, x, 90)), view_thumbnail(bg))
+        assert change(view_thumbnail(walker_with_dark_coat(bg, x, 102)), view_thumbnail(bg)) == coat
+        assert 0 < coat.whole < 23
+
+
+def test_a_walker_at_night_the_mask_sees_only_the_coat_of_is_kept_once_while_crossing():
+    # The same walker crossing the street at night, moving the embedding 0.10 (the threshold is 0.15): kept once
+    # by her pixels, as the dogs and walkers near the pavement's grey of the night demo draws were not before
+    # finding 47 (6 mask pixels where a thing needs 23).
+    rng = np.random.default_rng(17)
+    bg = street(15)
+    walkers = [walker_with_dark_coat(bg, x, 116) for x in range(40, 560, 25)]
+    steps = crossing(lambda img: at_night(img, rng), bg, walkers)
+    assert_kept_once_while_crossing(kept_frames(steps), len(walkers))
+
+
 def test_a_state_saved_with_grey_thumbnails_is_known_by_its_brightness_after_the_upgrade(tmp_path):
     # State files from before colour hold grey thumbnails: they are restored and compared by brightness
     # (the car kept before the restart comes back brighter and 0.33 away by its embedding: not kept again),

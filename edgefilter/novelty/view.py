@@ -29,6 +29,15 @@ fresh night draws were lost (benchmarks/QUALITY.md, findings 42 and 43). The tes
 whether anything moved, and a lower level there let the faint shadows of a hand and a rolling ball split
 and prolong events by day (finding 43).
 
+At low contrast a thing also loses more than its share of it: an IR camera at night takes the colour it stood
+out by (an orange dog on grey pavement, a purple coat) and halves what is left, and the mask saw its darkest or
+brightest part alone (a night draw's orange dog: 8-14 mask pixels, where by day it shows 50-58; a thing needs 23).
+So :func:`change` grows each blob into the pixels connected to it above the level scaled once more by the
+contrast factor of :func:`least_level` (hysteresis, as in Canny's edges): at night (factor about 0.7) the same dog
+shows 14-19 pixels, and a walker whose body is near the road's grey 32-37, where her dark coat alone showed 6
+(tests/test_event_views.py); by day (factor 1) nothing grows. Grown at half the level by day too, the JPEG specks of an empty street grew into things (kept again) and
+3 more visitors of the 40 tuning draws were missed (benchmarks/QUALITY.md, finding 47).
+
 A thumbnail holds brightness (luma) and colour (the Cr and Cb planes of YCrCb). :func:`change`, which says
 what a frame of an event shows and whether a scene was seen before, compares both: an orange dog on grey
 pavement, a red car before a brick wall are the pavement's and the wall's grey, and brightness alone saw
@@ -307,8 +316,20 @@ def _cut(residual: np.ndarray, level: float, labels: np.ndarray, count: int) -> 
     return cut
 
 
-def _blob_stats(frame: np.ndarray, background: np.ndarray, colour: bool = False, least: float | None = None):
-    """(labels, stats, cut) of the changed blobs, or None when nothing changed."""
+def _grown(mask: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """``mask`` grown into the ``weak`` pixels connected to its blobs (hysteresis): a weak pixel joins only through
+    a chain of weak pixels that reaches a blob, so nothing weak stands alone."""
+    count, labels = cv2.connectedComponents((weak | mask.astype(bool)).astype(np.uint8), connectivity=8)
+    seeded = np.zeros(count, bool)
+    seeded[labels[mask.astype(bool)]] = True
+    seeded[0] = False
+    return seeded[labels].astype(np.uint8)
+
+
+def _blob_stats(frame: np.ndarray, background: np.ndarray, colour: bool = False, least: float | None = None,
+                grow: float = 1.0):
+    """(labels, stats, cut) of the changed blobs, or None when nothing changed; ``grow`` < 1: each blob grown into
+    the pixels connected to it above ``grow`` times the level (:func:`_grown`)."""
     got = _residual(frame, background, colour, least)
     if got is None:
         return None
@@ -316,6 +337,8 @@ def _blob_stats(frame: np.ndarray, background: np.ndarray, colour: bool = False,
     mask = _blobs((residual > level).astype(np.uint8))
     if mask is None:
         return None
+    if grow < 1.0:
+        mask = _grown(mask, residual > grow * level)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     return labels, stats, _cut(residual, level, labels, count)
 
@@ -345,8 +368,11 @@ def changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: in
 
 def change(frame: np.ndarray, background: np.ndarray) -> Change:
     """What changed in ``frame`` against ``background`` (both :func:`view_thumbnail`), in brightness or colour
-    (brightness alone when either is grey), above the least level of the scene's contrast (:func:`least_level`)."""
-    got = _blob_stats(frame, background, colour=True, least=least_level(background))
+    (brightness alone when either is grey), above the least level of the scene's contrast (:func:`least_level`),
+    each blob grown into what lies beside it above that level scaled by the contrast factor once more (at full
+    contrast, none: see the module's docstring)."""
+    least = least_level(background)
+    got = _blob_stats(frame, background, colour=True, least=least, grow=least / MIN_LEVEL)  # the contrast factor
     if got is None:
         return NO_CHANGE
     labels, stats, cut = got
