@@ -134,6 +134,8 @@ class SeaweedFS:
         self.s3_log = workdir / "s3.log"
         self.server: subprocess.Popen | None = None
         self.s3: subprocess.Popen | None = None
+        # `weed` puts its gRPC sockets in /tmp whatever TMPDIR says (only the gateway's has a flag): removed at close
+        self._sockets: list[Path] = []
         # Six ports are chosen before `weed` binds them; if something else took one meanwhile, choose again.
         for attempt in range(3):
             try:
@@ -158,6 +160,9 @@ class SeaweedFS:
         volume, volume_grpc = free_port(), free_port()
         self.filer, self.filer_grpc = free_port(), free_port()
         self.s3_port, self.s3_grpc = free_port(), free_port()
+        self._sockets += [Path(f"/tmp/seaweedfs-{name}.sock") for name in (
+            f"master-grpc-{master_grpc}", f"volume-grpc-{volume_grpc}", f"filer-{self.filer}",
+            f"filer-grpc-{self.filer_grpc}")]
         self.server = subprocess.Popen(
             [self.weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={folder / 'data'}",
              f"-master.port={master}", f"-master.port.grpc={master_grpc}", f"-volume.port={volume}",
@@ -175,7 +180,7 @@ class SeaweedFS:
         self.s3 = subprocess.Popen(
             [self.weed, "s3", f"-filer=127.0.0.1:{self.filer}.{self.filer_grpc}", "-ip.bind=127.0.0.1",
              f"-port={self.s3_port}", f"-port.grpc={self.s3_grpc}", "-port.iceberg=0", "-port.lance=0",
-             f"-config={self.s3_config}"],
+             f"-config={self.s3_config}", f"-localSocket={self.workdir / 's3.sock'}"],
             stdout=open(self.s3_log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
         _wait_port(self.s3_port, self.s3, 30, self.s3_log)
 
@@ -215,6 +220,8 @@ class SeaweedFS:
     def close(self) -> None:
         _terminate(self.s3, 3)
         _terminate(self.server, 1)  # test data: no need to wait for a clean shutdown
+        for socket in self._sockets:
+            socket.unlink(missing_ok=True)
 
 
 class MqttCollector:
