@@ -32,11 +32,21 @@ wholly in view before the stream ends (a sliver at the border in its last frames
 as missed all the same). ``--looks night`` (or ``mirror``): the same draws seen by another camera, as corpus_bench's
 other-camera streams (fresh features: embedded anew). Embedding a draw takes 20-40 s on 2
 cores (cached after; the cache is about 130 MB a draw). ``--methods default`` runs the default row alone.
+
+Two more uses, to look at what a rule changed rather than at sums alone:
+
+- ``--list SEED [--looks night]``: one draw, visitor by visitor: when it is in view and wholly in view, whether it
+  is a repeat or alike to this camera, and the default's keeps while it is in view (W: wholly in view, C: not),
+  then the keeps of the empty street;
+- ``--compare BASE NEW``: two saved outputs of this script, draw by draw: each draw whose counts differ, and per
+  method how many draws miss fewer or more visitors, keep more or fewer redundant frames and more or fewer best views.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
+import re
 import time
 from pathlib import Path
 
@@ -61,6 +71,52 @@ def score(c, run) -> dict:
             "never_whole": got["missed_never_whole"]}
 
 
+def listing(c, run) -> list[str]:
+    """One draw's visitors with the keeps while each is in view (W: wholly in view, C: not), then the empty street's."""
+    lines = []
+    for t in c.things:
+        keeps = " ".join(f"{k}{'W' if t.whole[0] <= k < t.whole[1] else 'C'}" for k in run.kept
+                         if t.visible[0] <= k < t.visible[1])
+        flags = "".join((" repeat" if t.repeat else "", " alike" if t.alike and not t.repeat else ""))
+        lines.append(f"{t.name}: in view {t.visible[0]}-{t.visible[1] - 1}, whole {t.whole[0]}-{t.whole[1] - 1}"
+                     f"{flags}: {keeps or 'MISSED'}")
+    empty = [k for k in run.kept[1:] if c.empty is not None and c.empty[k]]
+    lines.append(f"empty street: {' '.join(map(str, empty)) or 'none'} (the first frame, {run.kept[0]}, aside)")
+    return lines
+
+
+def draws_of(text: str) -> dict[tuple[str, int], dict]:
+    """The per-draw counts a run of this script printed: {(method, seed): counts}."""
+    got = {}
+    for line in text.splitlines():
+        m = re.fullmatch(r"<!-- seed (\d+) (.+?): (\{.*\}) -->", line.strip())
+        if m:
+            got[(m.group(2), int(m.group(1)))] = ast.literal_eval(m.group(3))
+    return got
+
+
+def compare(base: dict, new: dict) -> list[str]:
+    """Draw by draw differences of two runs (:func:`draws_of`), and per method the draws that got better or worse."""
+    lines = []
+    tally: dict[str, dict[str, int]] = {}
+    for key in sorted(set(base) & set(new), key=lambda k: (k[0], k[1])):
+        a, b = base[key], new[key]
+        if a == b:
+            continue
+        lines.append(f"{key[0]} seed {key[1]}: " + ", ".join(f"{k} {a[k]} -> {b[k]}" for k in a if a[k] != b.get(k)))
+        t = tally.setdefault(key[0], dict.fromkeys(("fewer missed", "more missed", "more redundant",
+                                                     "fewer redundant", "more best", "fewer best"), 0))
+        for name, k, sign in (("missed", "missed", 1), ("redundant", "redundant", 1), ("best", "best", -1)):
+            d = (b[k] - a[k]) * sign
+            if d:
+                t[f"{'more' if (d > 0) == (sign > 0) else 'fewer'} {name}"] += 1
+    for method, t in tally.items():
+        lines.append(f"{method}: " + ", ".join(f"{v} draws {k}" for k, v in t.items()))
+    common = set(base) & set(new)
+    lines.append(f"{len(common)} draws in both, {sum(base[k] != new[k] for k in common)} differ")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tune", default="100-139", help="seed range the rules were chosen on ('': none)")
@@ -69,7 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="*", help="method name prefixes (default: all three rows)")
     ap.add_argument("--looks", nargs="*", default=[], choices=["mirror", "night"],
                     help="the draws seen by another camera (streams.LookOrigin): mirrored, an IR camera at night")
+    ap.add_argument("--list", type=int, metavar="SEED", help="one draw's visitors and the default's keeps")
+    ap.add_argument("--compare", nargs=2, type=Path, metavar=("BASE", "NEW"), help="two saved runs, draw by draw")
     args = ap.parse_args(argv)
+    if args.compare:
+        print("\n".join(compare(*(draws_of(p.read_text()) for p in args.compare))))
+        return 0
+    if args.list is not None:
+        c = demo_corpus(seed=args.list, split="listed", looks=tuple(args.looks))
+        print("\n".join(listing(c, run_method(c, features(c.stream, args.cache), Method("default", FilterConfig())))))
+        return 0
     naive = methods()[0]
     rows = [Method("default", FilterConfig()), Method(f"finding 36 default ({FINDING36})", FilterConfig(),
                                                       rev=FINDING36), naive]

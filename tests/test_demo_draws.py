@@ -1,0 +1,47 @@
+"""benchmarks/demo_draws.py's tools for looking at what a rule changed: a draw listed visitor by visitor, and two
+saved runs compared draw by draw (the sums hide a draw that got worse behind two that got better)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from benchmarks.demo_draws import compare, draws_of, listing
+
+
+def counts(missed: int, best: int, redundant: int = 0) -> dict:
+    return {"visitors": 5, "kept": 6, "missed": missed, "best": best, "redundant": redundant, "repeats": 0,
+            "alike": 0, "never_whole": 0}
+
+
+def run_text(rows: dict[int, dict]) -> str:
+    lines = ["| split | method | ... |", "| --- | --- | --- |"]
+    lines += [f"<!-- seed {seed} default: {c} -->" for seed, c in rows.items()]
+    lines += ["| held out (seeds 1-3) | default | 3 | 15 | ... |", "<!-- 12 s -->"]
+    return "\n".join(lines)
+
+
+def test_two_runs_are_compared_draw_by_draw_and_each_way_counted():
+    base = draws_of(run_text({1: counts(1, 3), 2: counts(0, 4), 3: counts(2, 2, 1)}))
+    new = draws_of(run_text({1: counts(0, 4), 2: counts(0, 4), 3: counts(3, 2, 0)}))
+    assert base[("default", 3)]["redundant"] == 1 and len(base) == 3
+    lines = compare(base, new)
+    assert lines[0] == "default seed 1: missed 1 -> 0, best 3 -> 4"
+    assert lines[1] == "default seed 3: missed 2 -> 3, redundant 1 -> 0"
+    assert lines[2] == ("default: 1 draws fewer missed, 1 draws more missed, 0 draws more redundant, "
+                        "1 draws fewer redundant, 1 draws more best, 0 draws fewer best")
+    assert lines[3] == "3 draws in both, 2 differ"
+    assert compare(base, base) == ["3 draws in both, 0 differ"]
+
+
+def test_a_draw_is_listed_visitor_by_visitor_with_its_keeps_whole_or_cut():
+    thing = SimpleNamespace
+    c = SimpleNamespace(things=[thing(name="red car", visible=(10, 20), whole=(14, 16), repeat=False, alike=False),
+                                thing(name="red car", visible=(40, 50), whole=(44, 46), repeat=True, alike=True),
+                                thing(name="dog", visible=(60, 70), whole=(62, 68), repeat=False, alike=True)],
+                        empty=np.array([i < 10 or 20 <= i < 40 or 50 <= i < 60 or i >= 70 for i in range(80)]))
+    run = SimpleNamespace(kept=[0, 15, 19, 30, 65])
+    assert listing(c, run) == ["red car: in view 10-19, whole 14-15: 15W 19C",
+                               "red car: in view 40-49, whole 44-45 repeat: MISSED",
+                               "dog: in view 60-69, whole 62-67 alike: 65W",
+                               "empty street: 30 (the first frame, 0, aside)"]
