@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sys
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -99,20 +99,19 @@ def compare(base: dict, new: dict) -> list[str]:
     """Draw by draw differences of two runs (:func:`draws_of`), and per method the draws that got better or worse."""
     lines = []
     tally: dict[str, dict[str, int]] = {}
-    for key in sorted(set(base) & set(new), key=lambda k: (k[0], k[1])):
+    common = sorted(set(base) & set(new))  # (method, seed)
+    for key in common:
         a, b = base[key], new[key]
         if a == b:
             continue
         lines.append(f"{key[0]} seed {key[1]}: " + ", ".join(f"{k} {a[k]} -> {b[k]}" for k in a if a[k] != b.get(k)))
         t = tally.setdefault(key[0], dict.fromkeys(("fewer missed", "more missed", "more redundant",
                                                      "fewer redundant", "more best", "fewer best"), 0))
-        for name, k, sign in (("missed", "missed", 1), ("redundant", "redundant", 1), ("best", "best", -1)):
-            d = (b[k] - a[k]) * sign
-            if d:
-                t[f"{'more' if (d > 0) == (sign > 0) else 'fewer'} {name}"] += 1
+        for k in ("missed", "redundant", "best"):
+            if b[k] != a[k]:
+                t[f"{'more' if b[k] > a[k] else 'fewer'} {k}"] += 1
     for method, t in tally.items():
         lines.append(f"{method}: " + ", ".join(f"{v} draws {k}" for k, v in t.items()))
-    common = set(base) & set(new)
     lines.append(f"{len(common)} draws in both, {sum(base[k] != new[k] for k in common)} differ")
     return lines
 

@@ -35,8 +35,9 @@ brightest part alone (a night draw's orange dog: 8-14 mask pixels, where by day 
 So :func:`change` grows each blob into the pixels connected to it above the level scaled once more by the
 contrast factor of :func:`least_level` (hysteresis, as in Canny's edges): at night (factor about 0.7) the same dog
 shows 14-19 pixels, and a walker whose body is near the road's grey 32-37, where her dark coat alone showed 6
-(tests/test_event_views.py); by day (factor 1) nothing grows. Grown at half the level by day too, the JPEG specks of an empty street grew into things (kept again) and
-3 more visitors of the 40 tuning draws were missed (benchmarks/QUALITY.md, finding 47).
+(tests/test_event_views.py); by day (factor 1) nothing grows. Grown at half the level by day too, the JPEG specks
+of an empty street grew into things (kept again) and 3 more visitors of the 40 tuning draws were missed
+(benchmarks/QUALITY.md, finding 47).
 
 A thumbnail holds brightness (luma) and colour (the Cr and Cb planes of YCrCb). :func:`change`, which says
 what a frame of an event shows and whether a scene was seen before, compares both: an orange dog on grey
@@ -319,10 +320,10 @@ def _cut(residual: np.ndarray, level: float, labels: np.ndarray, count: int) -> 
 def _grown(mask: np.ndarray, weak: np.ndarray) -> np.ndarray:
     """``mask`` grown into the ``weak`` pixels connected to its blobs (hysteresis): a weak pixel joins only through
     a chain of weak pixels that reaches a blob, so nothing weak stands alone."""
-    count, labels = cv2.connectedComponents((weak | mask.astype(bool)).astype(np.uint8), connectivity=8)
+    strong = mask.astype(bool)
+    count, labels = cv2.connectedComponents((weak | strong).astype(np.uint8), connectivity=8)
     seeded = np.zeros(count, bool)
-    seeded[labels[mask.astype(bool)]] = True
-    seeded[0] = False
+    seeded[labels[strong]] = True  # never label 0: every strong pixel is in the union
     return seeded[labels].astype(np.uint8)
 
 
