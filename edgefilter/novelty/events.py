@@ -22,7 +22,9 @@ state settles) or ``max_hold_s`` passes. Then one frame is kept:
   farther than ``settle_ratio`` x threshold from every kept frame, i.e. the frame whose change against
   the scene before the event is largest with the changed thing clear of the image border (see
   ``view.py``); the most novel frame breaks ties and decides when there are no thumbnails. A frame whose
-  pixels show less than KNOWN_PIXELS of the change must pass the whole threshold (:func:`relaxed`).
+  pixels show less than KNOWN_PIXELS of the change must pass the whole threshold (:func:`relaxed`). A view clear
+  of the border that shows at least as much as a cut one that passes replaces it, even seen before
+  (:func:`seen_whole_view`).
 
 An event needs a frame past the threshold, and more than one frame's noise: a single novel frame at most
 RENOVEL x the threshold by the whole image is no event, unless its pixels show a thing that came in from the
@@ -502,7 +504,8 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
     # it: a car whose body is the road's grey shows its windows and wheels to the mask, whole while the border
     # cuts its bumper (an IR camera at night: benchmarks/QUALITY.md, finding 36), and what the border leaves of
     # a car the mask may split into more things than the one blob it sees it as whole, a view the order puts
-    # first (finding 37).
+    # first (finding 37). When every such frame was seen before, one of them is kept all the same if it shows at
+    # least as much as the view the border cuts (seen_whole_view, finding 48).
     pool = [h for h in cand.frames if h.score > settle_ratio]
     whole: tuple[Held, Exact, float] | None = None
     ranked = sorted(pool, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)
@@ -519,6 +522,8 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
                     return whole
             elif view_of(cand, h).edge:
                 clear = clear_view(cand, ranked[i + 1:], view_of(cand, h), settle_ratio, exact, known)
+                if clear is None and view_of(cand, h).edge >= KNOWN_PIXELS:  # a cut part worth a picture, no speck
+                    clear = seen_whole_view(cand, view_of(cand, h), settle_ratio, exact)
                 if clear is not None:
                     return clear
             return h, got, ratio
@@ -600,6 +605,18 @@ def clear_view(cand: Candidate, after: list[Held], cut: views.Change, settle_rat
     clear = [h for h in cand.frames if shows_thing(v := view_of(cand, h)) and not v.edge
              and (id(h) not in later or v.pixels >= least)]
     return first_unseen(cand, clear, settle_ratio, exact, known)
+
+
+def seen_whole_view(cand: Candidate, cut: views.Change, settle_ratio: float, exact: Callable[[Held, float], Exact]
+                    ) -> tuple[Held, Exact, float] | None:
+    """The best view of the event's frames that show a thing clear of the border and at least as many mask pixels as
+    its cut view ``cut``, seen before or not (None: there is none): the picture of a new event whose cut view alone
+    is new. A grey car like one kept before is "seen before" whole, at night above all (grey cars are alike to an IR
+    camera), and the event kept the view the border cut; its whole view is the picture (benchmarks/QUALITY.md,
+    finding 48). As many pixels: a frame that shows less than the cut view is no view of all of it (a table state
+    seen before, after a hand at the border moved a bottle; specks of noise)."""
+    whole = [h for h in cand.frames if shows_thing(v := view_of(cand, h)) and not v.edge and v.pixels >= cut.pixels]
+    return first_unseen(cand, whole, settle_ratio, exact, lambda h, by_region: False)
 
 
 def whole_view(cand: Candidate, pool: list[Held], settle_ratio: float, exact: Callable[[Held, float], Exact],
