@@ -18,7 +18,7 @@ import pytest
 
 from edgefilter import source as source_module
 from edgefilter.config import BackoffConfig, SourceConfig
-from edgefilter.decoder import DecoderError, image_size, scrub
+from edgefilter.decoder import DecoderError, ffmpeg_executable, image_size, scrub
 from edgefilter.source import ImageDirSource, open_source
 from daemonproc import MODEL, DaemonProcess
 from test_capture import Collector, make_capture, run_to_end
@@ -31,7 +31,10 @@ STUB = Path(__file__).resolve().parent / "stub_decoder.py"
 
 @pytest.fixture
 def stub(monkeypatch):
-    """Every decoder is the stand-in (which hands real files on to the real ffmpeg)."""
+    """Every decoder is the stand-in (which hands real files on to the real ffmpeg: the one found here, since its
+    own python3, from its #! line, may be one without the imageio-ffmpeg wheel when the venv is not activated)."""
+    monkeypatch.delenv("EDGEFILTER_FFMPEG", raising=False)
+    monkeypatch.setenv("STUB_REAL_FFMPEG", ffmpeg_executable())
     monkeypatch.setenv("EDGEFILTER_FFMPEG", str(STUB))
     monkeypatch.setattr(source_module, "_SOFTWARE_FALLBACK", set())
     return STUB
