@@ -33,7 +33,6 @@ STUB = Path(__file__).resolve().parent / "stub_decoder.py"
 def stub(monkeypatch):
     """Every decoder is the stand-in (which hands real files on to the real ffmpeg: the one found here, since its
     own python3, from its #! line, may be one without the imageio-ffmpeg wheel when the venv is not activated)."""
-    monkeypatch.delenv("EDGEFILTER_FFMPEG", raising=False)
     monkeypatch.setenv("STUB_REAL_FFMPEG", ffmpeg_executable())
     monkeypatch.setenv("EDGEFILTER_FFMPEG", str(STUB))
     monkeypatch.setattr(source_module, "_SOFTWARE_FALLBACK", set())

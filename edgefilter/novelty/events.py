@@ -520,10 +520,9 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
                 whole = whole or whole_view(cand, pool, settle_ratio, exact, known)
                 if whole is not None:
                     return whole
-            elif view_of(cand, h).edge:
-                clear = clear_view(cand, ranked[i + 1:], view_of(cand, h), settle_ratio, exact, known)
-                if clear is None and view_of(cand, h).edge >= KNOWN_PIXELS:  # a cut part worth a picture, no speck
-                    clear = seen_whole_view(cand, view_of(cand, h), settle_ratio, exact)
+            elif (cut := view_of(cand, h)).edge:
+                clear = (clear_view(cand, ranked[i + 1:], cut, settle_ratio, exact, known)
+                         or seen_whole_view(cand, cut, settle_ratio, exact))
                 if clear is not None:
                     return clear
             return h, got, ratio
@@ -614,9 +613,10 @@ def seen_whole_view(cand: Candidate, cut: views.Change, settle_ratio: float, exa
     is new. A grey car like one kept before is "seen before" whole, at night above all (grey cars are alike to an IR
     camera), and the event kept the view the border cut; its whole view is the picture (benchmarks/QUALITY.md,
     finding 48). As many pixels: a frame that shows less than the cut view is no view of all of it (a table state
-    seen before, after a hand at the border moved a bottle; specks of noise)."""
-    whole = [h for h in cand.frames if shows_thing(v := view_of(cand, h)) and not v.edge and v.pixels >= cut.pixels]
-    return first_unseen(cand, whole, settle_ratio, exact, lambda h, by_region: False)
+    seen before, after a hand at the border moved a bottle; specks of noise). It is :func:`clear_view` with every frame
+    held to the cut view's pixels, as those the order put after it are, and so nothing where the border cuts a speck
+    alone (no cut: finding 41)."""
+    return clear_view(cand, cand.frames, cut, settle_ratio, exact, lambda h, by_region: False)
 
 
 def whole_view(cand: Candidate, pool: list[Held], settle_ratio: float, exact: Callable[[Held, float], Exact],
