@@ -85,6 +85,9 @@ STAYING_PIXELS = 4 * KNOWN_PIXELS
 CUT_PIXELS = 4 * KNOWN_PIXELS
 # Mask pixels a thing may move between two frames and still be the same thing (see follow): a running dog at 5 fps.
 FOLLOW_REACH = 3
+# Frames a thing the mask does not show may walk on, FOLLOW_REACH each, and still be found (see follow): one fewer
+# than settle_frames (5), after which a thing lost in the frames after its event has left.
+LOST_STEPS = 4
 _REACH_KERNEL = np.ones((2 * FOLLOW_REACH + 1, 2 * FOLLOW_REACH + 1), np.uint8)
 
 
@@ -315,10 +318,13 @@ def stays(recent: Recent, view: np.ndarray | None, saw: Callable[[float, np.ndar
     return max(shown.whole, shown.edge) >= STAYING_PIXELS and not saw(recent.began, view)
 
 
-def follow(where: np.ndarray, shown: views.Change) -> np.ndarray | None:
+def follow(where: np.ndarray, shown: views.Change, lost: int = 0) -> np.ndarray | None:
     """Where the thing whose mask in an earlier frame was ``where`` is in ``shown`` (None: nowhere): the blobs
     that overlap ``where``, or, when none does (it moved on faster than its own size), the blobs within
-    FOLLOW_REACH of it.
+    FOLLOW_REACH of it for each step it may have moved since: one, and one more for each of the ``lost`` frames
+    that did not show it (at most LOST_STEPS). At night the mask lost a faint walker for a few frames as she
+    walked on; found no farther than one step from where it last showed her, she was out of reach when it showed
+    her again, and she was kept a second time (demo draws 233 and 243 at night: benchmarks/QUALITY.md, finding 49).
 
     A thing moves on from where it was; another comes in elsewhere (a car came in at one border as the kept
     cars drove out at the other, and the memory of their event took the new car, like one of them to the
@@ -330,7 +336,7 @@ def follow(where: np.ndarray, shown: views.Change) -> np.ndarray | None:
     _, labels = cv2.connectedComponents(shown.mask, connectivity=8)
     touched = np.unique(labels[where.astype(bool) & (labels > 0)])
     if len(touched) == 0:
-        near = cv2.dilate(where, _REACH_KERNEL).astype(bool)
+        near = cv2.dilate(where, _REACH_KERNEL, iterations=1 + min(lost, LOST_STEPS)).astype(bool)
         touched = np.unique(labels[near & (labels > 0)])
     return np.isin(labels, touched).astype(np.uint8) if len(touched) else None
 
@@ -349,7 +355,7 @@ def track(where: np.ndarray, lost: int, shown: views.Change, least: int) -> tupl
     walks on, and a car that dwindled to a speck far away, or the speck a car of the scene before left, is no
     thing in view (busy highway 1: the memory followed such a speck for 7 s while new cars drove by,
     benchmarks/QUALITY.md, finding 35)."""
-    now = follow(where, shown)
+    now = follow(where, shown, lost)
     if now is None:
         return where, lost + 1
     return now, 0 if int(now.sum()) >= least else lost + 1
