@@ -85,9 +85,10 @@ STAYING_PIXELS = 4 * KNOWN_PIXELS
 CUT_PIXELS = 4 * KNOWN_PIXELS
 # Mask pixels a thing may move between two frames and still be the same thing (see follow): a running dog at 5 fps.
 FOLLOW_REACH = 3
-# Frames a thing the mask does not show may walk on, FOLLOW_REACH each, and still be found (see follow): one fewer
-# than settle_frames (5), after which a thing lost in the frames after its event has left.
-LOST_STEPS = 4
+# Frames a thing the mask did not show may have moved on, FOLLOW_REACH each, where it is looked for (see follow): a
+# faint walker lost for a frame is a step farther on; one lost for longer is as likely gone, and a blob that far off
+# as likely the next thing (busy highway 1: a truck taken for a car the mask had lost five frames before).
+LOST_STEPS = 1
 _REACH_KERNEL = np.ones((2 * FOLLOW_REACH + 1, 2 * FOLLOW_REACH + 1), np.uint8)
 
 
@@ -322,9 +323,10 @@ def follow(where: np.ndarray, shown: views.Change, lost: int = 0) -> np.ndarray 
     """Where the thing whose mask in an earlier frame was ``where`` is in ``shown`` (None: nowhere): the blobs
     that overlap ``where``, or, when none does (it moved on faster than its own size), the blobs within
     FOLLOW_REACH of it for each step it may have moved since: one, and one more for each of the ``lost`` frames
-    that did not show it (at most LOST_STEPS). At night the mask lost a faint walker for a few frames as she
-    walked on; found no farther than one step from where it last showed her, she was out of reach when it showed
-    her again, and she was kept a second time (demo draws 233 and 243 at night: benchmarks/QUALITY.md, finding 49).
+    that did not show it (at most LOST_STEPS). At night the mask lost a faint walker for a frame as she walked on;
+    looked for no farther than one step from where it last showed her, she was out of reach when it showed her
+    again, never found after, and kept a second time (demo draws 233 and 243 at night: benchmarks/QUALITY.md,
+    finding 49).
 
     A thing moves on from where it was; another comes in elsewhere (a car came in at one border as the kept
     cars drove out at the other, and the memory of their event took the new car, like one of them to the
