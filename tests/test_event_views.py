@@ -8,6 +8,8 @@ street was still for long, a walker seen on its way in, a single frame's embeddi
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
@@ -1390,24 +1392,34 @@ def test_a_car_that_comes_in_far_away_as_the_kept_one_drives_out_is_kept_too():
     assert len(kept) == 3 and start + 3 <= kept[2] < start + len(boxes), (kept, start)
 
 
+def walking_by(seed: int, step: int, turn: float, size: Callable[[int], tuple[int, int] | None]
+               ) -> tuple[list, int, list[int]]:
+    """(frames, her first frame, her x in each): the empty street for 3 s, a walker crossing it ``step`` px a frame
+    (her pose and place turn her embedding ``turn`` a frame), ``size(j)`` her box in her j-th frame (None: the mask
+    has nothing of her), and the empty street for 3 s."""
+    rng = np.random.default_rng(seed)
+    bg = street(seed)
+    steps = [(shaken(bg, rng), E[0])] * 30
+    start = len(steps)
+    xs = list(range(-20, W, step))
+    for j, x in enumerate(xs):
+        vec = unit(np.cos(turn * j) * E[2] + np.sin(turn * j) * E[3])
+        box = size(j)
+        steps.append((shaken(bg if box is None else with_box(bg, x, 180, *box, (30, 200, 220)), rng), vec))
+    steps += [(shaken(bg, rng), E[0])] * 30
+    return steps, start, xs
+
+
 def test_a_walker_the_mask_loses_for_a_frame_in_the_middle_of_the_view_is_kept_once():
     # An IR camera at night halves the contrast: a walker the colour of the street shows faintly, and in one frame
     # in the middle of the view the change mask has nothing of her. That frame ended her event (a frame that shows
     # nothing of it: events.gone) and its memory (events.left); her next frames, novel against the keep as she walks
     # on, opened another and she was kept twice (benchmarks/QUALITY.md, finding 34: demo seed 14 at night). A thing
     # leaves the view at its border; one last seen in the middle is still there.
-    rng = np.random.default_rng(35)
-    bg = street(35)
-    steps = [(shaken(bg, rng), E[0])] * 30
-    start = len(steps)
-    xs = list(range(-20, W, 30))
-    lost = start + len(xs) // 2
-    for j, x in enumerate(xs):
-        turn = 0.09 * j  # her pose and place move the embedding on: 0.15 from a frame 7 frames before
-        vec = unit(np.cos(turn) * E[2] + np.sin(turn) * E[3])
-        img = bg if start + j == lost else with_box(bg, x, 180, 40, 110, (30, 200, 220))
-        steps.append((shaken(img, rng), vec))
-    steps += [(shaken(bg, rng), E[0])] * 30
+    middle = len(range(-20, W, 30)) // 2
+    # her embedding 0.15 from a frame 7 frames before
+    steps, start, xs = walking_by(35, 30, 0.09, lambda j: None if j == middle else (40, 110))
+    lost = start + middle
     kept = kept_frames(steps)
     assert kept[0] == 0 and len(kept) == 2 and start <= kept[1] < start + len(xs), (kept, lost)
 
@@ -1473,18 +1485,9 @@ def test_a_walker_the_mask_breaks_into_specks_for_a_few_steps_is_followed_and_ke
     # 35). A speck does not show her, but it is where she is: followed no further than where she was last shown
     # whole, she had walked out of reach by the time the mask showed her again, the memory of her visit ended, and
     # her next frames were kept a second time.
-    rng = np.random.default_rng(36)
-    bg = street(36)
-    steps = [(shaken(bg, rng), E[0])] * 30
-    start = len(steps)
-    xs = list(range(-20, W, 20))
+    # her embedding 0.14 from a frame 9 frames before; for three frames her head alone shows
+    steps, start, xs = walking_by(36, 20, 0.06, lambda j: (14, 14) if 12 <= j < 15 else (40, 110))
     faint = range(start + 12, start + 15)
-    for j, x in enumerate(xs):
-        turn = 0.06 * j  # her pose and place move the embedding on: 0.14 from a frame 9 frames before
-        vec = unit(np.cos(turn) * E[2] + np.sin(turn) * E[3])
-        size = (14, 14) if start + j in faint else (40, 110)  # her head alone shows
-        steps.append((shaken(with_box(bg, x, 180, *size, (30, 200, 220)), rng), vec))
-    steps += [(shaken(bg, rng), E[0])] * 30
     kept = kept_frames(steps, FilterConfig(max_hold_s=2.0))
     assert kept[0] == 0 and len(kept) == 2 and start <= kept[1] < faint[0], (kept, list(faint))
 
@@ -1495,18 +1498,8 @@ def test_a_walker_the_mask_loses_for_two_steps_is_found_farther_on_and_kept_once
     # farther than FOLLOW_REACH from where she was last shown, she was out of reach when the mask showed her again,
     # the memory of her visit ended, and her next frames were kept a second time. A thing the mask did not show for
     # a frame may have moved on a step farther.
-    rng = np.random.default_rng(37)
-    bg = street(37)
-    steps = [(shaken(bg, rng), E[0])] * 30
-    start = len(steps)
-    xs = list(range(-20, W, 30))
+    steps, start, xs = walking_by(37, 30, 0.09, lambda j: None if 9 <= j < 11 else (40, 110))
     unseen = range(start + 9, start + 11)
-    for j, x in enumerate(xs):
-        turn = 0.09 * j  # her pose and place move the embedding on: 0.15 from a frame 7 frames before
-        vec = unit(np.cos(turn) * E[2] + np.sin(turn) * E[3])
-        img = bg if start + j in unseen else with_box(bg, x, 180, 40, 110, (30, 200, 220))
-        steps.append((shaken(img, rng), vec))
-    steps += [(shaken(bg, rng), E[0])] * 30
     kept = kept_frames(steps, FilterConfig(max_hold_s=1.5))
     assert kept[0] == 0 and len(kept) == 2 and start <= kept[1] < start + len(xs), (kept, list(unseen))
 
