@@ -319,7 +319,7 @@ def stays(recent: Recent, view: np.ndarray | None, saw: Callable[[float, np.ndar
     return max(shown.whole, shown.edge) >= STAYING_PIXELS and not saw(recent.began, view)
 
 
-def follow(where: np.ndarray, shown: views.Change, lost: int = 0) -> np.ndarray | None:
+def follow(where: np.ndarray, shown: views.Change, lost: int) -> np.ndarray | None:
     """Where the thing whose mask in an earlier frame was ``where`` is in ``shown`` (None: nowhere): the blobs
     that overlap ``where``, or, when none does (it moved on faster than its own size), the blobs within
     FOLLOW_REACH of it for each step it may have moved since: one, and one more for each of the ``lost`` frames
