@@ -19,7 +19,7 @@ from edgefilter.demo import _background as demo_background
 from edgefilter.novelty import NoveltyFilter
 from edgefilter.novelty.events import FOLLOW_REACH, Candidate, Exact, Held, choose, half_in_view, track
 from edgefilter.novelty.known import Known
-from edgefilter.novelty.view import MASK_SIZE, MIN_LEVEL, Change, change, change_mask, least_level, luma, unchanged, view_thumbnail
+from edgefilter.novelty.view import MASK_SIZE, MIN_LEVEL, Change, _median, change, change_mask, least_level, luma, unchanged, view_thumbnail
 from scenes import H, W, street
 
 DIM = 32
@@ -516,6 +516,18 @@ def test_a_big_dark_thing_is_not_fitted_away_as_exposure():
     grey = with_box(bg, 120, 100, 420, 200, (90, 90, 90))
     black = with_box(bg, 120, 100, 420, 200, (25, 25, 25))
     assert change(view_thumbnail(black), view_thumbnail(grey)).pixels > 600  # 840: the box
+
+
+def test_the_exposure_fits_median_by_counting_is_the_element_a_partition_puts_in_the_middle():
+    # view._median counts grey levels and buckets other values (the fit's largest cost was its partitions):
+    # the same value as a partition, for whole numbers, differences, and residuals of any spread
+    rng = np.random.default_rng(11)
+    grey = rng.integers(0, 256, 3600)
+    for x in (grey, (grey - rng.integers(0, 256, 3600)).astype(np.int32), np.abs(grey - (1.07 * grey[::-1] + 2.3)),
+              rng.normal(0.0, 0.05, 2304).astype(np.float32), rng.normal(0.0, 400.0, 999), np.full(17, 3.25),
+              np.concatenate([np.zeros(1800), rng.exponential(3.0, 1801)]), np.array([-5.0]), np.array([7, 7, 1])):
+        middle = len(x) // 2
+        assert _median(x) == float(np.partition(x, middle)[middle])
 
 
 def test_a_thing_cut_by_the_border_counts_as_cut_where_its_edge_is_faint():

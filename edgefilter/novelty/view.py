@@ -133,9 +133,23 @@ NO_CHANGE = Change()
 
 
 def _median(x: np.ndarray) -> float:
-    """The (upper) median, by one partition: cheaper than np.median's copy and mean of two."""
+    """The (upper) median: the element a partition puts at len(x) // 2, found by counting. Whole numbers (grey
+    levels and their differences) are counted as they are; other values by buckets of a sixteenth of a grey
+    level, then the bucket that holds the median alone is partitioned. The same value as a partition of the
+    whole array at a half to a third of its cost: the exposure fit takes nine medians of a 80x45 thumbnail's
+    pixels a call, and runs two to three times a frame (the filter's largest cost)."""
     k = len(x) // 2
-    return float(np.partition(x, k)[k])
+    low = x.min()
+    if x.dtype.kind in "iu":
+        return float(low + np.searchsorted(np.cumsum(np.bincount(x - low)), k, side="right"))
+    span = float(x.max() - low)
+    # monotone buckets, as many as the values at most: their order is the values' order
+    scale = min(16.0, len(x) / span) if span > 0 else 1.0
+    buckets = ((x - low) * scale).astype(np.intp)
+    counts = np.cumsum(np.bincount(buckets))
+    j = int(np.searchsorted(counts, k, side="right"))
+    k -= int(counts[j - 1]) if j else 0
+    return float(np.partition(x[buckets == j], k)[k])
 
 
 def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
@@ -144,6 +158,10 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
     runs for every frame, several times."""
     b = background.ravel().astype(np.float64)
     f = frame.ravel().astype(np.float64)
+    # grey levels are whole numbers: the medians of them, of their differences and of residuals under a whole
+    # shift are taken of integers (_median counts them at once)
+    bi, fi = background.ravel().astype(np.int32), frame.ravel().astype(np.int32)
+    whole = bool(np.array_equal(bi, b)) and bool(np.array_equal(fi, f))
     # clipped pixels (a white table under a brighter exposure) do not follow the gain: fit the others
     unclipped = (f > CLIP_LOW) & (f < CLIP_HIGH) & (b > CLIP_LOW) & (b < CLIP_HIGH)
     if unclipped.sum() < 16:
@@ -173,12 +191,19 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
     # most pixels. At night (half the contrast) least squares flattened the street to a gain of 0.5 to explain a
     # grey car and still left the smallest residual of the three: the car vanished, and a night draw's first car
     # was "seen before" as the empty street under another exposure; the shift explains the street (finding 44).
-    start = [solve(unclipped, (1.0, 0.0)), _median_fit(b[unclipped], f[unclipped]), (1.0, 0.0),
-             (1.0, _median(f[unclipped] - b[unclipped]))]
-    spread = [_median(np.abs(f - (g * b + o))) for g, o in start]
-    gain, offset = start[int(np.argmin(spread))]
-    resid = f - (gain * b + offset)
-    sigma = 1.4826 * _median(np.abs(resid - _median(resid)))
+    bu, fu = (bi[unclipped], fi[unclipped]) if whole else (b[unclipped], f[unclipped])
+    start = [solve(unclipped, (1.0, 0.0)), _median_fit(bu, fu), (1.0, 0.0), (1.0, _median(fu - bu))]
+
+    def residual(gain: float, offset: float) -> np.ndarray:
+        """f - (gain * b + offset): in integers under a whole shift (the same values as in floats)."""
+        if whole and gain == 1.0 and float(offset).is_integer():
+            return fi - (bi + int(offset))
+        return f - (gain * b + offset)
+
+    gain, offset = start[int(np.argmin([_median(np.abs(residual(g, o))) for g, o in start]))]
+    resid = residual(gain, offset)
+    middle = _median(resid)
+    sigma = 1.4826 * _median(np.abs(resid - (int(middle) if resid.dtype.kind == "i" else middle)))
     return solve((np.abs(resid) <= max(3.0 * sigma, MIN_LEVEL)) & unclipped, (gain, offset))
 
 
