@@ -39,6 +39,7 @@ _COLOURS = {  # BGR
     "white": (235, 235, 235), "black": (30, 30, 30), "orange": (30, 130, 240), "purple": (140, 50, 120),
     "grey": (130, 130, 130), "brown": (40, 75, 120),
 }
+_SIDEWALK = (150, 150, 148)  # BGR: where people and dogs walk
 _SKIN = ((140, 170, 220), (100, 140, 190), (60, 90, 130), (170, 200, 235))
 _TROUSERS = ((60, 40, 30), (40, 40, 40), (120, 110, 100), (90, 60, 40))
 
@@ -235,7 +236,7 @@ def _background(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
     horizon, curb = int(0.58 * H), int(0.76 * H)
     wall = np.array(rng.choice([(150, 170, 190), (120, 140, 170), (170, 170, 165), (110, 120, 150)]), np.float32)
     img[:horizon] = wall
-    img[horizon:curb] = (150, 150, 148)        # sidewalk
+    img[horizon:curb] = _SIDEWALK
     img[curb:] = (75, 75, 78)                  # asphalt
     u8 = np.zeros((H, W, 3), np.uint8)
     # Bricks: mortar lines, staggered joints.

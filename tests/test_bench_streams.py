@@ -143,3 +143,18 @@ def test_a_visitor_is_alike_at_night_when_each_of_its_colours_comes_out_the_same
     assert not alike_at_night(visit_greys(visit("dog", "brown")), earlier)  # another kind
     assert alike_at_night(visit_greys(visit("person", "orange", 1, 2)), earlier)
     assert not alike_at_night(visit_greys(visit("person", "orange", 1, 0)), earlier)  # other trousers' grey
+
+
+def test_a_dog_is_faint_at_night_when_its_colour_comes_out_the_grey_of_the_sidewalk():
+    # demo_draws' "of them faint to this camera": an orange dog is the sidewalk's grey to an IR camera at night;
+    # a brown, black or white one is not, nor an orange person (skin and trousers) or car (windows and wheels)
+    from benchmarks.corpus_bench import faint_at_night, visit_greys
+    from edgefilter.demo import _Visit
+
+    def visit(kind, colour):
+        return _Visit(kind, colour, 0, 0.0, 1.0, 0.0, 0, 0.0, 1.0, 0, 0, (0, 0), "")
+
+    assert faint_at_night(visit_greys(visit("dog", "orange")))
+    assert not any(faint_at_night(visit_greys(visit("dog", c))) for c in ("brown", "black", "white"))
+    assert not faint_at_night(visit_greys(visit("person", "orange")))
+    assert not faint_at_night(visit_greys(visit("car", "orange")))

@@ -34,14 +34,27 @@ def test_two_runs_are_compared_draw_by_draw_and_each_way_counted():
     assert compare(base, base) == ["3 draws in both, 0 differ"]
 
 
+def test_a_count_that_only_one_of_two_runs_has_is_no_difference():
+    # a run saved before the "faint" counts existed compares with a new one on the counts both have
+    base = draws_of(run_text({1: counts(1, 3), 2: counts(0, 4)}))
+    new = draws_of(run_text({1: {**counts(1, 3), "faint": 2, "faint_missed": 1}, 2: {**counts(1, 4), "faint": 0}}))
+    assert compare(base, new) == ["default seed 2: missed 0 -> 1",
+                                  "default: 0 draws fewer missed, 1 draws more missed, 0 draws more redundant, "
+                                  "0 draws fewer redundant, 0 draws more best, 0 draws fewer best",
+                                  "2 draws in both, 1 differ"]
+
+
 def test_a_draw_is_listed_visitor_by_visitor_with_its_keeps_whole_or_cut():
     thing = SimpleNamespace
-    c = SimpleNamespace(things=[thing(name="red car", visible=(10, 20), whole=(14, 16), repeat=False, alike=False),
-                                thing(name="red car", visible=(40, 50), whole=(44, 46), repeat=True, alike=True),
-                                thing(name="dog", visible=(60, 70), whole=(62, 68), repeat=False, alike=True)],
+    c = SimpleNamespace(things=[thing(name="red car", visible=(10, 20), whole=(14, 16), repeat=False, alike=False,
+                                      faint=False),
+                                thing(name="red car", visible=(40, 50), whole=(44, 46), repeat=True, alike=True,
+                                      faint=False),
+                                thing(name="dog", visible=(60, 70), whole=(62, 68), repeat=False, alike=True,
+                                      faint=True)],
                         empty=np.array([i < 10 or 20 <= i < 40 or 50 <= i < 60 or i >= 70 for i in range(80)]))
     run = SimpleNamespace(kept=[0, 15, 19, 30, 65])
     assert listing(c, run) == ["red car: in view 10-19, whole 14-15: 15W 19C",
                                "red car: in view 40-49, whole 44-45 repeat: MISSED",
-                               "dog: in view 60-69, whole 62-67 alike: 65W",
+                               "dog: in view 60-69, whole 62-67 alike faint: 65W",
                                "empty street: 30 (the first frame, 0, aside)"]
