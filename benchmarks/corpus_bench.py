@@ -524,6 +524,28 @@ def filter_class_at(rev: str):
     return mod.NoveltyFilter
 
 
+def gate_class_at(rev: str):
+    """ChangeGate (the pre-gate) as it was at ``rev``, asking its change test of ``rev``'s filter
+    (:func:`filter_class_at`): a row of an older commit's filter runs that commit's pre-gate, and the filter finds
+    the pre-gate's answer for the same two thumbnails in the same memo (view.unchanged), as that commit's daemon
+    did. With today's gate beside an older filter, the two asked separate memos and the older filter paid a
+    change test a frame more than it did (filter_cost.py's rows read 25-40 % dearer)."""
+    name = f"edgefilter._gates_{rev}"
+    if name not in sys.modules:
+        filter_class_at(rev)
+        where = Path(tempfile.mkdtemp(prefix=f"gates-{rev}-"))
+        (where / "gates.py").write_bytes(subprocess.run(["git", "show", f"{rev}:edgefilter/gates.py"], cwd=ROOT,
+                                                         capture_output=True, check=True).stdout)
+        spec = importlib.util.spec_from_file_location(name, where / "gates.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)  # its relative imports find today's edgefilter: its view is set below
+        view = sys.modules.get(f"edgefilter._novelty_{rev}.view")
+        if view is not None and hasattr(mod, "unchanged"):
+            mod.unchanged = view.unchanged
+    return sys.modules[name].ChangeGate
+
+
 @dataclass
 class Method:
     name: str
@@ -573,7 +595,7 @@ def run_method(c: Corpus, f: Features, m: Method) -> Run:
                    region_count=f.cells.shape[1] if regional else 0,
                    region_dim=f.cells.shape[2] if regional else None)
     filt = new_filter()
-    gate = ChangeGate(GatesConfig()) if m.gate else None
+    gate = (gate_class_at(m.rev) if m.rev else ChangeGate)(GatesConfig()) if m.gate else None
     keys = s.keys
     n = len(keys)
     kept: list[int] = []

@@ -10,7 +10,7 @@ fill the cache; a stream not in the cache is embedded here), and the change test
 several times per frame: pre-gate, stillness, changed cells, known scenes) per call on the stream's
 consecutive thumbnails. Single-threaded wall time: compare rows, not machines. ``--revs``: the defaults
 (regions and pre-gate on) of today's filter and of each commit's (loaded from git as corpus_bench's rows
-are) side by side, taking turns ``--rounds`` times.
+are, each with its own commit's pre-gate: corpus_bench.gate_class_at) side by side, taking turns ``--rounds`` times.
 """
 from __future__ import annotations
 
