@@ -81,6 +81,27 @@ def test_change_gate_bounds_consecutive_skips():
     assert decisions == [False, True, True, True, False, True, True, True, False]
 
 
+def test_an_unchanged_scene_embedded_after_max_skip_is_compared_with_the_frame_it_began_with(monkeypatch):
+    # The filter asks its stillness of the still run's first frame; the pre-gate, keeping that frame as its
+    # reference through the embeds max_skip forces, asks of the same two thumbnails: one change test a frame
+    from edgefilter.novelty import view
+    asked = []
+    real = view.change_mask
+    monkeypatch.setattr(view, "change_mask", lambda f, b: asked.append(b) or real(f, b))
+    gate = ChangeGate(GatesConfig(max_skip=3))
+    frames = [noisy(scene(), i, sigma=2.0) for i in range(9)]
+    views = [view_thumbnail(f) for f in frames]
+    decisions = [gate.should_skip(grey_thumbnail(f), v) for f, v in zip(frames, views)]
+    assert decisions == [False, True, True, True, False, True, True, True, False]
+    assert len(asked) == 8 and all(b is views[0] for b in asked)
+    changed = frames[0].copy()
+    cv2.rectangle(changed, (200, 40), (260, 120), (250, 250, 250), -1)
+    changed_view = view_thumbnail(changed)
+    assert not gate.should_skip(grey_thumbnail(changed), changed_view)  # a change: the new reference
+    assert gate.should_skip(grey_thumbnail(changed), view_thumbnail(noisy(changed, 20, sigma=2.0)))
+    assert asked[-1] is changed_view
+
+
 def test_change_gate_on_by_default_and_off_at_zero():
     thumb = grey_thumbnail(scene())
     assert ChangeGate(GatesConfig()).active
