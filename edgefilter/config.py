@@ -170,9 +170,10 @@ class GatesConfig:
     blur: float = opt(0.0, "drop frames whose Laplacian variance is below this (0: off)", min=0.0)
     frozen: bool = opt(True, "drop a frame identical to the source's previous frame")
     skip_unchanged: float = opt(20.0, "pre-gate: skip the model for a frame in which no blob of pixels changed "
-                                      "beyond exposure, shake and noise since the last embedded frame, and whose "
-                                      "brightness-normalised thumbnail differs from it by less than this (mean "
-                                      "absolute difference, 0-255; 0: pre-gate off)", min=0.0, max=255.0)
+                                      "beyond exposure, shake and noise since the last frame embedded for a change "
+                                      "(an embed that max_skip forces leaves it), and whose brightness-normalised "
+                                      "thumbnail differs from it by less than this (mean absolute difference, "
+                                      "0-255; 0: pre-gate off)", min=0.0, max=255.0)
     max_skip: int = opt(30, "embed at least every this many frames even when the pre-gate would skip", min=1)
 
 

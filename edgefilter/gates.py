@@ -2,9 +2,9 @@
 
 :class:`QualityGate` drops frames no one wants (too dark, too bright, blurred,
 frozen, corrupt), each counted under its reason. :class:`ChangeGate` is the
-pre-gate: a frame whose grey thumbnail is certainly the same as the last *embedded*
-frame's skips the model and reuses that embedding, with a bound on how many frames in
-a row may skip. "Certainly the same" is two tests: the brightness-normalised mean
+pre-gate: a frame whose grey thumbnail is certainly the same as the last frame
+*embedded for a change* skips the model and reuses the last embedding, with a bound on how
+many frames in a row may skip (a frame embedded for that bound alone leaves the reference). "Certainly the same" is two tests: the brightness-normalised mean
 difference is small, and no blob of pixels changed beyond exposure, shake and noise
 (``novelty.view``: the same test that decides whether a scene went back to how it was).
 
@@ -92,11 +92,11 @@ def thumb_for_blur(image: np.ndarray) -> np.ndarray:
 
 
 class ChangeGate:
-    """Pre-gate: skip the model for frames certainly unchanged since the last embedded one."""
+    """Pre-gate: skip the model for frames certainly unchanged since the last one embedded for a change."""
 
     def __init__(self, cfg: GatesConfig):
         self.cfg = cfg
-        self._reference: np.ndarray | None = None  # normalised thumbnail of the last embedded frame
+        self._reference: np.ndarray | None = None  # normalised thumbnail of the last frame embedded for a change
         self._reference_view: np.ndarray | None = None  # its view thumbnail
         self._skipped = 0
 
