@@ -529,7 +529,7 @@ def gate_class_at(rev: str):
     (:func:`filter_class_at`): a row of an older commit's filter runs that commit's pre-gate, and the filter finds
     the pre-gate's answer for the same two thumbnails in the same memo (view.unchanged), as that commit's daemon
     did. With today's gate beside an older filter, the two asked separate memos and the older filter paid a
-    change test a frame more than it did (filter_cost.py's rows read 25-40 % dearer)."""
+    change test on the frames where its daemon found the pre-gate's answer (filter_cost.py's rows read it dearer)."""
     name = f"edgefilter._gates_{rev}"
     if name not in sys.modules:
         filter_class_at(rev)

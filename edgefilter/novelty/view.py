@@ -158,10 +158,10 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
     runs for every frame, several times."""
     b = background.ravel().astype(np.float64)
     f = frame.ravel().astype(np.float64)
-    # grey levels are whole numbers: the medians of them, of their differences and of residuals under a whole
-    # shift are taken of integers (_median counts them at once)
+    # grey levels (uint8 thumbnails) are whole numbers: the medians of them, of their differences and of residuals
+    # under a whole shift are taken of integers (_median counts them at once)
+    whole = background.dtype.kind in "iu" and frame.dtype.kind in "iu"
     bi, fi = background.ravel().astype(np.int32), frame.ravel().astype(np.int32)
-    whole = bool(np.array_equal(bi, b)) and bool(np.array_equal(fi, f))
     # clipped pixels (a white table under a brighter exposure) do not follow the gain: fit the others
     unclipped = (f > CLIP_LOW) & (f < CLIP_HIGH) & (b > CLIP_LOW) & (b < CLIP_HIGH)
     if unclipped.sum() < 16:
@@ -261,7 +261,7 @@ def _residual(frame: np.ndarray, background: np.ndarray, colour: bool = False, l
         return None
     f = frame.astype(np.float32)
     b = background.astype(np.float32)
-    gain, offset = _fit(b[::2, ::2], f[::2, ::2])  # a quarter of the pixels fit two numbers as well
+    gain, offset = _fit(background[::2, ::2], frame[::2, ::2])  # a quarter of the pixels fit two numbers as well
     # where the background may be clipped (a white table under a bright exposure) its true grey was at least
     # (at most) what it shows: a frame brighter there under a darker exposure (darker, under a brighter one)
     # shows that grey, not a change
