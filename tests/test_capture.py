@@ -197,7 +197,7 @@ def test_realtime_short_clip_on_the_real_clock(tmp_path):
     run_to_end(cap)
     elapsed = time.monotonic() - t0
     assert sink.indices() == list(range(8))
-    assert 0.25 < elapsed < 2.0  # 7 intervals of 40 ms, plus opening
+    assert 0.25 < elapsed < 10.0  # 7 intervals of 40 ms, plus opening (a loaded machine: slow, never early)
     # paced to the media clock: no frame comes before its time (a late one may be followed by a quicker
     # one that catches up, so gaps alone can be under 40 ms on a loaded machine)
     since_first = np.array([f.t_capture for f in sink.frames]) - sink.frames[0].t_capture
@@ -405,7 +405,7 @@ def test_stop_interrupts_a_long_backoff():
     assert wait_for(lambda: m.value("edgefilter_source_errors_total", source=NAME) == 1, 3)
     t0 = time.monotonic()
     cap.stop()
-    assert cap.join(2) and time.monotonic() - t0 < 1.0
+    assert cap.join(10) and time.monotonic() - t0 < 10.0  # not the 30 s backoff
     assert not cap.finished  # stopped, not exhausted
 
 

@@ -77,7 +77,7 @@ def test_recv_decodes_skips_malformed_and_times_out(server):
         assert sub.malformed == 1
         t0 = time.monotonic()
         assert sub.recv(0.3) is None
-        assert 0.25 < time.monotonic() - t0 < 2.0
+        assert 0.25 < time.monotonic() - t0 < 10.0  # its timeout, then None (slow under load, never early)
 
 
 def test_iteration_and_gap_tracking_per_source(server):
@@ -125,14 +125,14 @@ def test_record_stops_on_duration_and_stop_event_and_never_overwrites(server, tm
         server.send(frame_parts("..", 0, index=0))  # a legal source name that must not become a path
         t0 = time.monotonic()
         summary = sub.record(out, duration=0.5)
-        assert 0.4 < time.monotonic() - t0 < 3 and summary.frames == 1
+        assert 0.4 < time.monotonic() - t0 < 10 and summary.frames == 1
         assert (out / "_.." / "00000000_0.jpg").exists()
         server.send(frame_parts("..", 0, index=0))  # publisher restarted: same seq and index again
         stop = threading.Event()
         threading.Timer(0.5, stop.set).start()
         t0 = time.monotonic()
         summary = sub.record(out, stop_event=stop)
-        assert time.monotonic() - t0 < 3 and summary.frames == 1
+        assert time.monotonic() - t0 < 10 and summary.frames == 1
     assert (out / "_.." / "00000000_0-1.jpg").exists()
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 2  # appended, not truncated
 
