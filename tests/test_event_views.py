@@ -19,7 +19,7 @@ from edgefilter.demo import _background as demo_background
 from edgefilter.novelty import NoveltyFilter
 from edgefilter.novelty.events import FOLLOW_REACH, Candidate, Exact, Held, choose, half_in_view, track
 from edgefilter.novelty.known import Known
-from edgefilter.novelty.view import MASK_SIZE, MIN_LEVEL, Change, _median, change, change_mask, least_level, luma, unchanged, view_thumbnail
+from edgefilter.novelty.view import MASK_SIZE, MIN_LEVEL, Change, _kept_within, _least_median, _median, change, change_mask, least_level, luma, unchanged, view_thumbnail
 from scenes import H, W, street
 
 DIM = 32
@@ -528,6 +528,43 @@ def test_the_exposure_fits_median_by_counting_is_the_element_a_partition_puts_in
               np.concatenate([np.zeros(1800), rng.exponential(3.0, 1801)]), np.array([-5.0]), np.array([7, 7, 1])):
         middle = len(x) // 2
         assert _median(x) == float(np.partition(x, middle)[middle])
+
+
+def test_the_exposure_fit_picks_the_start_with_the_least_median_as_argmin_does_counting_where_it_can():
+    # _least_median takes the medians of whole numbers and counts float residuals against the least of them:
+    # the same index as np.argmin of every median (the first of equals), ties across int and float included
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        n = int(rng.integers(1, 60))
+        base = np.abs(rng.integers(-9, 10, n)).astype(np.int32)
+        values = []
+        for _ in range(4):
+            kind = rng.integers(0, 4)
+            if kind == 0:
+                values.append(np.abs(rng.integers(-9, 10, n)).astype(np.int32))
+            elif kind == 1:
+                values.append(base.astype(np.float64))  # the int's median exactly: a tie
+            elif kind == 2:
+                values.append(np.abs(rng.normal(0.0, 4.0, n)))
+            else:
+                values.append(base.copy())
+        expected = int(np.argmin([_median(x) for x in values]))
+        assert _least_median(values) == expected, (trial, [_median(x) for x in values])
+
+
+def test_the_second_fit_keeps_three_robust_sigmas_or_min_level_counting_where_the_spread_is_small():
+    # _kept_within skips the second median when more than half the spreads lie under what gives MIN_LEVEL:
+    # the same value as taking it, for int and float residuals, at the boundary too
+    rng = np.random.default_rng(6)
+    edge = MIN_LEVEL / (3.0 * 1.4826)
+    for x in (rng.integers(-3, 4, 3600).astype(np.int32), rng.integers(-40, 41, 3600).astype(np.int32),
+              rng.normal(0.0, 1.0, 3600), rng.normal(0.0, 9.0, 3600), np.concatenate([np.zeros(5), np.full(6, edge)]),
+              np.concatenate([np.zeros(5), np.full(6, np.nextafter(edge, 0.0))]), np.array([3.0, 3.0, 400.0]),
+              np.concatenate([np.zeros(5), np.full(5, 30.0)]), np.repeat(np.array([0, 30], np.int32), 5)):
+        middle = _median(x)
+        expected = max(3.0 * (1.4826 * _median(np.abs(x - (int(middle) if x.dtype.kind == "i" else middle)))),
+                       MIN_LEVEL)
+        assert _kept_within(x) == expected
 
 
 def test_a_thing_cut_by_the_border_counts_as_cut_where_its_edge_is_faint():

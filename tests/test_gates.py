@@ -164,3 +164,29 @@ def test_unchanged_answers_the_same_two_thumbnails_once_and_others_afresh(monkey
     assert len(calls) == 4
     assert not view.unchanged(thing, same)  # the same frame against another background: asked afresh
     assert len(calls) == 5
+
+
+def test_change_and_changed_cells_answer_the_same_two_thumbnails_once_and_lock_what_they_share(monkeypatch):
+    # An event's frames are asked change() by the test that opens or continues the event and again for its view;
+    # the region rule asks changed_cells() again where the pixels changed. One answer per pair of arrays (by
+    # identity) and question, read-only: every caller gets the same arrays. The exposure fit is shared by all three.
+    from edgefilter.novelty import view
+    stats, fits = [], []
+    real_stats, real_fit = view._blob_stats, view._fit
+    monkeypatch.setattr(view, "_blob_stats", lambda *a, **k: stats.append(1) or real_stats(*a, **k))
+    monkeypatch.setattr(view, "_fit", lambda b, f: fits.append(1) or real_fit(b, f))
+    base = view_thumbnail(scene())
+    with_thing = scene()
+    cv2.rectangle(with_thing, (150, 60), (230, 150), (255, 255, 255), -1)
+    thing = view_thumbnail(with_thing)
+    first = view.change(thing, base)
+    assert first.whole > 0 and view.change(thing, base) is first and len(stats) == 1
+    assert not first.mask.flags.writeable
+    cells = view.changed_cells(thing, base, 7, 7)
+    assert cells.any() and view.changed_cells(thing, base, 7, 7) is cells and len(stats) == 2
+    assert not cells.flags.writeable
+    assert view.changed_cells(thing, base, 7, 7, things=True) is not cells and len(stats) == 3  # another question
+    assert not view.unchanged(thing, base)
+    assert len(fits) == 1  # one exposure fit for the pair, whatever was asked of it
+    assert view.change(thing, base.copy()) == first and len(stats) == 4  # another array: asked afresh
+    assert len(fits) == 2

@@ -547,7 +547,7 @@ class NoveltyFilter:
             return None
         cells = changed_cells(view, background, side, side, things)
         if also is not None:
-            cells |= changed_cells(view, also, side, side)
+            cells = cells | changed_cells(view, also, side, side)
         return cells
 
     def _where_kept(self, keys: list[int], st: _SourceState, view: np.ndarray | None,

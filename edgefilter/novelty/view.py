@@ -52,6 +52,7 @@ grey all over looks still to them; a real one shows its shading, legs or wheels.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -136,7 +137,7 @@ def _median(x: np.ndarray) -> float:
     """The (upper) median: the element a partition puts at len(x) // 2, found by counting. Whole numbers (grey
     levels and their differences) are counted as they are; other values by buckets of a sixteenth of a grey
     level, then the bucket that holds the median alone is partitioned. The same value as a partition of the
-    whole array at a half to a third of its cost: the exposure fit takes nine medians of a 80x45 thumbnail's
+    whole array at a half to a third of its cost: the exposure fit takes up to nine medians of a 80x45 thumbnail's
     pixels a call, and runs two to three times a frame (the filter's largest cost)."""
     k = len(x) // 2
     low = x.min()
@@ -200,11 +201,44 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
             return fi - (bi + int(offset))
         return f - (gain * b + offset)
 
-    gain, offset = start[int(np.argmin([_median(np.abs(residual(g, o))) for g, o in start]))]
+    gain, offset = start[_least_median([np.abs(residual(g, o)) for g, o in start])]
     resid = residual(gain, offset)
+    return solve((np.abs(resid) <= _kept_within(resid)) & unclipped, (gain, offset))
+
+
+def _kept_within(resid: np.ndarray) -> float:
+    """How far from the fit the second fit's pixels may lie: three robust standard deviations of the residual
+    (1.4826 times the median distance from its median), never less than MIN_LEVEL. When more than half of those
+    distances are below what gives MIN_LEVEL (a hair under it, for rounding), their median is too: it need not
+    be taken (most fits: noise leaves a few grey levels)."""
     middle = _median(resid)
-    sigma = 1.4826 * _median(np.abs(resid - (int(middle) if resid.dtype.kind == "i" else middle)))
-    return solve((np.abs(resid) <= max(3.0 * sigma, MIN_LEVEL)) & unclipped, (gain, offset))
+    spread = np.abs(resid - (int(middle) if resid.dtype.kind == "i" else middle))
+    if np.count_nonzero(spread <= MIN_LEVEL / (3.0 * 1.4826) * (1.0 - 1e-9)) > len(spread) // 2:
+        return MIN_LEVEL
+    return max(3.0 * (1.4826 * _median(spread)), MIN_LEVEL)
+
+
+def _least_median(values: list[np.ndarray]) -> int:
+    """The index of the first of ``values`` (arrays of one size) with the least :func:`_median`, as np.argmin of
+    their medians, with fewer medians taken: those of whole numbers are cheap (counted), and a float array's median
+    is compared with theirs by counting its elements on either side (its median is at most ``v`` when more than half
+    of them are), a twentieth of the cost of taking it. Only float arrays that beat the whole numbers' least
+    median, two or more of them, are taken exactly."""
+    k = len(values[0]) // 2
+    exact = {i: _median(x) for i, x in enumerate(values) if x.dtype.kind in "iu"}
+    if not exact:
+        exact = {i: _median(x) for i, x in enumerate(values)}
+    j = min(exact, key=lambda i: (exact[i], i))
+    v = exact[j]
+    # an earlier index wins a tie: before j a median of v beats it, after j only a smaller one
+    beat = [i for i, x in enumerate(values)
+            if i not in exact and np.count_nonzero(x <= v if i < j else x < v) > k]
+    if len(beat) == 1:
+        return beat[0]
+    if beat:
+        exact = {i: _median(values[i]) for i in beat}
+        return min(exact, key=lambda i: (exact[i], i))
+    return j
 
 
 def _median_fit(b: np.ndarray, f: np.ndarray) -> tuple[float, float]:
@@ -261,7 +295,9 @@ def _residual(frame: np.ndarray, background: np.ndarray, colour: bool = False, l
         return None
     f = frame.astype(np.float32)
     b = background.astype(np.float32)
-    gain, offset = _fit(background[::2, ::2], frame[::2, ::2])  # a quarter of the pixels fit two numbers as well
+    # a quarter of the pixels fit two numbers as well; the same fit whatever is asked of the two thumbnails
+    gain, offset = _asked(("fit",), frame_colour, background_colour,
+                          lambda: _fit(background[::2, ::2], frame[::2, ::2]))
     # where the background may be clipped (a white table under a bright exposure) its true grey was at least
     # (at most) what it shows: a frame brighter there under a darker exposure (darker, under a brighter one)
     # shows that grey, not a change
@@ -383,7 +419,12 @@ def changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: in
     """Which cells of a rows x cols grid (row-major, as the regions graph's) hold changed pixels of a thing
     clear of the image border: what a shake moves in and out at the border is no new thing, and a thing
     that really comes in is whole a moment later. ``things``: only blobs of at least THING_SHARE of the
-    largest count (a speck beside a shadow is noise)."""
+    largest count (a speck beside a shadow is noise). Read-only: the answer is remembered (_asked)."""
+    return _asked(("cells", rows, cols, things), frame, background,
+                  lambda: _read_only(_changed_cells(frame, background, rows, cols, things)))
+
+
+def _changed_cells(frame: np.ndarray, background: np.ndarray, rows: int, cols: int, things: bool) -> np.ndarray:
     got = _blob_stats(frame, background)
     if got is None:
         return np.zeros(rows * cols, bool)
@@ -397,6 +438,10 @@ def change(frame: np.ndarray, background: np.ndarray) -> Change:
     (brightness alone when either is grey), above the least level of the scene's contrast (:func:`least_level`),
     each blob grown into what lies beside it above that level scaled by the contrast factor once more (at full
     contrast, none: see the module's docstring)."""
+    return _asked(("change",), frame, background, lambda: _change(frame, background))
+
+
+def _change(frame: np.ndarray, background: np.ndarray) -> Change:
     least = least_level(background)
     got = _blob_stats(frame, background, colour=True, least=least, grow=least / MIN_LEVEL)  # the contrast factor
     if got is None:
@@ -409,28 +454,44 @@ def change(frame: np.ndarray, background: np.ndarray) -> Change:
     rows, cols = labels.shape
     near = ~cut & ((x <= 1) | (y <= 1) | (x + w >= cols - 1) | (y + h >= rows - 1))
     return Change(int(areas[~cut].sum()), int(areas[cut].sum()), things, int(areas[near].sum()),
-                  (labels > 0).astype(np.uint8))
+                  _read_only((labels > 0).astype(np.uint8)))
 
 
-# The last answer of unchanged() per frame thumbnail, by identity: the pre-gate asks it of every frame on the
-# capture threads, and the filter thread asks it again of most frames against the same thumbnail (the scene it
-# was last still in), 1123 of 1500 frames on the demo stream. The weak references make a hit the same two
-# arrays, never a new array at a freed one's address; the oldest entries go first past the limit.
-_UNCHANGED: dict[int, tuple[weakref.ref, weakref.ref, bool]] = {}
-_UNCHANGED_LIMIT = 4096
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a``, locked: a remembered answer is shared by every caller that asks its question."""
+    a.flags.writeable = False
+    return a
+
+
+# Answers of unchanged(), change() and changed_cells() by the identity of the two thumbnails asked (and the question):
+# the pre-gate asks unchanged() of every frame on the capture threads, and the filter thread asks it again of most
+# frames against the same thumbnail (the scene it was last still in), 1123 of 1500 frames on the demo stream; an
+# event's frames are asked change() against the scene before it by the test that opens or continues the event and
+# again by the event's view of them (on that stream one change test in seven asked a pair asked before). The weak
+# references make a hit the same two arrays, never a new array at a freed one's address; the oldest entries go
+# first past the limit. Thumbnails are never written after they are made.
+_ASKED: dict[tuple, tuple[weakref.ref, weakref.ref, object]] = {}
+_ASKED_LIMIT = 4096
+
+
+def _asked(question: tuple, frame: np.ndarray, background: np.ndarray, answer: Callable[[], object]) -> object:
+    """``answer()``, or what it gave for these two arrays (by identity) and this question before (at this MIN_LEVEL:
+    change_nuisance.py --levels sets it)."""
+    key = (id(frame), id(background), MIN_LEVEL, *question)
+    hit = _ASKED.get(key)
+    if hit is not None and hit[0]() is frame and hit[1]() is background:
+        return hit[2]
+    result = answer()
+    if len(_ASKED) >= _ASKED_LIMIT:
+        try:
+            del _ASKED[next(iter(_ASKED))]
+        except (StopIteration, KeyError, RuntimeError):  # another thread changed it meanwhile
+            pass
+    _ASKED[key] = (weakref.ref(frame), weakref.ref(background), result)
+    return result
 
 
 def unchanged(frame: np.ndarray, background: np.ndarray) -> bool:
     """Certainly the same scene: no blob of change beyond exposure, shake and noise (the mask alone: the
     pre-gate asks this of every frame, and needs no blob statistics)."""
-    hit = _UNCHANGED.get(id(frame))
-    if hit is not None and hit[0]() is frame and hit[1]() is background:
-        return hit[2]
-    result = change_mask(frame, background) is None
-    if len(_UNCHANGED) >= _UNCHANGED_LIMIT:
-        try:
-            del _UNCHANGED[next(iter(_UNCHANGED))]
-        except (StopIteration, KeyError, RuntimeError):  # another thread changed it meanwhile
-            pass
-    _UNCHANGED[id(frame)] = (weakref.ref(frame), weakref.ref(background), result)
-    return result
+    return _asked(("unchanged",), frame, background, lambda: change_mask(frame, background) is None)
