@@ -19,7 +19,7 @@ from edgefilter.demo import _background as demo_background
 from edgefilter.novelty import NoveltyFilter
 from edgefilter.novelty.events import FOLLOW_REACH, Candidate, Exact, Held, choose, half_in_view, track
 from edgefilter.novelty.known import Known
-from edgefilter.novelty.view import MASK_SIZE, MIN_LEVEL, Change, _kept_within, _least_median, _median, change, change_mask, least_level, luma, unchanged, view_thumbnail
+from edgefilter.novelty.view import MASK_SIZE, MIN_LEVEL, NOISE_K, Change, _kept_within, _least_median, _median, _sigmas_at_least, change, change_mask, least_level, luma, unchanged, view_thumbnail
 from scenes import H, W, street
 
 DIM = 32
@@ -565,6 +565,19 @@ def test_the_second_fit_keeps_three_robust_sigmas_or_min_level_counting_where_th
         expected = max(3.0 * (1.4826 * _median(np.abs(x - (int(middle) if x.dtype.kind == "i" else middle)))),
                        MIN_LEVEL)
         assert _kept_within(x) == expected
+
+
+def test_the_change_level_takes_the_residuals_median_only_where_it_can_lift_the_level_float32_included():
+    # _residual's level is NOISE_K robust sigmas of the float32 mask residual, never below the least level: counted
+    # first, the median taken only when more than half the residual could lift it. At the boundary the product can
+    # round a hair past the floor: the bound keeps a margin (float32 values and float64 ones, just either side)
+    rng = np.random.default_rng(7)
+    for floor in (8.0, 10.2, 10.8, 16.0, *rng.uniform(5.0, 16.0, 200)):
+        edge = floor / (NOISE_K * 1.4826)
+        for x in (np.full(11, np.float32(edge)), np.full(11, np.nextafter(np.float32(edge), np.float32(0))),
+                  np.full(11, edge), np.full(11, np.nextafter(edge, 0.0)),
+                  rng.exponential(edge, 2304).astype(np.float32), np.concatenate([np.zeros(5), np.full(6, edge)])):
+            assert _sigmas_at_least(x, NOISE_K, floor) == max(NOISE_K * (1.4826 * _median(x)), floor), (floor, x[:3])
 
 
 def test_a_thing_cut_by_the_border_counts_as_cut_where_its_edge_is_faint():

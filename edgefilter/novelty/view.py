@@ -208,14 +208,18 @@ def _fit(background: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
 
 def _kept_within(resid: np.ndarray) -> float:
     """How far from the fit the second fit's pixels may lie: three robust standard deviations of the residual
-    (1.4826 times the median distance from its median), never less than MIN_LEVEL. When more than half of those
-    distances are below what gives MIN_LEVEL (a hair under it, for rounding), their median is too: it need not
-    be taken (most fits: noise leaves a few grey levels)."""
+    (1.4826 times the median distance from its median), never less than MIN_LEVEL."""
     middle = _median(resid)
-    spread = np.abs(resid - (int(middle) if resid.dtype.kind == "i" else middle))
-    if np.count_nonzero(spread <= MIN_LEVEL / (3.0 * 1.4826) * (1.0 - 1e-9)) > len(spread) // 2:
-        return MIN_LEVEL
-    return max(3.0 * (1.4826 * _median(spread)), MIN_LEVEL)
+    return _sigmas_at_least(np.abs(resid - (int(middle) if resid.dtype.kind == "i" else middle)), 3.0, MIN_LEVEL)
+
+
+def _sigmas_at_least(spread: np.ndarray, k: float, floor: float) -> float:
+    """``max(k * (1.4826 * _median(spread)), floor)``: ``k`` robust standard deviations, never below ``floor``.
+    When more than half of ``spread`` lies below what gives ``floor`` (a hair under it, for rounding),
+    its median does too, and it need not be taken (most frames: noise leaves a few grey levels)."""
+    if np.count_nonzero(spread <= floor / (k * 1.4826) * (1.0 - 1e-6)) > len(spread) // 2:
+        return floor
+    return max(k * (1.4826 * _median(spread)), floor)
 
 
 def _least_median(values: list[np.ndarray]) -> int:
@@ -319,8 +323,7 @@ def _residual(frame: np.ndarray, background: np.ndarray, colour: bool = False, l
     # the noise left after the shake tolerance (the fit's own residual is mostly shake on textured scenes);
     # capped: when most of the image changed (another person, another view) the median residual is that
     # change, not noise, and an uncapped threshold rose above it and called the new scene unchanged
-    sigma = 1.4826 * _median(residual.ravel())
-    return residual, min(max(MIN_LEVEL if least is None else least, NOISE_K * sigma), MAX_LEVEL)
+    return residual, min(_sigmas_at_least(residual.ravel(), NOISE_K, MIN_LEVEL if least is None else least), MAX_LEVEL)
 
 
 def least_level(background: np.ndarray) -> float:
