@@ -661,7 +661,7 @@ def alike_at_night(grey: tuple, earlier: list[tuple]) -> bool:
     each colour part's grey within the sensor noise once the contrast is halved (5 grey levels at night, 10 by
     day). Red, blue, purple and brown (greys 81-88) come out the same: a red car after a brown one is a repeat to
     that camera, which no rule can tell apart by its pixels."""
-    tol = LookOrigin.NIGHT_NOISE / LookOrigin.NIGHT_CONTRAST
+    tol = night_tolerance()
     return any(e[0] == grey[0] and len(e) == len(grey) and max(abs(x - y) for x, y in zip(e[1:], grey[1:])) <= tol
                for e in earlier)
 
@@ -672,8 +672,13 @@ def faint_at_night(grey: tuple) -> bool:
     dog (grey 151.5, the sidewalk 149.4) shows only where it passes something darker (the door, a bin, a darker
     wall), and by its eye and its thin shadow. People are drawn in three colours, cars with windows and wheels."""
     from edgefilter.demo import _SIDEWALK
-    tol = LookOrigin.NIGHT_NOISE / LookOrigin.NIGHT_CONTRAST
-    return grey[0] == "dog" and abs(grey[1] - visit_grey(_SIDEWALK)) <= tol
+    return grey[0] == "dog" and abs(grey[1] - visit_grey(_SIDEWALK)) <= night_tolerance()
+
+
+def night_tolerance() -> float:
+    """Day grey levels within which an IR camera at night (streams.LookOrigin) cannot tell two colours apart: its
+    sensor noise, once the contrast is halved."""
+    return LookOrigin.NIGHT_NOISE / LookOrigin.NIGHT_CONTRAST
 
 
 def score_objects(c: Corpus, r: Run) -> dict:

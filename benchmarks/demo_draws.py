@@ -105,6 +105,7 @@ def compare(base: dict, new: dict) -> list[str]:
     lines = []
     tally: dict[str, dict[str, int]] = {}
     common = sorted(set(base) & set(new))  # (method, seed)
+
     def same(a: dict, b: dict) -> bool:  # a count one run has and the other's script did not is no difference
         return all(a[k] == b[k] for k in a.keys() & b.keys())
 
@@ -112,7 +113,8 @@ def compare(base: dict, new: dict) -> list[str]:
         a, b = base[key], new[key]
         if same(a, b):
             continue
-        lines.append(f"{key[0]} seed {key[1]}: " + ", ".join(f"{k} {a[k]} -> {b[k]}" for k in a if a[k] != b.get(k, a[k])))
+        lines.append(f"{key[0]} seed {key[1]}: "
+                     + ", ".join(f"{k} {a[k]} -> {b[k]}" for k in a if a[k] != b.get(k, a[k])))
         t = tally.setdefault(key[0], dict.fromkeys(("fewer missed", "more missed", "more redundant",
                                                      "fewer redundant", "more best", "fewer best"), 0))
         for k in ("missed", "redundant", "best"):
