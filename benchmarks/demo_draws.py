@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="*", help="method name prefixes (default: all three rows)")
     ap.add_argument("--looks", nargs="*", default=[], choices=["mirror", "night"],
                     help="the draws seen by another camera (streams.LookOrigin): mirrored, an IR camera at night")
+    ap.add_argument("--fps", type=float, default=5.0,
+                    help="frames a second of each draw (default 5; a camera's own rate is often 25-30)")
     ap.add_argument("--list", type=int, metavar="SEED", help="one draw's visitors and the default's keeps")
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("BASE", "NEW"), help="two saved runs, draw by draw")
     args = ap.parse_args(argv)
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(compare(*(draws_of(p.read_text()) for p in args.compare))))
         return 0
     if args.list is not None:
-        c = demo_corpus(seed=args.list, split="listed", looks=tuple(args.looks))
+        c = demo_corpus(seed=args.list, fps=args.fps, split="listed", looks=tuple(args.looks))
         print("\n".join(listing(c, run_method(c, features(c.stream, args.cache), Method("default", FilterConfig())))))
         return 0
     naive = methods()[0]
@@ -153,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
           "of them faint to this camera (of how many) | of them never whole | recall | recall of the others | "
           "best view | redundant |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    fps_words = "" if args.fps == 5.0 else f", {args.fps:g} fps"
     splits = ([("tuning", args.tune)] if args.tune else []) + [("held out", r) for r in args.held_out.split(",") if r]
     for split, text in splits:
         total = {m.name: dict.fromkeys(("visitors", "kept", "missed", "best", "redundant", "repeats", "alike",
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                  for m in rows}
         draws = seeds(text)
         for seed in draws:
-            c = demo_corpus(seed=seed, split=split, looks=tuple(args.looks))
+            c = demo_corpus(seed=seed, fps=args.fps, split=split, looks=tuple(args.looks))
             f = features(c.stream, args.cache)
             for m in rows:
                 got = score(c, run_method(c, f, m))
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in rows:
             t = total[m.name]
             n = max(t["visitors"], 1)
-            print(f"| {split} (seeds {text}) | {m.name} | {len(draws)} | {t['visitors']} | {t['kept']} | "
+            print(f"| {split} (seeds {text}{fps_words}) | {m.name} | {len(draws)} | {t['visitors']} | {t['kept']} | "
                   f"{t['missed']} | {t['repeats']} | {t['alike']} | {t['faint_missed']} ({t['faint']}) | "
                   f"{t['never_whole']} | {1 - t['missed'] / n:.3f} | "
                   f"{1 - (t['missed'] - t['faint_missed']) / max(n - t['faint'], 1):.3f} | "
