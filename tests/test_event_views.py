@@ -990,6 +990,25 @@ def test_a_car_driving_on_barely_past_its_events_frames_is_not_kept_again_and_a_
     assert len(kept) == 3 and kept[:2] == [0, 30] and kept[2] >= 42, kept
 
 
+def test_a_car_driving_on_past_its_events_frames_a_step_at_a_time_is_not_kept_again():
+    # At 30 fps an event fades a sixth of a second after its car began to leave (settle_frames frames), and the
+    # car driving on moved the whole image, step by step, past RENOVEL x the threshold from the event's frames: it
+    # was kept again as it left (demo draw 343 at 30 fps, finding 52). Each step is near the frame before, and each
+    # frame shows the followed thing alone: the rest of the visit. A bigger car there is still new.
+    def kept(bigger: bool) -> list[int]:
+        rng, bg, first, steps = after_a_car_drove_away(16)
+        v = at_distance(first, E[6], 0.10)
+        for j in range(10):
+            w, h = (300, 150) if bigger else (110 - 2 * j, 55 - j)
+            steps.append((shaken(with_box(bg, 300 - w // 2 + 12 * j, 300 - h, w, h, (25, 25, 25)), rng), v))
+            v = at_distance(v, E[7 + j], 0.06)  # 0.06 from the step before; 0.21 from the event's frames at the third
+        return kept_frames(steps + [(shaken(bg, rng), E[0])] * 30)
+
+    assert kept(bigger=False) == [0, 30]
+    again = kept(bigger=True)
+    assert len(again) == 3 and again[:2] == [0, 30] and again[2] >= 42, again
+
+
 def test_the_best_view_prefers_a_thing_clear_of_the_border_to_a_larger_one_just_inside_it():
     # A walker 15 px inside the left border is whole to the 64x36 change mask (a mask pixel is 10 px) but
     # may be cut to a person's eye; there it is a little larger (nearer the camera). Things a mask pixel from

@@ -133,7 +133,8 @@ class Recent:
     against the kept set but like one of these (whole image) continues that event instead of opening a
     new one, until the scene is still or no such frame came for max_hold_s. None is remembered of an event
     whose thing left the view before it closed (:func:`left`). A still scene that still shows the thing (a car
-    stopped in view: :func:`stays`) does not end it."""
+    stopped in view: :func:`stays`) does not end it. The frames since that showed its thing alone (``trail``, at
+    most RECENT_FRAMES) count too for the next one that does: a car driving on, step by step."""
 
     vectors: np.ndarray            # (M, dim) unit
     until_ts: float
@@ -143,6 +144,7 @@ class Recent:
     lost: int = 0                  # frames since one showed it
     least: int = 1                 # the fewest pixels that show its thing (see least_of)
     size: int = 0                  # changed pixels of its kept frame (a thing driving away shows fewer)
+    trail: list[np.ndarray] = field(default_factory=list)  # latest frames since that showed it alone (vectors)
 
 
 class Exact(NamedTuple):

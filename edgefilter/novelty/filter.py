@@ -484,8 +484,9 @@ class NoveltyFilter:
         against the kept set too: its thing is still in view (a signer who stays, moving her hands, never
         still). A frame novel by its pixels alone (``thing``: the embedding moved less than the threshold)
         belongs to it while the memory is alive: the scene has not looked as before since, so its thing is
-        still in view (a car driving away, small in the distance). The memory ends when its thing has left the view
-        (:meth:`_still_shows`), whatever else is in it."""
+        still in view (a car driving away, small in the distance). A frame that shows the followed thing alone is
+        also compared with the frames since that did (``Recent.trail``): a car driving on, step by step. The memory
+        ends when its thing has left the view (:meth:`_still_shows`), whatever else is in it."""
         recent = st.last_event
         if recent is None or it.ts > recent.until_ts:
             st.last_event = None
@@ -499,11 +500,17 @@ class NoveltyFilter:
         near = 1.0 - recent.vectors @ it.vector
         # Barely past the event's frames (RENOVEL) and showing its followed thing alone: the rest of its visit. A
         # car driving away shrinks, and its embedding moves past the threshold; where change() sees more of it
-        # (a low-contrast road, its least level lowered) the car leaving was kept again (finding 43).
-        if not thing and not (near <= threshold).any() and not (
-                (near <= RENOVEL * threshold).any() and self._only_its_thing(recent, shown)):
+        # (a low-contrast road, its least level lowered) the car leaving was kept again (finding 43). Barely past
+        # the frames since that showed it alone, too: at 30 fps an event fades a sixth of a second after its car
+        # began to leave, and the car driving on moved past the event's frames (finding 52).
+        alone = self._only_its_thing(recent, shown)
+        if not thing and not (near <= threshold).any() and not (alone and (
+                (near <= RENOVEL * threshold).any()
+                or (recent.trail and (np.stack(recent.trail) @ it.vector >= 1.0 - RENOVEL * threshold).any()))):
             return False
         recent.until_ts = it.ts + cfg.max_hold_s
+        if alone:
+            recent.trail = recent.trail[1 - RECENT_FRAMES:] + [it.vector]
         return True
 
     @staticmethod
