@@ -1606,14 +1606,3 @@ def test_a_thing_lost_for_a_frame_is_looked_for_a_step_farther_and_no_farther_ho
     far_on = Change(whole=20, things=1, mask=blob_at(24 + 3 * FOLLOW_REACH + 1))
     found, lost = track(where, 5, far_on, 10)
     assert lost == 6 and (found == where).all(), "a thing lost for five frames is not looked for five steps off"
-
-
-def test_a_faint_walker_the_per_frame_test_misses_once_after_her_event_is_still_the_same_visit():
-    # At 30 fps a faint walker's event closed while she was in view, and the memory of her visit followed her; in
-    # one frame in the middle of the view the per-frame test (at the day's level) saw the street as it was before
-    # her event, and that ended the memory: her next frames, novel against her keep as she walked on, were kept a
-    # second time (demo draw 348 at 30 fps, finding 52). A thing leaves the view at its border (events.gone): one
-    # last followed away from it is still there.
-    steps, start, xs = walking_by(38, 30, 0.09, lambda j: None if j == 14 else (40, 110))
-    kept = kept_frames(steps, FilterConfig(max_hold_s=1.0))
-    assert kept[0] == 0 and len(kept) == 2 and start <= kept[1] < start + 14, kept

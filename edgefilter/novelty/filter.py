@@ -407,11 +407,8 @@ class NoveltyFilter:
             return still
         if recent.background is not None and unchanged(it.view, recent.background):
             # the scene looks as it did before that event: its thing has left, even if something moved since
-            # (the next visitor may be in view before the street was still for settle_frames); unless it was last
-            # followed away from the border: a thing does not leave from the middle of the view (a faint walker whom
-            # this test, at the day's level, missed for one frame of 30: finding 52)
-            if recent.where is None or could_leave(recent.where):
-                st.last_event = None
+            # (the next visitor may be in view before the street was still for settle_frames)
+            st.last_event = None
         elif still and not stays(recent, it.view, st.known.saw):
             st.last_event = None  # whatever was passing has left or stopped out of sight: the next change is new
         return still
