@@ -5,8 +5,9 @@ frozen, corrupt), each counted under its reason. :class:`ChangeGate` is the
 pre-gate: a frame whose grey thumbnail is certainly the same as the last frame
 *embedded for a change* skips the model and reuses the last embedding, with a bound on how
 many frames in a row may skip (a frame embedded for that bound alone leaves the reference).
-"Certainly the same" is two tests: the brightness-normalised mean difference is small, and no blob of pixels changed beyond exposure, shake and noise
-(``novelty.view``: the same test that decides whether a scene went back to how it was).
+"Certainly the same" is two tests: the brightness-normalised mean difference is small, and no
+blob of pixels changed beyond exposure, shake and noise (``novelty.view``: the same test that
+decides whether a scene went back to how it was).
 
 Both keep per-source state and are used from that source's capture thread only.
 """

@@ -164,6 +164,11 @@ class Pick:
     how: str         # "settled" | "best view"
 
 
+def latest_with(vectors: list[np.ndarray], v: np.ndarray) -> list[np.ndarray]:
+    """``vectors`` and then ``v``: the latest RECENT_FRAMES of them, oldest first."""
+    return vectors[1 - RECENT_FRAMES:] + [v]
+
+
 def returned(cand: Candidate) -> bool | None:
     """Whether the scene at the end of the event looks as it did before it (None: no thumbnails)."""
     last = cand.frames[-1]

@@ -16,8 +16,8 @@ from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
 from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Recent, choose, could_leave,
-                     fading, followed, gone, half_in_view, left, mostly_cut, on_its_way_in, returned, shows_thing,
-                     stays, track, view_of)
+                     fading, followed, gone, half_in_view, latest_with, left, mostly_cut, on_its_way_in, returned,
+                     shows_thing, stays, track, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -294,7 +294,7 @@ class NoveltyFilter:
                 thing = novel = shows_thing(shown)
                 # a large change cut by the border, novel past settle_ratio: something is coming in
                 if shown.edge >= CUT_PIXELS:
-                    st.coming_in = st.coming_in[1 - RECENT_FRAMES:] + [it.vector]
+                    st.coming_in = latest_with(st.coming_in, it.vector)
             elif st.coming_in:
                 # ... and shows whole now, though the embedding takes it for a thing kept before (a car like a car
                 # kept, novel only while the border cut it): an event, which keeps a whole view or nothing
@@ -506,11 +506,11 @@ class NoveltyFilter:
         alone = self._only_its_thing(recent, shown)
         if not thing and not (near <= threshold).any() and not (alone and (
                 (near <= RENOVEL * threshold).any()
-                or (recent.trail and (np.stack(recent.trail) @ it.vector >= 1.0 - RENOVEL * threshold).any()))):
+                or (recent.trail and (1.0 - np.stack(recent.trail) @ it.vector <= RENOVEL * threshold).any()))):
             return False
         recent.until_ts = it.ts + cfg.max_hold_s
         if alone:
-            recent.trail = recent.trail[1 - RECENT_FRAMES:] + [it.vector]
+            recent.trail = latest_with(recent.trail, it.vector)
         return True
 
     @staticmethod
