@@ -143,8 +143,10 @@ class Recent:
     where: np.ndarray | None = None  # change mask of its thing in the latest frame that had it (see track)
     lost: int = 0                  # frames since one showed it
     least: int = 1                 # the fewest pixels that show its thing (see least_of)
+    shown_ts: float = -math.inf    # the latest frame that showed it (see followed)
     size: int = 0                  # changed pixels of its kept frame (a thing driving away shows fewer)
     trail: list[np.ndarray] = field(default_factory=list)  # latest frames since that showed it alone (vectors)
+    as_before_from: float | None = None  # the first of the latest frames in a row that looked as before it
 
 
 class Exact(NamedTuple):
@@ -313,17 +315,33 @@ def scene_of(cand: Candidate, run: list[Held]) -> views.Change:
     return max((view_of(cand, h) for h in run), key=lambda v: v.edge)
 
 
-def stays(recent: Recent, view: np.ndarray | None, saw: Callable[[float, np.ndarray], bool]) -> bool:
+def stays(recent: Recent, view: np.ndarray | None, saw: Callable[[float, np.ndarray], bool],
+          briefly: bool = False) -> bool:
     """Whether a still scene still shows the thing of the event decided last (a car stopped in view): it differs
     from the scene before that event by at least STAYING_PIXELS, whole or cut by the border, and was not seen
     before that event began (``saw(ts, view)``). The street as it was before a car parked at the border drove
     off differs from the scene with the car by the hole it left; it is no thing staying (demo seed 103: a dog
     running by was taken for the rest of that car's visit). A smaller change is no car: a speck left in the
-    scene made a second dog the rest of the first one's visit (finding 28)."""
+    scene made a second dog the rest of the first one's visit (finding 28). A smaller thing stays ``briefly``
+    (the scene has been still for less than max_hold_s) where its followed mask (``recent.where``, found in the
+    frame before) still shows at least HALF_VIEW of its kept frame's change: a dog that stops for a second and a
+    half shows as much as when it was kept, fewer pixels than a car (demo draws 345 and 346 at 30 fps, where a
+    still run settles in 0.3 s: kept again as it ran on, finding 53). A bottle put down stays for minutes: a state
+    of its own, and the hand that moves it next is a new event (bottle irregular holds 3)."""
     if recent.background is None or view is None:
         return False
     shown = views.change(view, recent.background)
-    return max(shown.whole, shown.edge) >= STAYING_PIXELS and not saw(recent.began, view)
+    return ((max(shown.whole, shown.edge) >= STAYING_PIXELS or (briefly and still_there(recent, shown)))
+            and not saw(recent.began, view))
+
+
+def still_there(recent: Recent, shown: views.Change) -> bool:
+    """Whether ``shown`` has the followed thing of the event decided last where the frame before had it, by at
+    least HALF_VIEW of its kept frame's change and KNOWN_PIXELS (a speck left where it stood is no thing)."""
+    if recent.where is None or recent.lost or shown.mask is None:
+        return False
+    there = int((shown.mask.astype(bool) & recent.where.astype(bool)).sum())
+    return there >= max(KNOWN_PIXELS, HALF_VIEW * recent.size)
 
 
 def follow(where: np.ndarray, shown: views.Change, lost: int) -> np.ndarray | None:
@@ -370,19 +388,21 @@ def track(where: np.ndarray, lost: int, shown: views.Change, least: int) -> tupl
     return now, 0 if int(now.sum()) >= least else lost + 1
 
 
-def followed(cand: Candidate, picked: Held) -> tuple[np.ndarray | None, int, int]:
+def followed(cand: Candidate, picked: Held) -> tuple[np.ndarray | None, int, int, float]:
     """The thing of the event's kept frame followed through its later frames (:func:`track`): its mask in the
     latest frame that had it, how many frames in a row have not shown it (None: the kept frame shows no change
-    to follow), and the fewest pixels that show it (:func:`least_of`)."""
+    to follow), the fewest pixels that show it (:func:`least_of`), and when a frame last showed it."""
     where = view_of(cand, picked).mask
     least = least_of(where) if where is not None else 1
     lost = 0
+    shown_ts = picked.ts
     after = False
     for h in cand.frames:  # by identity, as left() walks them
         if after and where is not None:
             where, lost = track(where, lost, view_of(cand, h), least)
+            shown_ts = h.ts if lost == 0 else shown_ts
         after = after or h is picked
-    return where, lost, least
+    return where, lost, least, shown_ts
 
 
 def left(cand: Candidate, picked: Held) -> bool:

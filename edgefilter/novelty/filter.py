@@ -407,10 +407,18 @@ class NoveltyFilter:
             return still
         if recent.background is not None and unchanged(it.view, recent.background):
             # the scene looks as it did before that event: its thing has left, even if something moved since
-            # (the next visitor may be in view before the street was still for settle_frames)
-            st.last_event = None
-        elif still and not stays(recent, it.view, st.known.saw):
-            st.last_event = None  # whatever was passing has left or stopped out of sight: the next change is new
+            # (the next visitor may be in view before the street was still for settle_frames); once it has looked
+            # so for SETTLE_S, not at the first such frame: at 30 fps the per-frame test missed a faint walker for
+            # a frame or two, and she was kept again (demo draws 342 and 348 at 30 fps, finding 53)
+            if recent.as_before_from is None:
+                recent.as_before_from = it.ts
+            elif it.ts - recent.as_before_from >= SETTLE_S:
+                st.last_event = None
+        else:
+            recent.as_before_from = None
+            briefly = it.ts - st.still_from < self.cfg_of(it.source).max_hold_s
+            if still and not stays(recent, it.view, st.known.saw, briefly):
+                st.last_event = None  # whatever was passing has left or stopped out of sight: the next change is new
         return still
 
     def _renews(self, st: _SourceState, it: _Item, cfg: FilterConfig) -> bool:
@@ -492,7 +500,7 @@ class NoveltyFilter:
             st.last_event = None
             return False
         shown = self._shown_since(recent, it)  # one change test, for following its thing and for the rule below
-        if not self._still_shows(cfg, recent, shown):
+        if not self._still_shows(cfg, recent, shown, it.ts):
             st.last_event = None
             return False
         # The whole image only: a thing that moves on enters other region cells, which are new to the cells
@@ -533,15 +541,19 @@ class NoveltyFilter:
         return int(other.sum()) < KNOWN_PIXELS
 
     @staticmethod
-    def _still_shows(cfg: FilterConfig, recent: Recent, shown: Change | None) -> bool:
+    def _still_shows(cfg: FilterConfig, recent: Recent, shown: Change | None, ts: float) -> bool:
         """Whether the thing of the event decided last is still in view (``shown``: what the frame shows, see
         :meth:`_shown_since`), followed from frame to frame from its kept frame (events.track): settle_frames
-        frames in a row without it and it has left, whatever else moves."""
+        frames in a row and SETTLE_S without it and it has left, whatever else moves."""
         if shown is None:
             return True
         recent.where, recent.lost = track(recent.where, recent.lost, shown, recent.least)
+        if recent.lost == 0:
+            recent.shown_ts = ts
         # it went out of view where it could (at the border), or the mask has not shown it for settle_frames frames
-        return recent.lost == 0 or (not could_leave(recent.where) and recent.lost < cfg.settle_frames)
+        # and SETTLE_S (at 30 fps the mask lost a faint walker at night for five frames: finding 53)
+        return recent.lost == 0 or (not could_leave(recent.where)
+                                    and (recent.lost < cfg.settle_frames or ts - recent.shown_ts < SETTLE_S))
 
     def _where(self, view: np.ndarray | None, background: np.ndarray | None,
                also: np.ndarray | None = None, things: bool = False) -> np.ndarray | None:
