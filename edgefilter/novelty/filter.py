@@ -31,6 +31,13 @@ GLOBAL_SCOPE = "*"
 SETTLE_S = 0.3
 
 
+def lasted(frames: int, since: float, ts: float, cfg: FilterConfig) -> bool:
+    """Whether a state seen for ``frames`` frames after the one at ``since`` has lasted: settle_frames frames and
+    SETTLE_S (at 30 fps 5 frames are a sixth of a second: a walker moves too little in them, and the mask may miss
+    a faint one for as long)."""
+    return frames >= cfg.settle_frames and ts - since >= SETTLE_S
+
+
 @dataclass(frozen=True)
 class Decision:
     keep: bool
@@ -373,7 +380,7 @@ class NoveltyFilter:
         # a car stopped half out of view after the event showed it whole is no state to settle on
         # (unless the still scene is one seen before the event: the street a car parked at the border drove off);
         # nor, until max_hold_s, a car stopped half in view on its way in, never whole yet
-        still_run = cand.still >= cfg.settle_frames and it.ts - st.still_from >= SETTLE_S
+        still_run = lasted(cand.still, st.still_from, it.ts, cfg)
         waiting = (still_run and it.ts - cand.frames[0].ts < cfg.max_hold_s and on_its_way_in(cand, cfg.settle_ratio))
         cand.waited = cand.waited or waiting
         settled = (still_run and not waiting
@@ -401,7 +408,8 @@ class NoveltyFilter:
             st.still_frames += 1
         else:
             st.previous_view, st.still_from, st.still_frames = it.view, it.ts, 0
-        still = st.still_frames >= self.cfg_of(it.source).settle_frames and it.ts - st.still_from >= SETTLE_S
+        cfg = self.cfg_of(it.source)
+        still = lasted(st.still_frames, st.still_from, it.ts, cfg)
         recent = st.last_event
         if recent is None:
             return still
@@ -416,7 +424,7 @@ class NoveltyFilter:
                 st.last_event = None
         else:
             recent.as_before_from = None
-            briefly = it.ts - st.still_from < self.cfg_of(it.source).max_hold_s
+            briefly = it.ts - st.still_from < cfg.max_hold_s
             if still and not stays(recent, it.view, st.known.saw, briefly):
                 st.last_event = None  # whatever was passing has left or stopped out of sight: the next change is new
         return still
@@ -552,8 +560,7 @@ class NoveltyFilter:
             recent.shown_ts = ts
         # it went out of view where it could (at the border), or the mask has not shown it for settle_frames frames
         # and SETTLE_S (at 30 fps the mask lost a faint walker at night for five frames: finding 53)
-        return recent.lost == 0 or (not could_leave(recent.where)
-                                    and (recent.lost < cfg.settle_frames or ts - recent.shown_ts < SETTLE_S))
+        return recent.lost == 0 or (not could_leave(recent.where) and not lasted(recent.lost, recent.shown_ts, ts, cfg))
 
     def _where(self, view: np.ndarray | None, background: np.ndarray | None,
                also: np.ndarray | None = None, things: bool = False) -> np.ndarray | None:
