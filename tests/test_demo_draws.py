@@ -58,3 +58,14 @@ def test_a_draw_is_listed_visitor_by_visitor_with_its_keeps_whole_or_cut():
                                "red car: in view 40-49, whole 44-45 repeat: MISSED",
                                "dog: in view 60-69, whole 62-67 alike faint: 65W",
                                "empty street: 30 (the first frame, 0, aside)"]
+
+
+def test_events_given_up_are_counted_for_the_missed_visitor_in_view_or_for_one_kept_elsewhere():
+    from benchmarks.given_up import for_others, while_in_view
+    walker, dog = SimpleNamespace(visible=(100, 130)), SimpleNamespace(visible=(300, 320))
+    # (first frame, last frame, the frame that would be kept, its rank, the pool, shows a thing, edge)
+    found = [(98, 131, 120, 9, 17, True, 0), (250, 290, 280, 12, 40, True, 0), (300, 330, 330, 8, 30, True, 0)]
+    assert while_in_view(found, walker) == [found[0]]
+    assert while_in_view(found, dog) == []  # its event's frame came after the dog had left
+    assert for_others(found, [walker, dog]) == found[1:]
+    assert for_others(found, []) == found
