@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         got = ranked_view(cand, settle_ratio, exact, known)
         if got is None:
             pool = [h for h in cand.frames if h.score > settle_ratio]
-            ranked = sorted(pool, key=lambda h: events.best_view_key(events.view_of(cand, h), h), reverse=True)
+            ranked = events.best_first(cand, pool)
             for rank, h in enumerate(ranked[events.TRIES:], events.TRIES):
                 ratio = events.relaxed(cand, h, settle_ratio)
                 ex = exact(h, ratio)

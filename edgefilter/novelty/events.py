@@ -443,6 +443,11 @@ def best_view_key(shown: views.Change, h: Held) -> tuple:
     return shown.things, shown.framed, h.score
 
 
+def best_first(cand: Candidate, frames: list[Held]) -> list[Held]:
+    """``frames`` of the event, best view first (:func:`best_view_key`); stable: the earliest of equals first."""
+    return sorted(frames, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)
+
+
 def came_in(cand: Candidate, h: Held) -> bool:
     """Whether ``h`` shows a change mostly cut by the image border and a later frame of its event shows a thing
     whole: something came in from the border. An exposure step or a re-encoding moves no pixels beyond what the
@@ -543,7 +548,7 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
     # least as much as the view the border cuts (seen_whole_view, finding 48).
     pool = [h for h in cand.frames if h.score > settle_ratio]
     whole: tuple[Held, Exact, float] | None = None
-    ranked = sorted(pool, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)
+    ranked = best_first(cand, pool)
     for i, h in enumerate(ranked[:TRIES]):
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
@@ -669,7 +674,7 @@ def first_unseen(cand: Candidate, frames: list[Held], settle_ratio: float, exact
                  known: Callable[[Held, bool], bool]) -> tuple[Held, Exact, float] | None:
     """The first of ``frames``, best view first (at most TRIES tried), not seen before, with its exact score and
     ratio (None: there is none)."""
-    for h in sorted(frames, key=lambda h: best_view_key(view_of(cand, h), h), reverse=True)[:TRIES]:
+    for h in best_first(cand, frames)[:TRIES]:
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
         if not seen_before(got, h, known):
