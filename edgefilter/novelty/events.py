@@ -43,7 +43,8 @@ novel frame kept slivers at the edge and blurred entries (benchmarks/QUALITY.md,
 After a keep, frames like the event's last ones continue it (:class:`Recent`) until the scene is still or its thing,
 followed from frame to frame in the change mask (:func:`track`: itself, not the next thing that comes near it, and
 shown by a quarter of its kept size or KNOWN_PIXELS, not by a speck), has left; for an event its pixels opened, frames
-like its thing's coming in too (half a car at one border is half a car at the other to the embedding). A frame that
+like its thing's coming in too (half a car at one border is half a car at the other to the embedding). A thing the
+mask lost in the middle of the view is looked for where it was lost for a second (filter.LOST_S). A frame that
 shows nothing of the event's change, after one that showed it where it could leave the view, ends it
 (:func:`gone`): its thing left, and what comes next is another visit. A still scene that still shows the thing (a
 car stopped in view: :func:`stays`) does not end that memory: the car driving off again is the rest of its visit,
@@ -144,6 +145,7 @@ class Recent:
     lost: int = 0                  # frames since one showed it
     least: int = 1                 # the fewest pixels that show its thing (see least_of)
     shown_ts: float = -math.inf    # the latest frame that showed it (see followed)
+    blank_from: float | None = None  # the first of the latest frames in a row that showed nothing against background
     size: int = 0                  # changed pixels of its kept frame (a thing driving away shows fewer)
     trail: list[np.ndarray] = field(default_factory=list)  # latest frames since that showed it alone (vectors)
     as_before_from: float | None = None  # the first of the latest frames in a row that looked as before it
@@ -388,21 +390,25 @@ def track(where: np.ndarray, lost: int, shown: views.Change, least: int) -> tupl
     return now, 0 if int(now.sum()) >= least else lost + 1
 
 
-def followed(cand: Candidate, picked: Held) -> tuple[np.ndarray | None, int, int, float]:
+def followed(cand: Candidate, picked: Held) -> tuple[np.ndarray | None, int, int, float, float | None]:
     """The thing of the event's kept frame followed through its later frames (:func:`track`): its mask in the
     latest frame that had it, how many frames in a row have not shown it (None: the kept frame shows no change
-    to follow), the fewest pixels that show it (:func:`least_of`), and when a frame last showed it."""
+    to follow), the fewest pixels that show it (:func:`least_of`), when a frame last showed it, and the first of
+    the latest frames in a row that showed nothing against the scene before (None: the latest showed something)."""
     where = view_of(cand, picked).mask
     least = least_of(where) if where is not None else 1
     lost = 0
     shown_ts = picked.ts
+    blank_from = None
     after = False
     for h in cand.frames:  # by identity, as left() walks them
         if after and where is not None:
-            where, lost = track(where, lost, view_of(cand, h), least)
+            shown = view_of(cand, h)
+            where, lost = track(where, lost, shown, least)
             shown_ts = h.ts if lost == 0 else shown_ts
+            blank_from = (blank_from if blank_from is not None else h.ts) if shown.pixels == 0 else None
         after = after or h is picked
-    return where, lost, least, shown_ts
+    return where, lost, least, shown_ts, blank_from
 
 
 def left(cand: Candidate, picked: Held) -> bool:

@@ -29,6 +29,10 @@ log = logging.getLogger("edgefilter.novelty")
 GLOBAL_SCOPE = "*"
 # A scene is still only after this long without a blob of pixels moving (and settle_frames frames).
 SETTLE_S = 0.3
+# A thing the mask lost in the middle of the view (not where it could leave) is looked for where it was lost this
+# long after the frame that last showed it: found again there, it is the rest of its visit (a faint walker at night
+# at 30 fps, her coat the grey of the wall she passed, was kept again as she walked on: finding 55).
+LOST_S = 1.0
 
 
 def lasted(frames: int, since: float, ts: float, cfg: FilterConfig) -> bool:
@@ -502,14 +506,17 @@ class NoveltyFilter:
         belongs to it while the memory is alive: the scene has not looked as before since, so its thing is
         still in view (a car driving away, small in the distance). A frame that shows the followed thing alone is
         also compared with the frames since that did (``Recent.trail``): a car driving on, step by step. The memory
-        ends when its thing has left the view (:meth:`_still_shows`), whatever else is in it."""
+        ends when its thing has left the view (:meth:`_still_shows`), whatever else is in it; a thing lost in the
+        middle of the view is looked for where it was lost for LOST_S (:meth:`_looked_for`), and no frame continues
+        its visit meanwhile unless it shows it there again."""
         recent = st.last_event
         if recent is None or it.ts > recent.until_ts:
             st.last_event = None
             return False
         shown = self._shown_since(recent, it)  # one change test, for following its thing and for the rule below
         if not self._still_shows(cfg, recent, shown, it.ts):
-            st.last_event = None
+            if not self._looked_for(recent, it.ts):
+                st.last_event = None
             return False
         # The whole image only: a thing that moves on enters other region cells, which are new to the cells
         # of the event's frames, and it is still the same thing (the memory ends when the scene is still).
@@ -558,9 +565,22 @@ class NoveltyFilter:
         recent.where, recent.lost = track(recent.where, recent.lost, shown, recent.least)
         if recent.lost == 0:
             recent.shown_ts = ts
+        if shown.pixels:  # the street as it was before, frame after frame, for _looked_for
+            recent.blank_from = None
+        elif recent.blank_from is None:
+            recent.blank_from = ts
         # it went out of view where it could (at the border), or the mask has not shown it for settle_frames frames
         # and SETTLE_S (at 30 fps the mask lost a faint walker at night for five frames: finding 53)
         return recent.lost == 0 or (not could_leave(recent.where) and not lasted(recent.lost, recent.shown_ts, ts, cfg))
+
+    @staticmethod
+    def _looked_for(recent: Recent, ts: float) -> bool:
+        """Whether the thing of the event decided last, lost in the middle of the view, is still looked for where it
+        was lost: for LOST_S after a frame last showed it. No frame continues its visit until one shows it there
+        again, but the memory lives. Frames that show nothing against the scene before it (the street as it was) for
+        SETTLE_S end it: the thing is gone (one such frame is a faint walker the mask missed: finding 53)."""
+        blank = recent.blank_from is not None and ts - recent.blank_from >= SETTLE_S
+        return not blank and not could_leave(recent.where) and ts - recent.shown_ts < LOST_S
 
     def _where(self, view: np.ndarray | None, background: np.ndarray | None,
                also: np.ndarray | None = None, things: bool = False) -> np.ndarray | None:
