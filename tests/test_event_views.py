@@ -1665,6 +1665,27 @@ def test_a_walker_the_per_frame_test_misses_once_after_her_event_is_still_the_sa
     assert kept[0] == 0 and len(kept) == 2 and start <= kept[1] < start + 14, kept
 
 
+def kept_of_a_walk_at_30_fps(seed: int, step: int, gap: range, vector: Callable[[int], np.ndarray],
+                             specks: bool = True) -> tuple[int, list[int]]:
+    """A walker (a 40x110 box) crossing the street of ``seed`` left to right at 30 fps, ``step`` px a frame, her frame
+    ``j`` embedded as ``vector(j)``, between two seconds of the empty street; in the frames of ``gap`` the mask shows
+    nothing of her, or with ``specks`` three specks 20 px apart (head, coat, legs: each a mask pixel or two, fewer
+    than the pixels that show her). Her first frame's number, and the frames kept (max_hold_s 1 s)."""
+    rng = np.random.default_rng(seed)
+    bg = street(seed)
+    steps = [(shaken(bg, rng), E[0])] * 60
+    for j, x in enumerate(range(-20, W, step)):
+        img = bg
+        if j not in gap:
+            img = with_box(bg, x, 180, 40, 110, (30, 200, 220))
+        elif specks:
+            for y in (180, 230, 270):
+                img = with_box(img, x + 10, y, 14, 14, (30, 200, 220))
+        steps.append((shaken(img, rng), vector(j)))
+    steps += [(shaken(bg, rng), E[0])] * 60
+    return 60, kept_frames(steps, FilterConfig(max_hold_s=1.0), fps=30.0)
+
+
 @pytest.mark.parametrize("lost", ["nothing for three frames", "specks for seven frames"])
 def test_a_walker_the_mask_loses_for_a_quarter_second_at_30_fps_is_still_the_same_visit(lost: str):
     # At 30 fps an IR camera's faint walker showed the street as it was before her event for two frames, or
@@ -1672,22 +1693,12 @@ def test_a_walker_the_mask_loses_for_a_quarter_second_at_30_fps_is_still_the_sam
     # middle of the view: each ended the memory of her visit after her event had closed (the scene as before for a
     # frame; the mask without her for settle_frames frames, a sixth of a second), and she was kept again as she
     # walked on (demo draws 342 and 340 at night at 30 fps, finding 53). Either must last SETTLE_S too.
-    rng = np.random.default_rng(39)
-    bg = street(39)
-    steps = [(shaken(bg, rng), E[0])] * 60
-    start = len(steps)
     gap = range(45, 48) if lost.startswith("nothing") else range(45, 52)
-    for j, x in enumerate(range(-20, W, 6)):
-        img = bg
-        if j not in gap:
-            img = with_box(bg, x, 180, 40, 110, (30, 200, 220))
-        elif lost.startswith("specks"):
-            for y in (180, 230, 270):  # three specks 20 px apart: two mask pixels, each a mask pixel or two
-                img = with_box(img, x + 10, y, 14, 14, (30, 200, 220))
-        vec = unit(np.cos(0.03 * j) * E[2] + np.sin(0.03 * j) * E[3])
-        steps.append((shaken(img, rng), vec))
-    steps += [(shaken(bg, rng), E[0])] * 60
-    kept = kept_frames(steps, FilterConfig(max_hold_s=1.0), fps=30.0)
+
+    def turning(j: int) -> np.ndarray:
+        return unit(np.cos(0.03 * j) * E[2] + np.sin(0.03 * j) * E[3])
+
+    start, kept = kept_of_a_walk_at_30_fps(39, 6, gap, turning, specks=lost.startswith("specks"))
     assert kept[0] == 0 and len(kept) == 2 and start <= kept[1] < start + 45, kept
 
 
@@ -1697,23 +1708,12 @@ def test_a_walker_the_mask_loses_in_mid_view_for_over_half_a_second_and_shows_ag
     # again a few steps on (demo draws 340 and 342, finding 55). A thing does not leave from the middle of the view:
     # for LOST_S it is looked for where it was lost. (Frames that show the street as it was for SETTLE_S still end
     # a visit: test_the_next_visitor_is_a_new_event_once_the_street_looked_as_before.)
-    rng = np.random.default_rng(41)
-    bg = street(41)
-    steps = [(shaken(bg, rng), E[0])] * 60
-    start = len(steps)
     gap = range(120, 138)  # 0.6 s, at x = 220-254: specks of her, each smaller than the fewest pixels that show her
-    for j, x in enumerate(range(-20, W, 2)):  # 60 px a second
-        img = bg
-        if j not in gap:
-            img = with_box(bg, x, 180, 40, 110, (30, 200, 220))
-        else:
-            for y in (180, 230, 270):
-                img = with_box(img, x + 10, y, 14, 14, (30, 200, 220))
-        # from the wall on, 0.1 from her kept frame: novel by her pixels alone (past settle_ratio, not the threshold)
-        vec = E[2] if j < gap.start else at_distance(E[2], E[3], 0.1)
-        steps.append((shaken(img, rng), vec))
-    steps += [(shaken(bg, rng), E[0])] * 60
-    kept = kept_frames(steps, FilterConfig(max_hold_s=1.0), fps=30.0)
+
+    def faint_from_the_wall(j: int) -> np.ndarray:  # 0.1 from her kept frame: novel by her pixels alone
+        return E[2] if j < gap.start else at_distance(E[2], E[3], 0.1)
+
+    start, kept = kept_of_a_walk_at_30_fps(41, 2, gap, faint_from_the_wall)  # 60 px a second
     assert kept[0] == 0 and len(kept) == 2 and start <= kept[1] < start + 120, kept
 
 
