@@ -18,10 +18,11 @@ keeps ``edgefilter_subscribers`` at the number of live topic subscriptions (a cl
 subscribed to ``frame/`` and ``drift/`` counts 2).
 
 Slow joiners: a subscriber started before the daemon connects only at its next reconnect
-attempt (ZeroMQ retries every 100 ms) plus a handshake, and PUB/SUB drops what is sent
-before its subscription arrives. So for ``startup_grace_s`` after the bind, and only
-while nobody has subscribed, the thread holds what is queued; the first subscription
-(or the end of the grace) releases it. After that nothing is ever held.
+attempt (ZeroMQ retries every 100 to 200 ms) plus a handshake, and PUB/SUB drops what is
+sent before its subscription arrives. So after the bind the thread holds what is queued
+until someone has subscribed and no new subscription has come for ``SUBSCRIBERS_SETTLE_S``
+(every subscriber that was waiting, a bridge and a recorder say, gets the first keep, not
+only the quickest), or until ``startup_grace_s`` has passed. After that nothing is ever held.
 
 Security: a bind that is not local (``tcp://127.x``, ``tcp://localhost``,
 ``tcp://[::1]``, ``ipc://``, ``inproc://`` are local) needs CURVE - a server
@@ -62,7 +63,10 @@ log = logging.getLogger(__name__)
 # publisher thread falls behind (JPEG encoding), not when subscribers are slow.
 DEFAULT_QUEUE_SIZE = 1024
 _POLL_S = 0.05  # longest idle wait before the thread looks at subscriptions again
-DEFAULT_STARTUP_GRACE_S = 1.0  # a waiting subscriber reconnects every 0.1 s: ten tries, under load too
+DEFAULT_STARTUP_GRACE_S = 2.0  # a waiting subscriber reconnects every 0.1-0.2 s: ten tries, under load too
+# Subscribers waiting at the bind arrive within one reconnect interval (at most 0.2 s) of each other; the rest
+# is room for a handshake on a loaded machine.
+SUBSCRIBERS_SETTLE_S = 0.5
 
 
 def is_local_endpoint(endpoint: str) -> bool:
@@ -337,7 +341,7 @@ class Publisher:
         sock = self._socket
         assert sock is not None
         try:
-            self._await_first_subscriber(sock)
+            self._await_waiting_subscribers(sock)
             while True:
                 with self._cond:
                     if not self._queue and not self._stopping:
@@ -379,18 +383,25 @@ class Publisher:
             self._socket = None
             self._metrics.subscribers.set(0)
 
-    def _await_first_subscriber(self, sock: zmq.Socket) -> None:
-        """Hold the queue (bounded by the grace, the queue size and ``stop``) until someone subscribes."""
+    def _await_waiting_subscribers(self, sock: zmq.Socket) -> None:
+        """Hold the queue (bounded by the grace, the queue size and ``stop``) until someone has subscribed and no
+        one new has for ``SUBSCRIBERS_SETTLE_S``."""
         until = self._clock.monotonic() + self._startup_grace_s
-        while self._subscriptions == 0 and self._clock.monotonic() < until:
+        last_new: float | None = None
+        while self._clock.monotonic() < until:
             with self._cond:
                 if self._stopping:
                     return
-            self._read_subscriptions(sock)
-            if self._subscriptions == 0:
-                self._clock.sleep(0.005)
+            if self._read_subscriptions(sock):
+                last_new = self._clock.monotonic()
+            if last_new is not None and self._subscriptions > 0 \
+                    and self._clock.monotonic() - last_new >= SUBSCRIBERS_SETTLE_S:
+                return
+            self._clock.sleep(0.005)
 
-    def _read_subscriptions(self, sock: zmq.Socket) -> None:
+    def _read_subscriptions(self, sock: zmq.Socket) -> int:
+        """Read the subscription messages waiting; return how many were new subscriptions."""
+        new = 0
         changed = False
         while True:
             try:
@@ -399,12 +410,14 @@ class Publisher:
                 break
             if msg[:1] == b"\x01":
                 self._subscriptions += 1
+                new += 1
                 changed = True
             elif msg[:1] == b"\x00":
                 self._subscriptions = max(0, self._subscriptions - 1)
                 changed = True
         if changed:
             self._metrics.subscribers.set(self._subscriptions)
+        return new
 
     def _send(self, sock: zmq.Socket, kind: str, item: Any, deadline: float | None) -> None:
         if kind == "frame":

@@ -39,8 +39,9 @@ def test_daemon_and_bridge_deliver_every_kept_frame_to_mqtt_and_s3(tmp_path, sea
                               stderr=subprocess.STDOUT, cwd=tmp_path)
     witness = Subscriber(f"tcp://127.0.0.1:{pub}", topics=("frame/",))  # what the daemon published, independently
     try:
-        # The bridge subscribes before the daemon binds: ZeroMQ connects when the endpoint appears, and the
-        # daemon binds before it loads its model, so its first kept frame already has both subscribers.
+        # The bridge and the witness subscribe before the daemon binds: ZeroMQ connects when the endpoint appears,
+        # and the daemon holds its first messages until both have subscribed (no new subscription for half a
+        # second), so both receive its first kept frame.
         assert wait_for(lambda: _scrape_ok(bridge_metrics), 30), (tmp_path / "bridge.log").read_text()
         daemon = subprocess.run([sys.executable, "-m", "edgefilter", "run", "-c", str(daemon_cfg)],
                                 capture_output=True, text=True, timeout=180, cwd=tmp_path)

@@ -20,7 +20,7 @@ from edgefilter.errors import PublishError
 from edgefilter.frame import Frame
 from edgefilter.message import DriftMessage, FrameMessage
 from edgefilter.metrics import Metrics
-from edgefilter.publisher import Publisher, is_local_endpoint
+from edgefilter.publisher import SUBSCRIBERS_SETTLE_S, Publisher, is_local_endpoint
 
 LOCAL = "tcp://127.0.0.1:*"
 MODEL = "efficientnet_lite0-test"
@@ -374,6 +374,34 @@ def test_a_subscriber_waiting_before_the_bind_receives_the_first_frame(metrics):
         finally:
             pub.stop(0.5)
     assert [m.seq for m in got] == [0, 1]
+
+
+class StandingClock(FakeClock):
+    """Monotonic time moves only on ``advance``; ``sleep`` really waits, so threads can run meanwhile."""
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(min(seconds, 0.01))
+
+
+def test_every_subscriber_waiting_at_the_bind_receives_the_first_frame_not_only_the_quickest(metrics):
+    # A bridge and a recorder both waiting for the daemon reconnect at their own times (every 100 to 200 ms);
+    # releasing the held frames at the first subscription gave the first keep to one of them only (CI, once).
+    clock = StandingClock()  # the hold ends only when the test says time has passed
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with Subscriber(endpoint, topics=("frame/",)) as quick:
+        pub = Publisher(PublishConfig(bind=endpoint), metrics, MODEL, clock=clock, startup_grace_s=30.0)
+        pub.start()
+        try:
+            pub.publish_frame(make_frame("cam1", 0), 0.3, "novel", 0.1)
+            wait_for(lambda: metrics.value("edgefilter_subscribers") >= 1, what="the first subscription")
+            with Subscriber(endpoint, topics=("frame/",)) as slow:
+                wait_for(lambda: metrics.value("edgefilter_subscribers") >= 2, what="the second subscription")
+                assert pub.pending() == 1  # still held: no time has passed since the last subscription
+                clock.advance(SUBSCRIBERS_SETTLE_S)
+                got = recv_frames(quick, 1), recv_frames(slow, 1)
+        finally:
+            pub.stop(0.5)
+    assert [[m.seq for m in g] for g in got] == [[0], [0]]
 
 
 def test_with_no_subscriber_the_startup_grace_ends_and_frames_are_sent_to_no_one(metrics):
