@@ -541,6 +541,9 @@ def run_pipeline(name: str, cfg: Config, embedder: TimedEmbedder, *, record: boo
             deadline = time.monotonic() + 15.0
             while metrics.value("edgefilter_subscribers") < 1 and time.monotonic() < deadline:
                 time.sleep(0.01)
+            # ... and the publisher's startup hold for other waiting subscribers has ended: frames held by it
+            # would add up to publisher.SUBSCRIBERS_SETTLE_S to the first latencies, which no running daemon has
+            daemon_box["d"].publisher.wait_released(max(0.0, deadline - time.monotonic()))
             started["t"] = time.monotonic()
 
         def stamped(frame: Frame, live: bool) -> Any:

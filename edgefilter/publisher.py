@@ -119,6 +119,7 @@ class Publisher:
         self._queue: collections.deque[tuple[str, Any]] = collections.deque()
         self._queue_size = queue_size
         self._startup_grace_s = max(0.0, startup_grace_s)
+        self._released = threading.Event()  # set when the startup hold has ended (or the thread has)
         self._cond = threading.Condition()
         self._stopping = False
         self._deadline: float | None = None
@@ -191,6 +192,11 @@ class Publisher:
             return  # never close a socket another thread may still use
         self._thread = None
         self._close_auth_and_context()
+
+    def wait_released(self, timeout: float | None = None) -> bool:
+        """Wait until the startup hold for waiting subscribers has ended (True; False: ``timeout`` passed first):
+        from then on what is queued leaves at once. A latency measurement starts its frames after this."""
+        return self._released.wait(timeout)
 
     def pending(self) -> int:
         """Items queued or being sent."""
@@ -342,6 +348,7 @@ class Publisher:
         assert sock is not None
         try:
             self._await_waiting_subscribers(sock)
+            self._released.set()
             while True:
                 with self._cond:
                     if not self._queue and not self._stopping:
@@ -382,6 +389,7 @@ class Publisher:
             sock.close()
             self._socket = None
             self._metrics.subscribers.set(0)
+            self._released.set()  # nobody waits on a thread that has ended
 
     def _await_waiting_subscribers(self, sock: zmq.Socket) -> None:
         """Hold the queue (bounded by the grace, the queue size and ``stop``) until someone has subscribed and no

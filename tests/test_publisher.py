@@ -397,7 +397,9 @@ def test_every_subscriber_waiting_at_the_bind_receives_the_first_frame_not_only_
             with Subscriber(endpoint, topics=("frame/",)) as slow:
                 wait_for(lambda: metrics.value("edgefilter_subscribers") >= 2, what="the second subscription")
                 assert pub.pending() == 1  # still held: no time has passed since the last subscription
+                assert not pub.wait_released(0.05)
                 clock.advance(SUBSCRIBERS_SETTLE_S)
+                assert pub.wait_released(5.0)
                 got = recv_frames(quick, 1), recv_frames(slow, 1)
         finally:
             pub.stop(0.5)
