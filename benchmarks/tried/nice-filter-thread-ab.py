@@ -1,0 +1,47 @@
+"""A/B, side by side in one run: the filter (and publisher) threads niced like the capture threads, or not.
+Each e2e run (every frame embedded, 1 source) between two raw measurements of the same session; A and B take turns."""
+import dataclasses, statistics, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, '/work/main')
+from edgefilter import bench, daemon as D, publisher as P
+from edgefilter.capture import lower_priority
+from edgefilter.model import Embedder
+from edgefilter.preprocess import preprocess
+
+NICE = {"on": False}
+orig_filter = D.Daemon._filter_loop
+def filter_loop(self, *a, **k):
+    if NICE["on"]:
+        lower_priority()
+    return orig_filter(self, *a, **k)
+D.Daemon._filter_loop = filter_loop
+orig_run = P.Publisher._run
+def pub_run(self, *a, **k):
+    if NICE["on"]:
+        lower_priority()
+    return orig_run(self, *a, **k)
+P.Publisher._run = pub_run
+
+rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+decoder = sys.argv[2] if len(sys.argv) > 2 else "opencv"
+s = bench.BenchSettings(config="/work/main/config.yaml", sources=(1,), latency_seconds=0, unchanged_frames=0)
+base = bench._base_config(s)
+timed = bench.TimedEmbedder(Embedder.from_config(base))
+work = Path(tempfile.mkdtemp(prefix="nice-ab-"))
+video = bench.demo_video(work, 600, s.width, s.height)
+tensors = [preprocess(im, timed.input_size, timed.colour) for im in bench.decoded_frames(video, 64)]
+no_gate = dataclasses.replace(base.gates, skip_unchanged=0.0)
+cfg = dataclasses.replace(base, sources=bench._sources(video, 1, decoder=decoder), gates=no_gate)
+ratios = {False: [], True: []}
+raw = bench.raw_fps(timed, tensors, s.batch, 2.0)["fps"]
+for r in range(rounds):
+    for on in ((False, True) if r % 2 == 0 else (True, False)):
+        NICE["on"] = on
+        run = bench.run_pipeline("e2e", cfg, timed, record=False)
+        after = bench.raw_fps(timed, tensors, s.batch, 2.0)["fps"]
+        ratio = run.fps / ((raw + after) / 2)
+        ratios[on].append(ratio)
+        print(f"round {r} nice={on}: e2e {run.fps:.1f} raw {raw:.1f}/{after:.1f} ratio {ratio:.3f}", flush=True)
+        raw = after
+for on in (False, True):
+    print(f"nice={on}: median {statistics.median(ratios[on]):.3f}, all {[round(x, 3) for x in ratios[on]]}")
