@@ -1,8 +1,11 @@
-"""A/B, side by side in one run: the filter (and publisher) threads niced like the capture threads, or not.
+"""`python benchmarks/tried/nice-filter-thread-ab.py [ROUNDS] [opencv|ffmpeg]` (run from the checkout, venv active).
+
+A/B, side by side in one run: the filter (and publisher) threads niced like the capture threads, or not.
 Each e2e run (every frame embedded, 1 source) between two raw measurements of the same session; A and B take turns."""
 import dataclasses, statistics, sys, tempfile
 from pathlib import Path
-sys.path.insert(0, '/work/main')
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 from edgefilter import bench, daemon as D, publisher as P
 from edgefilter.capture import lower_priority
 from edgefilter.model import Embedder
@@ -24,7 +27,7 @@ P.Publisher._run = pub_run
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 decoder = sys.argv[2] if len(sys.argv) > 2 else "opencv"
-s = bench.BenchSettings(config="/work/main/config.yaml", sources=(1,), latency_seconds=0, unchanged_frames=0)
+s = bench.BenchSettings(config=str(ROOT / "config.yaml"), sources=(1,), latency_seconds=0, unchanged_frames=0)
 base = bench._base_config(s)
 timed = bench.TimedEmbedder(Embedder.from_config(base))
 work = Path(tempfile.mkdtemp(prefix="nice-ab-"))
