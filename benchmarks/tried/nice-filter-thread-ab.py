@@ -12,18 +12,19 @@ from edgefilter.model import Embedder
 from edgefilter.preprocess import preprocess
 
 NICE = {"on": False}
-orig_filter = D.Daemon._filter_loop
-def filter_loop(self, *a, **k):
-    if NICE["on"]:
-        lower_priority()
-    return orig_filter(self, *a, **k)
-D.Daemon._filter_loop = filter_loop
-orig_run = P.Publisher._run
-def pub_run(self, *a, **k):
-    if NICE["on"]:
-        lower_priority()
-    return orig_run(self, *a, **k)
-P.Publisher._run = pub_run
+
+
+def niced(fn):
+    """``fn`` as a thread's body that first lowers its thread's priority when NICE is on."""
+    def body(self, *a, **k):
+        if NICE["on"]:
+            lower_priority()
+        return fn(self, *a, **k)
+    return body
+
+
+D.Daemon._filter_loop = niced(D.Daemon._filter_loop)
+P.Publisher._run = niced(P.Publisher._run)
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 decoder = sys.argv[2] if len(sys.argv) > 2 else "opencv"
