@@ -396,14 +396,13 @@ class Publisher:
         one new has for ``SUBSCRIBERS_SETTLE_S``."""
         until = self._clock.monotonic() + self._startup_grace_s
         last_new: float | None = None
-        while self._clock.monotonic() < until:
+        while (now := self._clock.monotonic()) < until:
             with self._cond:
                 if self._stopping:
                     return
             if self._read_subscriptions(sock):
-                last_new = self._clock.monotonic()
-            if last_new is not None and self._subscriptions > 0 \
-                    and self._clock.monotonic() - last_new >= SUBSCRIBERS_SETTLE_S:
+                last_new = now
+            if last_new is not None and self._subscriptions > 0 and now - last_new >= SUBSCRIBERS_SETTLE_S:
                 return
             self._clock.sleep(0.005)
 

@@ -390,6 +390,14 @@ def track(where: np.ndarray, lost: int, shown: views.Change, least: int) -> tupl
     return now, 0 if int(now.sum()) >= least else lost + 1
 
 
+def blank_since(blank_from: float | None, shown: views.Change, ts: float) -> float | None:
+    """The first of the latest frames in a row that showed nothing against the scene before, once the frame at ``ts``
+    showed ``shown`` (None: it showed something)."""
+    if shown.pixels:
+        return None
+    return ts if blank_from is None else blank_from
+
+
 def followed(cand: Candidate, picked: Held) -> tuple[np.ndarray | None, int, int, float, float | None]:
     """The thing of the event's kept frame followed through its later frames (:func:`track`): its mask in the
     latest frame that had it, how many frames in a row have not shown it (None: the kept frame shows no change
@@ -406,7 +414,7 @@ def followed(cand: Candidate, picked: Held) -> tuple[np.ndarray | None, int, int
             shown = view_of(cand, h)
             where, lost = track(where, lost, shown, least)
             shown_ts = h.ts if lost == 0 else shown_ts
-            blank_from = (blank_from if blank_from is not None else h.ts) if shown.pixels == 0 else None
+            blank_from = blank_since(blank_from, shown, h.ts)
         after = after or h is picked
     return where, lost, least, shown_ts, blank_from
 

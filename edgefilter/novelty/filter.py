@@ -15,9 +15,9 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Recent, choose, could_leave,
-                     fading, followed, gone, half_in_view, latest_with, left, mostly_cut, on_its_way_in, returned,
-                     shows_thing, stays, track, view_of)
+from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Recent, blank_since, choose,
+                     could_leave, fading, followed, gone, half_in_view, latest_with, left, mostly_cut, on_its_way_in,
+                     returned, shows_thing, stays, track, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -565,10 +565,7 @@ class NoveltyFilter:
         recent.where, recent.lost = track(recent.where, recent.lost, shown, recent.least)
         if recent.lost == 0:
             recent.shown_ts = ts
-        if shown.pixels:  # the street as it was before, frame after frame, for _looked_for
-            recent.blank_from = None
-        elif recent.blank_from is None:
-            recent.blank_from = ts
+        recent.blank_from = blank_since(recent.blank_from, shown, ts)  # the street as it was before, for _looked_for
         # it went out of view where it could (at the border), or the mask has not shown it for settle_frames frames
         # and SETTLE_S (at 30 fps the mask lost a faint walker at night for five frames: finding 53)
         return recent.lost == 0 or (not could_leave(recent.where) and not lasted(recent.lost, recent.shown_ts, ts, cfg))
