@@ -68,8 +68,12 @@ RECENT_FRAMES = 32
 # without thumbnails, an event's frames fade at the threshold and only one past this renews it (distances
 # of a receding thing wander around the threshold).
 RENOVEL = 1.2
-# Frames of an event tried for its keep, best view first (each try: an exact search and the known test).
+# Moments of an event tried for its keep, best view first (each try: an exact search and the known test; see tries).
 TRIES = 8
+# A frame this near one that cost a try is the same moment: tried in its turn, it costs none. At 10 fps and below (the
+# real clips, the 5 fps demo draws) every frame is a moment of its own; at 15 to 30 fps an event's eight best views were
+# neighbours, each seen before, and the event gave up on a visitor that a frame ranked lower showed (finding 57).
+TRY_APART_S = 0.09
 SCENE_TRIES = 8  # frames of a settled still run asked whether its scene was seen before (each: up to 16 change tests)
 # With thumbnails, an event fades while what changed shows at most this share of its best view (a car
 # driving away; nothing, once it has left).
@@ -370,6 +374,17 @@ def follow(where: np.ndarray, shown: views.Change, lost: int) -> np.ndarray | No
     return np.isin(labels, touched).astype(np.uint8) if len(touched) else None
 
 
+def in_specks(where: np.ndarray, shown: views.Change, lost: int, least: int) -> bool:
+    """Whether ``shown`` shows the thing lost at ``where`` in specks alone: something within reach of it
+    (:func:`follow`), and no blob anywhere of ``least`` pixels or more. The mask broke a faint walker at night into a
+    head, a middle and feet, each under ``least`` and farther apart than FOLLOW_REACH (demo draw 342 at 30 fps:
+    benchmarks/QUALITY.md, finding 57); a thing that came in shows as a blob of its own."""
+    if shown.mask is None or follow(where, shown, lost) is None:
+        return False
+    n, _, stats, _ = cv2.connectedComponentsWithStats(shown.mask, connectivity=8)
+    return all(int(stats[k, cv2.CC_STAT_AREA]) < least for k in range(1, n))
+
+
 def least_of(where: np.ndarray) -> int:
     """The fewest pixels that show the thing kept with the mask ``where``: THING_SHARE of it (a wheel of a car is
     no car), and no more than KNOWN_PIXELS (a picture to label), so that a small thing (a ball, a thin walker)
@@ -563,7 +578,7 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
     pool = [h for h in cand.frames if h.score > settle_ratio]
     whole: tuple[Held, Exact, float] | None = None
     ranked = best_first(cand, pool)
-    for i, h in enumerate(ranked[:TRIES]):
+    for i, h in tries(ranked):
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
         shown = shows_thing(view_of(cand, h))
@@ -583,6 +598,20 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
         if shown and whole is None and not seen_before(got, h, known):
             whole = (h, got, ratio)
     return None
+
+
+def tries(ranked: list[Held]) -> list[tuple[int, Held]]:
+    """The frames of ``ranked`` to try, with their places in it, in its order: TRIES moments, a frame within
+    TRY_APART_S of one that cost a try costing none."""
+    out: list[tuple[int, Held]] = []
+    paid: list[Held] = []
+    for i, h in enumerate(ranked):
+        if all(abs(h.ts - t.ts) >= TRY_APART_S for t in paid):
+            if len(paid) == TRIES:
+                continue
+            paid.append(h)
+        out.append((i, h))
+    return out
 
 
 def away_from_cut(cand: Candidate, got: tuple[Held, Exact, float] | None, settle_ratio: float,
@@ -686,9 +715,9 @@ def whole_view(cand: Candidate, pool: list[Held], settle_ratio: float, exact: Ca
 
 def first_unseen(cand: Candidate, frames: list[Held], settle_ratio: float, exact: Callable[[Held, float], Exact],
                  known: Callable[[Held, bool], bool]) -> tuple[Held, Exact, float] | None:
-    """The first of ``frames``, best view first (at most TRIES tried), not seen before, with its exact score and
+    """The first of ``frames``, best view first (TRIES moments tried), not seen before, with its exact score and
     ratio (None: there is none)."""
-    for h in best_first(cand, frames)[:TRIES]:
+    for _, h in tries(best_first(cand, frames)):
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
         if not seen_before(got, h, known):
