@@ -367,11 +367,18 @@ def follow(where: np.ndarray, shown: views.Change, lost: int) -> np.ndarray | No
     if shown.mask is None:
         return None
     _, labels = cv2.connectedComponents(shown.mask, connectivity=8)
+    touched = blobs_of(where, labels, lost)
+    return np.isin(labels, touched).astype(np.uint8) if len(touched) else None
+
+
+def blobs_of(where: np.ndarray, labels: np.ndarray, lost: int) -> np.ndarray:
+    """The labels of the blobs (``labels``: a change mask's, 8-connected) that :func:`follow` takes for the thing
+    whose mask was ``where``."""
     touched = np.unique(labels[where.astype(bool) & (labels > 0)])
     if len(touched) == 0:
         near = cv2.dilate(where, _REACH_KERNEL, iterations=1 + min(lost, LOST_STEPS)).astype(bool)
         touched = np.unique(labels[near & (labels > 0)])
-    return np.isin(labels, touched).astype(np.uint8) if len(touched) else None
+    return touched
 
 
 def in_specks(where: np.ndarray, shown: views.Change, lost: int, least: int) -> bool:
@@ -379,10 +386,12 @@ def in_specks(where: np.ndarray, shown: views.Change, lost: int, least: int) -> 
     (:func:`follow`), and no blob anywhere of ``least`` pixels or more. The mask broke a faint walker at night into a
     head, a middle and feet, each under ``least`` and farther apart than FOLLOW_REACH (demo draw 342 at 30 fps:
     benchmarks/QUALITY.md, finding 57); a thing that came in shows as a blob of its own."""
-    if shown.mask is None or follow(where, shown, lost) is None:
+    if shown.mask is None:
         return False
-    n, _, stats, _ = cv2.connectedComponentsWithStats(shown.mask, connectivity=8)
-    return all(int(stats[k, cv2.CC_STAT_AREA]) < least for k in range(1, n))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(shown.mask, connectivity=8)
+    if any(int(stats[k, cv2.CC_STAT_AREA]) >= least for k in range(1, n)):
+        return False
+    return len(blobs_of(where, labels, lost)) > 0  # one labelling of the mask for both tests
 
 
 def least_of(where: np.ndarray) -> int:
