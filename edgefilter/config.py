@@ -123,8 +123,7 @@ class FilterConfig:
         "event", "`frame`: keep a novel frame at once; `event`: hold a novel frame as a candidate until the scene "
                  "is still again, then keep the settled frame if the scene settled into a new state, else the "
                  "event's best view (the changed thing whole and largest), at most `max_hold_s` later")
-    settle_frames: int = opt(5, "event mode: consecutive still (or faded) frames that end an event (still ones: and "
-                                "0.45 s)", min=1)
+    settle_frames: int = opt(5, "event mode: consecutive still (or faded) frames that end an event", min=1)
     settle_ratio: float = opt(0.5, "event mode: a settled new state is kept when farther than this times the "
                                    "threshold from every kept frame; otherwise the event's best view is kept, "
                                    "chosen among its frames farther than this times the threshold",

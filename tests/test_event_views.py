@@ -320,27 +320,6 @@ def pick_of_views(shown: list[Change]) -> int:
     return choose(cand, False, 0.5, lambda h, enough: Exact(2.0, 0.3, None, None)).frame.token
 
 
-def test_an_event_tries_its_best_views_by_moments_not_by_neighbouring_frames():
-    # At 15 fps an event's eight best views were neighbouring frames, half a second of a walk, each seen before (a
-    # walker the grey of an earlier one to an IR camera), and the event gave up on a visitor that another moment of
-    # it showed new (benchmarks/QUALITY.md, finding 57). A frame within TRY_APART_S of one that cost a try is the same
-    # moment and costs none; at 10 fps and below every frame is a moment of its own, as before.
-    blank = np.zeros((90, 160), np.uint8)
-
-    def pick(fps: float, new_from: int) -> int | None:
-        frames = [Held(n, n / fps, E[0], None, blank, 0.1, score=2.0) for n in range(30)]
-        cand = Candidate(frames, (0, 0), blank)
-        # the earlier a frame, the more of its walker it shows: best view first is the frames in time order
-        cand.views = {id(h): Change(whole=KNOWN_PIXELS + 60 - n, things=1) for n, h in enumerate(frames)}
-        got = choose(cand, False, 0.5, lambda h, enough: Exact(h.score, 0.1, None, None),
-                     lambda h, by_region: h.token < new_from)  # the frames before new_from seen before
-        return None if got is None else got.frame.token
-
-    assert pick(15.0, 12) == 12  # the seventh moment (frames 0, 2, 4, ... cost a try)
-    assert pick(10.0, 7) == 7 and pick(10.0, 8) is None  # eight frames, eight moments
-    assert pick(30.0, 20) == 20 and pick(30.0, 24) is None  # moments 3 frames apart: 0, 3, ..., 21
-
-
 def test_a_view_ranked_after_a_cut_one_replaces_it_only_showing_as_much_and_when_more_than_a_speck_is_cut():
     # What the mask shows of each frame, set by hand: the cut view has two things (the order's first key) and the
     # clear one a single blob. A clear view with fewer pixels may be cut where the mask does not see it (a car
@@ -1763,27 +1742,3 @@ def test_a_dog_that_runs_by_while_a_walker_is_lost_in_mid_view_is_a_visit_of_its
     kept = kept_frames(steps, FilterConfig(max_hold_s=1.0), fps=30.0)
     assert kept[0] == 0 and 60 <= kept[1] < lost, kept
     assert len(kept) == 3 and dog_from <= kept[2] < dog_from + 16, kept
-
-
-def test_a_walker_the_mask_shows_only_in_specks_where_she_was_lost_is_still_her_visit():
-    # At night at 30 fps the mask broke a faint walker into a head, a middle and feet, each smaller than the fewest
-    # pixels that show her and farther apart than FOLLOW_REACH; the memory followed her middle, lost her for GONE_S
-    # and looked for her where she was lost, and a frame that showed her there in specks opened an event of its own
-    # and kept her again (demo draw 342 at night: benchmarks/QUALITY.md, finding 57). While she is looked for, a frame
-    # that shows specks where she was lost and nothing else of KNOWN_PIXELS is the rest of her visit; the dog test
-    # above shows that something else elsewhere is not.
-    rng = np.random.default_rng(57)
-    bg = street(57)
-    steps = [(shaken(bg, rng), E[0])] * 60
-    for x in range(-60, 402, 2):  # she walks in from the left, 60 x 150 px
-        steps.append((shaken(with_box(bg, x, 160, 60, 150, (30, 200, 220)), rng), E[2]))
-    lost = len(steps)
-    for n in range(lost, lost + 24):  # the mask shows her middle alone for 0.4 s, then her head, middle and feet
-        x = 420 + 2 * (n - lost)
-        img = with_box(bg, x, 220, 30, 30, (30, 200, 220))
-        if n >= lost + 12:
-            img = with_box(with_box(img, x, 160, 30, 30, (30, 200, 220)), x, 280, 30, 30, (30, 200, 220))
-        steps.append((shaken(img, rng), at_distance(E[2], E[5], 0.1)))  # novel by her pixels alone
-    steps += [(shaken(bg, rng), E[0])] * 60
-    kept = kept_frames(steps, FilterConfig(max_hold_s=1.0), fps=30.0)
-    assert kept[0] == 0 and len(kept) == 2 and 60 <= kept[1] < lost, kept

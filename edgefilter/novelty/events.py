@@ -68,12 +68,8 @@ RECENT_FRAMES = 32
 # without thumbnails, an event's frames fade at the threshold and only one past this renews it (distances
 # of a receding thing wander around the threshold).
 RENOVEL = 1.2
-# Moments of an event tried for its keep, best view first (each try: an exact search and the known test; see tries).
+# Frames of an event tried for its keep, best view first (each try: an exact search and the known test).
 TRIES = 8
-# A frame this near one that cost a try is the same moment: tried in its turn, it costs none. At 10 fps and below (the
-# real clips, the 5 fps demo draws) every frame is a moment of its own; at 15 to 30 fps an event's eight best views were
-# neighbours, each seen before, and the event gave up on a visitor that a frame ranked lower showed (finding 57).
-TRY_APART_S = 0.09
 SCENE_TRIES = 8  # frames of a settled still run asked whether its scene was seen before (each: up to 16 change tests)
 # With thumbnails, an event fades while what changed shows at most this share of its best view (a car
 # driving away; nothing, once it has left).
@@ -367,31 +363,11 @@ def follow(where: np.ndarray, shown: views.Change, lost: int) -> np.ndarray | No
     if shown.mask is None:
         return None
     _, labels = cv2.connectedComponents(shown.mask, connectivity=8)
-    touched = blobs_of(where, labels, lost)
-    return np.isin(labels, touched).astype(np.uint8) if len(touched) else None
-
-
-def blobs_of(where: np.ndarray, labels: np.ndarray, lost: int) -> np.ndarray:
-    """The labels of the blobs (``labels``: a change mask's, 8-connected) that :func:`follow` takes for the thing
-    whose mask was ``where``."""
     touched = np.unique(labels[where.astype(bool) & (labels > 0)])
     if len(touched) == 0:
         near = cv2.dilate(where, _REACH_KERNEL, iterations=1 + min(lost, LOST_STEPS)).astype(bool)
         touched = np.unique(labels[near & (labels > 0)])
-    return touched
-
-
-def in_specks(where: np.ndarray, shown: views.Change, lost: int, least: int) -> bool:
-    """Whether ``shown`` shows the thing lost at ``where`` in specks alone: something within reach of it
-    (:func:`follow`), and no blob anywhere of ``least`` pixels or more. The mask broke a faint walker at night into a
-    head, a middle and feet, each under ``least`` and farther apart than FOLLOW_REACH (demo draw 342 at 30 fps:
-    benchmarks/QUALITY.md, finding 57); a thing that came in shows as a blob of its own."""
-    if shown.mask is None:
-        return False
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(shown.mask, connectivity=8)
-    if any(int(stats[k, cv2.CC_STAT_AREA]) >= least for k in range(1, n)):
-        return False
-    return len(blobs_of(where, labels, lost)) > 0  # one labelling of the mask for both tests
+    return np.isin(labels, touched).astype(np.uint8) if len(touched) else None
 
 
 def least_of(where: np.ndarray) -> int:
@@ -587,7 +563,7 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
     pool = [h for h in cand.frames if h.score > settle_ratio]
     whole: tuple[Held, Exact, float] | None = None
     ranked = best_first(cand, pool)
-    for i, h in tries(ranked):
+    for i, h in enumerate(ranked[:TRIES]):
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
         shown = shows_thing(view_of(cand, h))
@@ -607,20 +583,6 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
         if shown and whole is None and not seen_before(got, h, known):
             whole = (h, got, ratio)
     return None
-
-
-def tries(ranked: list[Held]) -> list[tuple[int, Held]]:
-    """The frames of ``ranked`` to try, with their places in it, in its order: TRIES moments, a frame within
-    TRY_APART_S of one that cost a try costing none."""
-    out: list[tuple[int, Held]] = []
-    paid: list[Held] = []
-    for i, h in enumerate(ranked):
-        if all(abs(h.ts - t.ts) >= TRY_APART_S for t in paid):
-            if len(paid) == TRIES:
-                continue
-            paid.append(h)
-        out.append((i, h))
-    return out
 
 
 def away_from_cut(cand: Candidate, got: tuple[Held, Exact, float] | None, settle_ratio: float,
@@ -724,9 +686,9 @@ def whole_view(cand: Candidate, pool: list[Held], settle_ratio: float, exact: Ca
 
 def first_unseen(cand: Candidate, frames: list[Held], settle_ratio: float, exact: Callable[[Held, float], Exact],
                  known: Callable[[Held, bool], bool]) -> tuple[Held, Exact, float] | None:
-    """The first of ``frames``, best view first (TRIES moments tried), not seen before, with its exact score and
+    """The first of ``frames``, best view first (at most TRIES tried), not seen before, with its exact score and
     ratio (None: there is none)."""
-    for _, h in tries(best_first(cand, frames)):
+    for h in best_first(cand, frames)[:TRIES]:
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
         if not seen_before(got, h, known):

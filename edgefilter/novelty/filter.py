@@ -16,8 +16,8 @@ from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
 from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Recent, blank_since, choose,
-                     could_leave, fading, followed, gone, half_in_view, in_specks, latest_with, left, mostly_cut,
-                     on_its_way_in, returned, shows_thing, stays, track, view_of)
+                     could_leave, fading, followed, gone, half_in_view, latest_with, left, mostly_cut, on_its_way_in,
+                     returned, shows_thing, stays, track, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -27,26 +27,19 @@ from .whole import Motion, is_novel
 log = logging.getLogger("edgefilter.novelty")
 
 GLOBAL_SCOPE = "*"
-# A scene is still, and a state has lasted, only after this long (and settle_frames frames): about what settle_frames
-# frames are at 10 fps, less a twentieth, so that at 10 fps and below (the real clips, the 5 fps demo draws) the frames
-# decide as before. At 15 fps five frames and 0.3 s were a third of a second: a faint walker at night moved too little
-# in them for the mask to see her move, her event settled as she walked on, and she was kept again (benchmarks/
-# QUALITY.md, finding 57; 0.9 s did the same and made the real clips at 10 fps keep more).
-SETTLE_S = 0.45
-# Frames that look as the scene before the event decided last for this long: its thing has gone (one such frame is a
-# faint walker the mask missed for a frame at 30 fps: finding 53).
-GONE_S = 0.3
+# A scene is still only after this long without a blob of pixels moving (and settle_frames frames).
+SETTLE_S = 0.3
 # A thing the mask lost in the middle of the view (not where it could leave) is looked for where it was lost this
 # long after the frame that last showed it: found again there, it is the rest of its visit (a faint walker at night
 # at 30 fps, her coat the grey of the wall she passed, was kept again as she walked on: finding 55).
 LOST_S = 1.0
 
 
-def lasted(frames: int, since: float, ts: float, cfg: FilterConfig, seconds: float = SETTLE_S) -> bool:
+def lasted(frames: int, since: float, ts: float, cfg: FilterConfig) -> bool:
     """Whether a state seen for ``frames`` frames after the one at ``since`` has lasted: settle_frames frames and
-    ``seconds`` (at 15 or 30 fps 5 frames are a third or a sixth of a second: a walker moves too little in them, and
-    the mask may miss a faint one for as long)."""
-    return frames >= cfg.settle_frames and ts - since >= seconds
+    SETTLE_S (at 30 fps 5 frames are a sixth of a second: a walker moves too little in them, and the mask may miss
+    a faint one for as long)."""
+    return frames >= cfg.settle_frames and ts - since >= SETTLE_S
 
 
 @dataclass(frozen=True)
@@ -427,11 +420,11 @@ class NoveltyFilter:
         if recent.background is not None and unchanged(it.view, recent.background):
             # the scene looks as it did before that event: its thing has left, even if something moved since
             # (the next visitor may be in view before the street was still for settle_frames); once it has looked
-            # so for GONE_S, not at the first such frame: at 30 fps the per-frame test missed a faint walker for
+            # so for SETTLE_S, not at the first such frame: at 30 fps the per-frame test missed a faint walker for
             # a frame or two, and she was kept again (demo draws 342 and 348 at 30 fps, finding 53)
             if recent.as_before_from is None:
                 recent.as_before_from = it.ts
-            elif it.ts - recent.as_before_from >= GONE_S:
+            elif it.ts - recent.as_before_from >= SETTLE_S:
                 st.last_event = None
         else:
             recent.as_before_from = None
@@ -524,11 +517,7 @@ class NoveltyFilter:
         if not self._still_shows(cfg, recent, shown, it.ts):
             if not self._looked_for(recent, it.ts):
                 st.last_event = None
-                return False
-            if shown is None or not in_specks(recent.where, shown, recent.lost, recent.least):
-                return False
-            recent.until_ts = it.ts + cfg.max_hold_s
-            return True
+            return False
         # The whole image only: a thing that moves on enters other region cells, which are new to the cells
         # of the event's frames, and it is still the same thing (the memory ends when the scene is still).
         near = 1.0 - recent.vectors @ it.vector
@@ -570,7 +559,7 @@ class NoveltyFilter:
     def _still_shows(cfg: FilterConfig, recent: Recent, shown: Change | None, ts: float) -> bool:
         """Whether the thing of the event decided last is still in view (``shown``: what the frame shows, see
         :meth:`_shown_since`), followed from frame to frame from its kept frame (events.track): settle_frames
-        frames in a row and GONE_S without it and it has left, whatever else moves."""
+        frames in a row and SETTLE_S without it and it has left, whatever else moves."""
         if shown is None:
             return True
         recent.where, recent.lost = track(recent.where, recent.lost, shown, recent.least)
@@ -578,18 +567,16 @@ class NoveltyFilter:
             recent.shown_ts = ts
         recent.blank_from = blank_since(recent.blank_from, shown, ts)  # the street as it was before, for _looked_for
         # it went out of view where it could (at the border), or the mask has not shown it for settle_frames frames
-        # and GONE_S (at 30 fps the mask lost a faint walker at night for five frames: finding 53); then it is only
-        # looked for where it was lost (_looked_for)
-        return recent.lost == 0 or (not could_leave(recent.where)
-                                    and not lasted(recent.lost, recent.shown_ts, ts, cfg, GONE_S))
+        # and SETTLE_S (at 30 fps the mask lost a faint walker at night for five frames: finding 53)
+        return recent.lost == 0 or (not could_leave(recent.where) and not lasted(recent.lost, recent.shown_ts, ts, cfg))
 
     @staticmethod
     def _looked_for(recent: Recent, ts: float) -> bool:
         """Whether the thing of the event decided last, lost in the middle of the view, is still looked for where it
         was lost: for LOST_S after a frame last showed it. No frame continues its visit until one shows it there
         again, but the memory lives. Frames that show nothing against the scene before it (the street as it was) for
-        GONE_S end it: the thing is gone (one such frame is a faint walker the mask missed: finding 53)."""
-        blank = recent.blank_from is not None and ts - recent.blank_from >= GONE_S
+        SETTLE_S end it: the thing is gone (one such frame is a faint walker the mask missed: finding 53)."""
+        blank = recent.blank_from is not None and ts - recent.blank_from >= SETTLE_S
         return not blank and not could_leave(recent.where) and ts - recent.shown_ts < LOST_S
 
     def _where(self, view: np.ndarray | None, background: np.ndarray | None,
