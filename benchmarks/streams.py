@@ -283,6 +283,7 @@ class Stream:
     static: np.ndarray               # (n,) bool: part of a stretched unchanged period
     origins: dict[str, Origin] = field(default_factory=dict)
     novel_only: bool = True          # events are first appearances of a state (a returning state is a repeat)
+    hand: np.ndarray | None = None   # (n,) bool: a hand in view moving things (labelled), where known
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -463,17 +464,22 @@ def asl_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, clip
 
 
 def bottle_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, hold_frames: int = 4,
-                  margin: int = 6, spread: float = 1.0, looks: Sequence[str] = ()) -> Stream:
+                  margin: int = 6, spread: float = 1.0, looks: Sequence[str] = (), hold_margin: int | None = None
+                  ) -> Stream:
     """The bottle clip, each table state stretched by ``hold_s`` seconds; hands in view are transitional
-    (no state). Frames within ``margin`` of a label boundary are unlabelled too (labels are +-5 frames)."""
+    (no state) and marked (``Stream.hand``). Frames within ``margin`` of a label boundary are unlabelled too
+    (labels are +-5 frames); the hold's frames stay ``hold_margin`` (default: ``margin``) clear of the next hand."""
+    hold_margin = margin if hold_margin is None else hold_margin
     lab = load_labels(data)["bottle-detection.mp4"]
     step = max(1, int(round(30.0 / fps)))
     origin = looked(VideoOrigin("bottle", Path(data) / "bottle-detection.mp4", step), looks)
     segments = sorted([(a, e, "table " + s["bottles"]) for s in lab["table_state"] for a, e in [s["frames"]]])
     holds = hold_lengths(hold_s, spread, len(segments), seed)
-    name = (f"bottle-seed{seed}" if spread <= 1.0 else f"bottle-irregular{seed}") + look_suffix(looks)
+    rate = "" if fps == 10.0 else f"-{fps:g}fps"
+    name = (f"bottle-seed{seed}" if spread <= 1.0 else f"bottle-irregular{seed}") + rate + look_suffix(looks)
     what = f"{hold_s:g} s hold per table state" if spread <= 1.0 else f"holds of {min(holds):.0f}-{max(holds):.0f} s"
     b = StreamBuilder(name, fps, f"bottle clip, {fps:g} fps, {what}{look_words(looks)}", seed)
+    held: set[tuple] = set()  # segments whose hold is in
     for f in range(0, origin.count, step):
         seg = next((s for s in segments if s[0] <= f < s[1]), None)
         state = None
@@ -481,10 +487,16 @@ def bottle_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, h
             state = seg[2]
         b.add(origin, f, state)
         # the hold goes at the end of the settled part of a table state (before the next hand arrives)
-        if seg is not None and state is not None and f + step >= seg[1] - margin:
-            settled = [g for g in range(0, seg[1] - margin, step) if g >= seg[0] + (margin if seg[0] else 0)]
+        if seg is not None and state is not None and f + step >= seg[1] - hold_margin and seg not in held:
+            held.add(seg)
+            first = seg[0] + (hold_margin if seg[0] else 0)
+            settled = [g for g in range(0, seg[1] - hold_margin, step) if g >= first]
             b.hold(origin, settled[-hold_frames:], holds[segments.index(seg)], state)
-    return b.build()
+    stream = b.build()
+    # A kept frame with a hand in view is no picture of a table state: the state it brings is the hand gone.
+    stream.hand = np.array([any(a <= stream.renders[k].frame < e for a, e in lab["hand_in_view"])
+                            for k in stream.keys.tolist()], bool)
+    return stream
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -158,3 +158,37 @@ def test_a_dog_is_faint_at_night_when_its_colour_comes_out_the_grey_of_the_sidew
     assert not any(faint_at_night(visit_greys(visit("dog", c))) for c in ("brown", "black", "white"))
     assert not faint_at_night(visit_greys(visit("person", "orange")))
     assert not faint_at_night(visit_greys(visit("car", "orange")))
+
+
+def _bottle_clip(tmp_path, frames: int = 40) -> None:
+    """A stand-in for the bottle clip: a video of ``frames`` frames and its labels (two table states, a hand between)."""
+    import json
+
+    import cv2
+
+    out = cv2.VideoWriter(str(tmp_path / "bottle-detection.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+    assert out.isOpened()
+    for n in range(frames):
+        out.write(np.full((48, 64, 3), 4 * n, np.uint8))
+    out.release()
+    (tmp_path / "labels.json").write_text(json.dumps({"bottle-detection.mp4": {
+        "hand_in_view": [[15, 25]],
+        "table_state": [{"frames": [0, 15], "bottles": "LMR"}, {"frames": [25, frames], "bottles": "MR"}]}}))
+
+
+def test_the_bottle_stream_at_its_own_rate_marks_the_hand_and_holds_clear_of_it(tmp_path):
+    from benchmarks.streams import bottle_stream
+
+    _bottle_clip(tmp_path)
+    s = bottle_stream(tmp_path, 0.5, fps=30.0, margin=0, hold_margin=3)
+    clip = [s.renders[int(k)].frame for k in s.keys]
+    assert s.name == "bottle-seed0-30fps"
+    assert [c for c, hand in zip(clip, s.hand) if hand] == list(range(15, 25))  # each hand frame, once
+    assert all(st is None for st, hand in zip(s.state, s.hand) if hand)
+    assert s.state[clip.index(14)] == "table LMR" and s.state[clip.index(25)] == "table MR"  # margin 0: to the frame
+    held = [c for c, static in zip(clip, s.static) if static]
+    assert len(held) == 2 * 15 and max(held[:15]) == 15 - 3 - 1  # one hold per state, 3 frames clear of the hand
+    # a keep while the hand is in view counts apart from the states: not redundant, not a recall
+    kept = [0, clip.index(20), clip.index(30)]
+    sc = score(s.state, s.static, kept)
+    assert (sc.recall, sc.redundant, int(s.hand[kept].sum())) == (1.0, 0, 1)
