@@ -24,7 +24,9 @@ state settles) or ``max_hold_s`` passes. Then one frame is kept:
   ``view.py``); the most novel frame breaks ties and decides when there are no thumbnails. A frame whose
   pixels show less than KNOWN_PIXELS of the change must pass the whole threshold (:func:`relaxed`). A view clear
   of the border that shows at least as much as a cut one that passes replaces it, even seen before
-  (:func:`seen_whole_view`).
+  (:func:`seen_whole_view`). When the scene settled into one seen before, a frame that shows nothing whole beyond
+  it is seen too: what it adds is cut by the border (a hand that carried a bottle away into a table state kept
+  before).
 
 An event needs a frame past the threshold, and more than one frame's noise: a single novel frame at most
 RENOVEL x the threshold by the whole image is no event, unless its pixels show a thing that came in from the
@@ -520,11 +522,24 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
                 asked.append(last)
             if not any(seen_before(got, h, known) for h in asked):
                 return settled_pick(cand, (last, got, settle_ratio), settle_ratio, exact, known)
+            # Nor is a frame novel by the whole image that shows nothing whole beyond that scene: what it adds is cut
+            # by the border. A hand reached in from the border and carried a bottle away, into a table state kept
+            # before, and the hand was kept; the hole where the bottle stood, whole against the scene before, is that
+            # state itself (the bottle clip at its own 30 fps and at 10 fps: benchmarks/QUALITY.md, finding 58). A
+            # frame novel by its region cells is new where its pixels changed (see seen_before): a faint dog at
+            # night stopped, the scene it settled into seen before to the pixels, and shows little beyond it.
             shown_before = {id(h) for h in scene}
             seen = known
+            beyond: dict[int, bool] = {}
+
+            def adds_thing(h: Held) -> bool:
+                if id(h) not in beyond:
+                    beyond[id(h)] = (h.view is None or last.view is None
+                                     or shows_thing(views.change(h.view, last.view)))
+                return beyond[id(h)]
 
             def known(h: Held, by_region: bool) -> bool:  # noqa: F811 - the rest of choose asks this one
-                return id(h) in shown_before or seen(h, by_region)
+                return id(h) in shown_before or (not by_region and not adds_thing(h)) or seen(h, by_region)
 
             novel = [h for h in novel if id(h) not in shown_before]
     if not novel or (len(novel) == 1 and not (novel[0].by_region or thing(novel[0])) and novel[0].score <= RENOVEL
