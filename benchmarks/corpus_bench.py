@@ -424,6 +424,9 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(Corpus(bottle_stream(data, 60.0, seed=6, spread=4.0, **native), "states", NATIVE_58))
         out.append(Corpus(bottle_stream(data, 60.0, seed=7, spread=4.0, looks=("night",), **native), "states",
                           NATIVE_58))
+        # the other real clips at their own 30 fps too (first run in finding 58, after its rule was set)
+        out.append(road_corpus(data, fps=30.0, seed=51, name="road-transits-30fps", split=NATIVE_58))
+        out.append(Corpus(asl_stream(data, 60.0, fps=30.0, seed=5), "states", NATIVE_58))
     return out
 
 

@@ -449,7 +449,8 @@ def asl_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, clip
         order = order[:clips]
     step = max(1, int(round(30.0 / fps)))
     holds = hold_lengths(hold_s, spread, len(order), seed)
-    name = (f"asl-shuffle{seed}" if spread <= 1.0 else f"asl-irregular{seed}") + look_suffix(looks)
+    rate = "" if fps == 10.0 else f"-{fps:g}fps"
+    name = (f"asl-shuffle{seed}" if spread <= 1.0 else f"asl-irregular{seed}") + rate + look_suffix(looks)
     what = f"{hold_s:g} s hold after each" if spread <= 1.0 else f"holds of {min(holds):.0f}-{max(holds):.0f} s"
     b = StreamBuilder(name, fps, f"{len(order)} ASL clips shuffled (seed {seed}), {fps:g} fps, {what}"
                       f"{look_words(looks)}", seed)
