@@ -161,7 +161,7 @@ def test_a_dog_is_faint_at_night_when_its_colour_comes_out_the_grey_of_the_sidew
 
 
 def _bottle_clip(tmp_path, frames: int = 40) -> None:
-    """A stand-in for the bottle clip: a video of ``frames`` frames and its labels (two table states, a hand between)."""
+    """A stand-in for the bottle clip: ``frames`` frames of video and its labels (two table states, a hand between)."""
     import json
 
     import cv2
