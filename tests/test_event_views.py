@@ -1792,3 +1792,27 @@ def test_a_frame_that_shows_nothing_whole_beyond_a_state_seen_before_is_seen_unl
     assert pick(by_region=False) is None
     got = pick(by_region=True)
     assert got is not None and got.frame.token < 6 and got.how == "best view"
+
+
+def test_a_walker_the_mask_shows_only_in_specks_where_she_was_lost_is_still_her_visit():
+    # At night at 30 fps the mask broke a faint walker into a head, a middle and feet, each smaller than the fewest
+    # pixels that show her and farther apart than FOLLOW_REACH; the memory followed her middle, lost her for SETTLE_S
+    # and looked for her where she was lost, and a frame that showed her there in specks opened an event of its own
+    # and kept her again (demo draw 342 at night: benchmarks/QUALITY.md, findings 57 and 58). While she is looked
+    # for, a frame that shows specks where she was lost and nothing else of KNOWN_PIXELS is the rest of her visit; the
+    # dog test above shows that something else elsewhere is not.
+    rng = np.random.default_rng(57)
+    bg = street(57)
+    steps = [(shaken(bg, rng), E[0])] * 60
+    for x in range(-60, 402, 2):  # she walks in from the left, 60 x 150 px
+        steps.append((shaken(with_box(bg, x, 160, 60, 150, (30, 200, 220)), rng), E[2]))
+    lost = len(steps)
+    for n in range(lost, lost + 24):  # the mask shows her middle alone for 0.4 s, then her head, middle and feet
+        x = 420 + 2 * (n - lost)
+        img = with_box(bg, x, 220, 30, 30, (30, 200, 220))
+        if n >= lost + 12:
+            img = with_box(with_box(img, x, 160, 30, 30, (30, 200, 220)), x, 280, 30, 30, (30, 200, 220))
+        steps.append((shaken(img, rng), at_distance(E[2], E[5], 0.1)))  # novel by her pixels alone
+    steps += [(shaken(bg, rng), E[0])] * 60
+    kept = kept_frames(steps, FilterConfig(max_hold_s=1.0), fps=30.0)
+    assert kept[0] == 0 and len(kept) == 2 and 60 <= kept[1] < lost, kept

@@ -46,7 +46,8 @@ After a keep, frames like the event's last ones continue it (:class:`Recent`) un
 followed from frame to frame in the change mask (:func:`track`: itself, not the next thing that comes near it, and
 shown by a quarter of its kept size or KNOWN_PIXELS, not by a speck), has left; for an event its pixels opened, frames
 like its thing's coming in too (half a car at one border is half a car at the other to the embedding). A thing the
-mask lost in the middle of the view is looked for where it was lost for a second (filter.LOST_S). A frame that
+mask lost in the middle of the view is looked for where it was lost for a second (filter.LOST_S): specks there and
+nothing of its fewest pixels elsewhere are it (:func:`in_specks`). A frame that
 shows nothing of the event's change, after one that showed it where it could leave the view, ends it
 (:func:`gone`): its thing left, and what comes next is another visit. A still scene that still shows the thing (a
 car stopped in view: :func:`stays`) does not end that memory: the car driving off again is the rest of its visit,
@@ -365,11 +366,31 @@ def follow(where: np.ndarray, shown: views.Change, lost: int) -> np.ndarray | No
     if shown.mask is None:
         return None
     _, labels = cv2.connectedComponents(shown.mask, connectivity=8)
+    touched = blobs_of(where, labels, lost)
+    return np.isin(labels, touched).astype(np.uint8) if len(touched) else None
+
+
+def blobs_of(where: np.ndarray, labels: np.ndarray, lost: int) -> np.ndarray:
+    """The labels of the blobs (``labels``: a change mask's, 8-connected) that :func:`follow` takes for the thing
+    whose mask was ``where``."""
     touched = np.unique(labels[where.astype(bool) & (labels > 0)])
     if len(touched) == 0:
         near = cv2.dilate(where, _REACH_KERNEL, iterations=1 + min(lost, LOST_STEPS)).astype(bool)
         touched = np.unique(labels[near & (labels > 0)])
-    return np.isin(labels, touched).astype(np.uint8) if len(touched) else None
+    return touched
+
+
+def in_specks(where: np.ndarray, shown: views.Change, lost: int, least: int) -> bool:
+    """Whether ``shown`` shows the thing lost at ``where`` in specks alone: something within reach of it
+    (:func:`follow`), and no blob anywhere of ``least`` pixels or more. The mask broke a faint walker at night into a
+    head, a middle and feet, each under ``least`` and farther apart than FOLLOW_REACH (demo draw 342 at 30 fps:
+    benchmarks/QUALITY.md, findings 57 and 58); a thing that came in shows as a blob of its own."""
+    if shown.mask is None:
+        return False
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(shown.mask, connectivity=8)
+    if any(int(stats[k, cv2.CC_STAT_AREA]) >= least for k in range(1, n)):
+        return False
+    return len(blobs_of(where, labels, lost)) > 0  # one labelling of the mask for both tests
 
 
 def least_of(where: np.ndarray) -> int:

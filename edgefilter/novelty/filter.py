@@ -16,8 +16,8 @@ from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
 from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Recent, blank_since, choose,
-                     could_leave, fading, followed, gone, half_in_view, latest_with, left, mostly_cut, on_its_way_in,
-                     returned, shows_thing, stays, track, view_of)
+                     could_leave, fading, followed, gone, half_in_view, in_specks, latest_with, left, mostly_cut,
+                     on_its_way_in, returned, shows_thing, stays, track, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -508,7 +508,7 @@ class NoveltyFilter:
         also compared with the frames since that did (``Recent.trail``): a car driving on, step by step. The memory
         ends when its thing has left the view (:meth:`_still_shows`), whatever else is in it; a thing lost in the
         middle of the view is looked for where it was lost for LOST_S (:meth:`_looked_for`), and no frame continues
-        its visit meanwhile unless it shows it there again."""
+        its visit meanwhile unless it shows it there again, whole or in specks alone (events.in_specks)."""
         recent = st.last_event
         if recent is None or it.ts > recent.until_ts:
             st.last_event = None
@@ -517,7 +517,14 @@ class NoveltyFilter:
         if not self._still_shows(cfg, recent, shown, it.ts):
             if not self._looked_for(recent, it.ts):
                 st.last_event = None
-            return False
+                return False
+            # looked for where it was lost: specks there and nothing else of its fewest pixels are it, broken up by
+            # the mask (a faint walker at night kept again as she walked on: finding 58); anything else is no part of
+            # its visit yet
+            if shown is None or not in_specks(recent.where, shown, recent.lost, recent.least):
+                return False
+            recent.until_ts = it.ts + cfg.max_hold_s
+            return True
         # The whole image only: a thing that moves on enters other region cells, which are new to the cells
         # of the event's frames, and it is still the same thing (the memory ends when the scene is still).
         near = 1.0 - recent.vectors @ it.vector
