@@ -216,6 +216,11 @@ def look_suffix(looks: Sequence[str]) -> str:
     return "".join(f"-{x}" for x in looks)
 
 
+def rate_suffix(fps: float) -> str:
+    """A stream name's frame-rate part: none at the corpus's usual 10 fps, "-30fps" at 30."""
+    return "" if fps == 10.0 else f"-{fps:g}fps"
+
+
 LOOK_WORDS = {"mirror": "mirrored", "night": "an IR camera at night", "small": "320x180"}
 
 
@@ -449,8 +454,7 @@ def asl_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, clip
         order = order[:clips]
     step = max(1, int(round(30.0 / fps)))
     holds = hold_lengths(hold_s, spread, len(order), seed)
-    rate = "" if fps == 10.0 else f"-{fps:g}fps"
-    name = (f"asl-shuffle{seed}" if spread <= 1.0 else f"asl-irregular{seed}") + rate + look_suffix(looks)
+    name = (f"asl-shuffle{seed}" if spread <= 1.0 else f"asl-irregular{seed}") + rate_suffix(fps) + look_suffix(looks)
     what = f"{hold_s:g} s hold after each" if spread <= 1.0 else f"holds of {min(holds):.0f}-{max(holds):.0f} s"
     b = StreamBuilder(name, fps, f"{len(order)} ASL clips shuffled (seed {seed}), {fps:g} fps, {what}"
                       f"{look_words(looks)}", seed)
@@ -476,20 +480,18 @@ def bottle_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, h
     origin = looked(VideoOrigin("bottle", Path(data) / "bottle-detection.mp4", step), looks)
     segments = sorted([(a, e, "table " + s["bottles"]) for s in lab["table_state"] for a, e in [s["frames"]]])
     holds = hold_lengths(hold_s, spread, len(segments), seed)
-    rate = "" if fps == 10.0 else f"-{fps:g}fps"
-    name = (f"bottle-seed{seed}" if spread <= 1.0 else f"bottle-irregular{seed}") + rate + look_suffix(looks)
+    name = (f"bottle-seed{seed}" if spread <= 1.0 else f"bottle-irregular{seed}") + rate_suffix(fps) + look_suffix(looks)
     what = f"{hold_s:g} s hold per table state" if spread <= 1.0 else f"holds of {min(holds):.0f}-{max(holds):.0f} s"
     b = StreamBuilder(name, fps, f"bottle clip, {fps:g} fps, {what}{look_words(looks)}", seed)
-    held: set[tuple] = set()  # segments whose hold is in
     for f in range(0, origin.count, step):
         seg = next((s for s in segments if s[0] <= f < s[1]), None)
         state = None
         if seg is not None and seg[0] + (margin if seg[0] > 0 else 0) <= f < seg[1] - margin:
             state = seg[2]
         b.add(origin, f, state)
-        # the hold goes at the end of the settled part of a table state (before the next hand arrives)
-        if seg is not None and state is not None and f + step >= seg[1] - hold_margin and seg not in held:
-            held.add(seg)
+        # the hold goes at the end of the settled part of a table state (before the next hand arrives): after its
+        # last frame hold_margin clear of that hand
+        if seg is not None and state is not None and f < seg[1] - hold_margin <= f + step:
             first = seg[0] + (hold_margin if seg[0] else 0)
             settled = [g for g in range(0, seg[1] - hold_margin, step) if g >= first]
             b.hold(origin, settled[-hold_frames:], holds[segments.index(seg)], state)
