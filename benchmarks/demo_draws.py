@@ -35,7 +35,9 @@ faint; "of them never whole": missed visitors never
 wholly in view before the stream ends (a sliver at the border in its last frames: no picture to label, but counted
 as missed all the same). ``--looks night`` (or ``mirror``): the same draws seen by another camera, as corpus_bench's
 other-camera streams (fresh features: embedded anew). Embedding a draw takes 20-40 s on 2
-cores (cached after; the cache is about 130 MB a draw). ``--methods default`` runs the default row alone.
+cores (cached after; the cache is about 130 MB a draw). ``--methods default`` runs the default row alone;
+``--methods default "default, no"`` adds the default without the pre-gate (asked for by name only: whether the
+fast path keeps the same events, finding 60).
 
 Two more uses, to look at what a rule changed rather than at sums alone:
 
@@ -126,6 +128,19 @@ def compare(base: dict, new: dict) -> list[str]:
     return lines
 
 
+def rows_of(prefixes: list[str] | None) -> list[Method]:
+    """The methods ``--methods`` asks for (name prefixes; none: the default, finding 36's and the naive rule). The
+    default without the pre-gate is asked for by name only (``"default, no"``): whether the fast path keeps the same
+    events (finding 60)."""
+    rows = [Method("default", FilterConfig()), Method(f"finding 36 default ({FINDING36})", FilterConfig(),
+                                                      rev=FINDING36), methods()[0]]
+    rows = [m for m in rows if chosen(m, prefixes)]
+    ungated = "default, no pre-gate"
+    if any(len(p) > len("default") and ungated.startswith(p) for p in prefixes or []):
+        rows.insert(1, Method(ungated, FilterConfig(), gate=False))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tune", default="100-139", help="seed range the rules were chosen on ('': none)")
@@ -146,10 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         c = demo_corpus(seed=args.list, fps=args.fps, split="listed", looks=tuple(args.looks))
         print("\n".join(listing(c, run_method(c, features(c.stream, args.cache), Method("default", FilterConfig())))))
         return 0
-    naive = methods()[0]
-    rows = [Method("default", FilterConfig()), Method(f"finding 36 default ({FINDING36})", FilterConfig(),
-                                                      rev=FINDING36), naive]
-    rows = [m for m in rows if chosen(m, args.methods)]
+    rows = rows_of(args.methods)
     t0 = time.perf_counter()
     print("| split | method | draws | visitors | kept | missed | of them repeats | of them alike to this camera | "
           "of them faint to this camera (of how many) | of them never whole | recall | recall of the others | "

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.demo_draws import compare, draws_of, listing
+from benchmarks.demo_draws import compare, draws_of, listing, rows_of
 
 
 def counts(missed: int, best: int, redundant: int = 0) -> dict:
@@ -69,3 +69,12 @@ def test_events_given_up_are_counted_for_the_missed_visitor_in_view_or_for_one_k
     assert while_in_view(found, dog) == []  # its event's frame came after the dog had left
     assert for_others(found, [walker, dog]) == found[1:]
     assert for_others(found, []) == found
+
+
+def test_the_default_without_the_pre_gate_is_a_row_only_when_asked_for_by_name():
+    # finding 60: whether the fast path keeps the same events is asked draw by draw, beside the default
+    assert [m.name for m in rows_of(["default"])] == ["default"]
+    assert len(rows_of(None)) == 3 and not any("no pre-gate" in m.name for m in rows_of(None))
+    both = rows_of(["default", "default, no"])
+    assert [m.name for m in both] == ["default", "default, no pre-gate"]
+    assert both[0].gate and not both[1].gate and both[1].cfg == both[0].cfg
