@@ -475,6 +475,12 @@ def shows_thing(shown: views.Change) -> bool:
     return shown.things > 0 and shown.whole >= KNOWN_PIXELS
 
 
+def adds_whole(shown: views.Change) -> bool:
+    """Whether a change shows a thing whole, most of it clear of the image border: a picture of something new. An
+    arm the border cuts, with the bottle in its hand clear of it, is none (benchmarks/QUALITY.md, finding 61)."""
+    return shows_thing(shown) and not mostly_cut(shown)
+
+
 def best_view_key(shown: views.Change, h: Held) -> tuple:
     """Sort key of an event's frames, best view first."""
     return shown.things, shown.framed, h.score
@@ -543,20 +549,21 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
                 asked.append(last)
             if not any(seen_before(got, h, known) for h in asked):
                 return settled_pick(cand, (last, got, settle_ratio), settle_ratio, exact, known)
-            # Nor is a frame novel by the whole image that shows nothing whole beyond that scene: what it adds is cut
-            # by the border. A hand reached in from the border and carried a bottle away, into a table state kept
-            # before, and the hand was kept; the hole where the bottle stood, whole against the scene before, is that
-            # state itself (the bottle clip at its own 30 fps and at 10 fps: benchmarks/QUALITY.md, finding 58). A
-            # frame novel by its region cells is new where its pixels changed (see seen_before): a faint dog at
-            # night stopped, the scene it settled into seen before to the pixels, and shows little beyond it.
+            # Nor is a frame novel by the whole image that shows nothing whole beyond that scene, or shows it mostly cut
+            # by the border: what it adds is the border's. A hand reached in from the border and carried a bottle
+            # away, into a table state kept before, and the hand was kept; the hole where the bottle stood, whole
+            # against the scene before, is that state itself (the bottle clip at its own 30 fps and at 10 fps:
+            # benchmarks/QUALITY.md, finding 58). The mask showed the bottle in the hand, or the hand's blur, apart
+            # from the arm the border cuts, and that frame was kept (finding 61). A frame novel by its region cells is
+            # new where its pixels changed (see seen_before): a faint dog at night stopped, the scene it settled
+            # into seen before to the pixels, and shows little beyond it.
             shown_before = {id(h) for h in scene}
             seen = known
             beyond: dict[int, bool] = {}
 
             def adds_thing(h: Held) -> bool:
                 if id(h) not in beyond:
-                    beyond[id(h)] = (h.view is None or last.view is None
-                                     or shows_thing(views.change(h.view, last.view)))
+                    beyond[id(h)] = h.view is None or last.view is None or adds_whole(views.change(h.view, last.view))
                 return beyond[id(h)]
 
             def known(h: Held, by_region: bool) -> bool:  # noqa: F811 - the rest of choose asks this one
