@@ -282,8 +282,12 @@ def on_its_way_in(cand: Candidate, settle_ratio: float) -> bool:
     settle_ratio, the event's first frame showed less of it or a change cut by the border came in just before the
     event opened (``Candidate.grew``: it grew in from the border; a car that came in too little to be novel and
     opened the event where it stopped shows as much in the first frame as in the newest, and a pixel count of the
-    two was a coin toss: finding 45), and no frame of the event showed a thing whole yet but mostly cut by the
-    border too. A still scene then is no state to settle on before
+    two was a coin toss: finding 45), and no frame of the event showed a thing whole yet, at least HALF_VIEW as
+    large as the newest frame's change, but mostly cut by the border too (a car seen whole before it stopped half out
+    of view is on its way out; a bottle carried in below a hand, whole before the arm came into view, is a fraction
+    of the arm and the hand resting on it once it was put down, and that still scene was kept as a state: finding
+    62). A still scene
+    then is no state to settle on before
     ``max_hold_s``: a car that stops on its way in drives on, and its whole view is the best one (17 cars that stop
     were kept without their whole view on the demo draws 100-139, most as they stood half in view on their way in:
     benchmarks/QUALITY.md, finding 30); a hand that moved a bottle, the bottle's old place whole beside the arm cut
@@ -296,7 +300,8 @@ def on_its_way_in(cand: Candidate, settle_ratio: float) -> bool:
         return False
     if view_of(cand, cand.frames[0]).pixels >= shown.pixels and not cand.grew:
         return False
-    return not any(shows_thing(v) and not mostly_cut(v) for v in (view_of(cand, h) for h in cand.frames[:-1]))
+    return not any(shows_thing(v) and not mostly_cut(v) and v.whole >= HALF_VIEW * shown.pixels
+                   for v in (view_of(cand, h) for h in cand.frames[:-1]))
 
 
 def still_run(cand: Candidate, k: int) -> list[Held]:
