@@ -101,6 +101,7 @@ LOOKED_37 = "held out, other draw, first run in finding 21; traced in finding 37
 TRACED_58 = "the clip at its own frame rate, first run in finding 58, then traced"
 NATIVE_58 = "held out, the clip at its own frame rate, first run in finding 58"
 LOOKED_58 = "held out, the clip at its own frame rate, first run in finding 58; traced there, no rule kept for it"
+FRESH_62 = "held out, fresh draws of the bottle clip's holds, first run after findings 61 and 62 were kept"
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
 
@@ -428,6 +429,9 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         # the other real clips at their own 30 fps too (first run in finding 58 after its rule was set; the road traced)
         out.append(road_corpus(data, fps=30.0, seed=51, name="road-transits-30fps", split=LOOKED_58))
         out.append(Corpus(asl_stream(data, 60.0, fps=30.0, seed=5), "states", NATIVE_58))
+        # fresh holds of the bottle clip, by day at 30 and at 10 fps, drawn after findings 61 and 62 (hands) were kept
+        out.append(Corpus(bottle_stream(data, 60.0, seed=8, spread=4.0, **native), "states", FRESH_62))
+        out.append(Corpus(bottle_stream(data, 120.0, seed=9, spread=4.0), "states", FRESH_62))
     return out
 
 
