@@ -13,7 +13,8 @@ state settles) or ``max_hold_s`` passes. Then one frame is kept:
   view on its way out), is no such state: the event goes on (:func:`half_in_view`), unless it is a scene
   seen before the event began (the street that a car parked at the border drove off: the hole it left is
   cut by the border too). Nor is one that shows a thing cut by the border that came in from it and was never
-  whole (a car stopped half in view on its way in: :func:`on_its_way_in`), until ``max_hold_s``. A settled
+  whole, or whole at less than half its size (a car stopped half in view on its way in; a hand resting on a bottle
+  it carried in: :func:`on_its_way_in`), until ``max_hold_s``. A settled
   scene that shows a part of the change cut by the border gives way to a view of the thing whole as it came in
   (:func:`settled_pick`): the frames of its still run are one scene (:func:`scene_of`), and a cut the mask sees in
   one of them is the scene's;
@@ -25,8 +26,8 @@ state settles) or ``max_hold_s`` passes. Then one frame is kept:
   pixels show less than KNOWN_PIXELS of the change must pass the whole threshold (:func:`relaxed`). A view clear
   of the border that shows at least as much as a cut one that passes replaces it, even seen before
   (:func:`seen_whole_view`). When the scene settled into one seen before, a frame that shows nothing whole beyond
-  it is seen too: what it adds is cut by the border (a hand that carried a bottle away into a table state kept
-  before).
+  it, or shows it mostly cut by the border (:func:`adds_whole`), is seen too: what it adds is the border's (a hand
+  that carried a bottle away into a table state kept before).
 
 An event needs a frame past the threshold, and more than one frame's noise: a single novel frame at most
 RENOVEL x the threshold by the whole image is no event, unless its pixels show a thing that came in from the
@@ -286,14 +287,12 @@ def on_its_way_in(cand: Candidate, settle_ratio: float) -> bool:
     large as the newest frame's change, but mostly cut by the border too (a car seen whole before it stopped half out
     of view is on its way out; a bottle carried in below a hand, whole before the arm came into view, is a fraction
     of the arm and the hand resting on it once it was put down, and that still scene was kept as a state: finding
-    62). A still scene
-    then is no state to settle on before
-    ``max_hold_s``: a car that stops on its way in drives on, and its whole view is the best one (17 cars that stop
-    were kept without their whole view on the demo draws 100-139, most as they stood half in view on their way in:
-    benchmarks/QUALITY.md, finding 30); a hand that moved a bottle, the bottle's old place whole beside the arm cut
-    by the border, and rests on it leaves, and the table is the state (bottle irregular holds 3 kept the resting
-    hand: finding 31). A new scene shows all of its change in its first frame (the next signer's clip) and settles
-    as before."""
+    62). A still scene then is no state to settle on before ``max_hold_s``: a car that stops on its way in drives
+    on, and its whole view is the best one (17 cars that stop were kept without their whole view on the demo draws
+    100-139, most as they stood half in view on their way in: benchmarks/QUALITY.md, finding 30); a hand that moved
+    a bottle, the bottle's old place whole beside the arm cut by the border, and rests on it leaves, and the table
+    is the state (bottle irregular holds 3 kept the resting hand: finding 31). A new scene shows all of its change
+    in its first frame (the next signer's clip) and settles as before."""
     newest = cand.frames[-1]
     shown = view_of(cand, newest)
     if not mostly_cut(shown) or newest.score <= settle_ratio:
@@ -389,7 +388,7 @@ def in_specks(where: np.ndarray, shown: views.Change, lost: int, least: int) -> 
     """Whether ``shown`` shows the thing lost at ``where`` in specks alone: something within reach of it
     (:func:`follow`), and no blob anywhere of ``least`` pixels or more. The mask broke a faint walker at night into a
     head, a middle and feet, each under ``least`` and farther apart than FOLLOW_REACH (demo draw 342 at 30 fps:
-    benchmarks/QUALITY.md, findings 57 and 58); a thing that came in shows as a blob of its own."""
+    benchmarks/QUALITY.md, findings 57 and 59); a thing that came in shows as a blob of its own."""
     if shown.mask is None:
         return False
     n, labels, stats, _ = cv2.connectedComponentsWithStats(shown.mask, connectivity=8)

@@ -514,30 +514,30 @@ class NoveltyFilter:
             st.last_event = None
             return False
         shown = self._shown_since(recent, it)  # one change test, for following its thing and for the rule below
+        alone = False  # the frame shows the followed thing and nothing else (never while it is lost)
         if not self._still_shows(cfg, recent, shown, it.ts):
             if not self._looked_for(recent, it.ts):
                 st.last_event = None
                 return False
             # looked for where it was lost: specks there and nothing else of its fewest pixels are it, broken up by
-            # the mask (a faint walker at night kept again as she walked on: finding 58); anything else is no part of
+            # the mask (a faint walker at night kept again as she walked on: finding 59); anything else is no part of
             # its visit yet
             if shown is None or not in_specks(recent.where, shown, recent.lost, recent.least):
                 return False
-            recent.until_ts = it.ts + cfg.max_hold_s
-            return True
-        # The whole image only: a thing that moves on enters other region cells, which are new to the cells
-        # of the event's frames, and it is still the same thing (the memory ends when the scene is still).
-        near = 1.0 - recent.vectors @ it.vector
-        # Barely past the event's frames (RENOVEL) and showing its followed thing alone: the rest of its visit. A
-        # car driving away shrinks, and its embedding moves past the threshold; where change() sees more of it
-        # (a low-contrast road, its least level lowered) the car leaving was kept again (finding 43). Barely past
-        # the frames since that showed it alone, too: at 30 fps an event fades a sixth of a second after its car
-        # began to leave, and the car driving on moved past the event's frames (finding 52).
-        alone = self._only_its_thing(recent, shown)
-        if not thing and not (near <= threshold).any() and not (alone and (
-                (near <= RENOVEL * threshold).any()
-                or (recent.trail and (1.0 - np.stack(recent.trail) @ it.vector <= RENOVEL * threshold).any()))):
-            return False
+        else:
+            # The whole image only: a thing that moves on enters other region cells, which are new to the cells
+            # of the event's frames, and it is still the same thing (the memory ends when the scene is still).
+            near = 1.0 - recent.vectors @ it.vector
+            # Barely past the event's frames (RENOVEL) and showing its followed thing alone: the rest of its visit. A
+            # car driving away shrinks, and its embedding moves past the threshold; where change() sees more of it
+            # (a low-contrast road, its least level lowered) the car leaving was kept again (finding 43). Barely
+            # past the frames since that showed it alone, too: at 30 fps an event fades a sixth of a second after
+            # its car began to leave, and the car driving on moved past the event's frames (finding 52).
+            alone = self._only_its_thing(recent, shown)
+            if not thing and not (near <= threshold).any() and not (alone and (
+                    (near <= RENOVEL * threshold).any()
+                    or (recent.trail and (1.0 - np.stack(recent.trail) @ it.vector <= RENOVEL * threshold).any()))):
+                return False
         recent.until_ts = it.ts + cfg.max_hold_s
         if alone:
             recent.trail = latest_with(recent.trail, it.vector)
