@@ -64,7 +64,7 @@ import cv2
 import numpy as np
 
 from . import view as views
-from .known import KNOWN_PIXELS
+from .known import KNOWN_PIXELS, SEEN_AFTER_S
 
 # Frames of the last decided event remembered per source (see Recent).
 RECENT_FRAMES = 32
@@ -75,6 +75,7 @@ RENOVEL = 1.2
 # Frames of an event tried for its keep, best view first (each try: an exact search and the known test).
 TRIES = 8
 SCENE_TRIES = 8  # frames of a settled still run asked whether its scene was seen before (each: up to 16 change tests)
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # steps of a spread that never falls into a period (see spread)
 # With thumbnails, an event fades while what changed shows at most this share of its best view (a car
 # driving away; nothing, once it has left).
 FADED_VIEW = 0.5
@@ -511,6 +512,38 @@ def came_in(cand: Candidate, h: Held) -> bool:
     return False
 
 
+def known_in_event(cand: Candidate, known: Callable[[Held, bool], bool]) -> Callable[[Held, bool], bool]:
+    """``known`` for the frames of one event, where a frame is also known when one of the event's, SEEN_AFTER_S or
+    more apart, that its pixels cannot tell from it (no mask pixel of change between them) is: the scene stayed, one
+    scene as the frames of a still run are (finding 46), and a remembered frame may differ from one of them by a few
+    pixels under one exposure fit and from the next by a few more than KNOWN_PIXELS. A hand's shadow hung in a corner
+    of a table state kept before for half a minute, never still; the frame ranked first of an event in it, the same
+    scene as frames found seen before, was not found so, and was kept (benchmarks/QUALITY.md, finding 63). Frames
+    nearer in time are not asked: at 30 fps a faint walker moves less from one frame to the next than the mask sees.
+    SCENE_TRIES of those apart are asked (:func:`spread`)."""
+    answers: dict[tuple[int, bool], bool] = {}
+
+    def seen(h: Held, by_region: bool) -> bool:
+        if (id(h), by_region) not in answers:
+            answers[id(h), by_region] = known(h, by_region)
+        return answers[id(h), by_region]
+
+    def known_here(h: Held, by_region: bool) -> bool:
+        if seen(h, by_region) or h.view is None:
+            return answers[id(h), by_region]
+        apart = [g for g in cand.frames if abs(g.ts - h.ts) >= SEEN_AFTER_S and g.view is not None]
+        return any(views.change(h.view, g.view).pixels == 0 and seen(g, by_region) for g in spread(apart))
+    return known_here
+
+
+def spread(frames: list[Held], count: int = SCENE_TRIES) -> list[Held]:
+    """At most ``count`` of these frames, spread over them at no period: a scene that comes back every few frames (a
+    shadow swinging to and fro) is asked in each of its phases, not the one a stride falls on."""
+    if len(frames) <= count:
+        return frames
+    return [frames[i] for i in sorted({int((k * GOLDEN) % 1.0 * len(frames)) for k in range(1, count + 1)})]
+
+
 def seen_before(got: Exact, h: Held, known: Callable[[Held, bool], bool]) -> bool:
     """Whether a frame's novelty is the embedding's alone and its pixels were seen before. A frame novel by
     its region cells is new where pixels changed beyond the source's noise (a ball on a kept empty street
@@ -527,6 +560,8 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     or kept before (see known.py; ``by_region``: only its region cells made it novel), so it is not kept
     whatever its embedding says.
     """
+    known = known_in_event(cand, known)
+
     # A frame past settle_ratio that shows a whole thing is novel, whether it opened the event (Held.thing) or
     # joined it: a car whose entry barely passed the threshold is a picture to keep once it is whole.
     def thing(h: Held) -> bool:
