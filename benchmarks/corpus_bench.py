@@ -101,6 +101,7 @@ LOOKED_37 = "held out, other draw, first run in finding 21; traced in finding 37
 TRACED_58 = "the clip at its own frame rate, first run in finding 58, then traced"
 NATIVE_58 = "held out, the clip at its own frame rate, first run in finding 58"
 LOOKED_58 = "held out, the clip at its own frame rate, first run in finding 58; traced there, no rule kept for it"
+TRACED_63 = "the clip at its own frame rate, first run in finding 58, traced in finding 63"
 FRESH_62 = "held out, fresh draws of the bottle clip's holds, first run after findings 61 and 62 were kept"
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
@@ -423,7 +424,7 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         # left, within the 6-frame margin of the 10 fps streams, and a keep in the labelled hand spans counts apart
         native = dict(fps=30.0, margin=0, hold_margin=6)
         out.append(Corpus(bottle_stream(data, 60.0, seed=5, **native), "states", TRACED_58))
-        out.append(Corpus(bottle_stream(data, 60.0, seed=6, spread=4.0, **native), "states", NATIVE_58))
+        out.append(Corpus(bottle_stream(data, 60.0, seed=6, spread=4.0, **native), "states", TRACED_63))
         out.append(Corpus(bottle_stream(data, 60.0, seed=7, spread=4.0, looks=("night",), **native), "states",
                           NATIVE_58))
         # the other real clips at their own 30 fps too (first run in finding 58 after its rule was set; the road traced)
