@@ -71,7 +71,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.streams import (DemoOrigin, LookOrigin, Origin, Perturb, Stream, StreamBuilder, VideoOrigin,  # noqa: E402
-                                asl_stream, bottle_stream, look_suffix, look_words, looked, render_batches, score)
+                                asl_stream, bottle_clip, bottle_stream, look_suffix, look_words, looked,
+                                render_batches, score)
 from edgefilter.clock import FakeClock  # noqa: E402
 from edgefilter.config import FilterConfig, GatesConfig  # noqa: E402
 from edgefilter.gates import ChangeGate, grey_thumbnail  # noqa: E402
@@ -102,6 +103,7 @@ TRACED_58 = "the clip at its own frame rate, first run in finding 58, then trace
 NATIVE_58 = "held out, the clip at its own frame rate, first run in finding 58"
 LOOKED_58 = "held out, the clip at its own frame rate, first run in finding 58; traced there, no rule kept for it"
 TRACED_63 = "the clip at its own frame rate, first run in finding 58, traced in finding 63"
+AS_IT_IS_65 = "the clip as it is, what keep-check runs; traced in finding 65"
 FRESH_62 = "held out, fresh draws of the bottle clip's holds, first run after findings 61 and 62 were kept"
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
@@ -433,6 +435,8 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         # fresh holds of the bottle clip, by day at 30 and at 10 fps, drawn after findings 61 and 62 (hands) were kept
         out.append(Corpus(bottle_stream(data, 60.0, seed=8, spread=4.0, **native), "states", FRESH_62))
         out.append(Corpus(bottle_stream(data, 120.0, seed=9, spread=4.0), "states", FRESH_62))
+        # the clip itself, as keep-check runs it (finding 65)
+        out.append(Corpus(bottle_clip(data), "states", AS_IT_IS_65))
     return out
 
 

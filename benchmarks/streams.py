@@ -502,6 +502,22 @@ def bottle_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, h
     return stream
 
 
+def bottle_clip(data: Path) -> Stream:
+    """The bottle clip as it is: every frame at its own 29.8 fps, no perturbation, labelled as ``bottle_stream``
+    labels it (margin 0). What ``keep-check bottle-detection.mp4`` runs through the daemon."""
+    lab = load_labels(data)["bottle-detection.mp4"]
+    origin = VideoOrigin("bottle", Path(data) / "bottle-detection.mp4", 1)
+    b = StreamBuilder("bottle-clip", 29.8, "the bottle clip as it is, 29.8 fps, no perturbation", 0)
+    segments = [(a, e, "table " + s["bottles"]) for s in lab["table_state"] for a, e in [s["frames"]]]
+    for f in range(origin.count):
+        seg = next((s for s in segments if s[0] <= f < s[1]), None)
+        b.add(origin, f, seg[2] if seg else None, Perturb())
+    stream = b.build()
+    stream.hand = np.array([any(a <= stream.renders[k].frame < e for a, e in lab["hand_in_view"])
+                            for k in stream.keys.tolist()], bool)
+    return stream
+
+
 # ----------------------------------------------------------------------------- scoring
 
 

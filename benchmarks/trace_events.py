@@ -17,8 +17,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -30,24 +28,9 @@ from edgefilter.novelty import filter as F  # noqa: E402
 CHOICES = ("settled_pick", "ranked_view", "seen_before", "whole_view", "between_clear", "away_from_cut")
 
 
-def bottle_as_it_is(data: Path) -> cb.Corpus:
-    """The bottle clip frame by frame at its own rate, unperturbed, labelled as the corpus labels it."""
-    lab = streams.load_labels(data)["bottle-detection.mp4"]
-    origin = streams.VideoOrigin("bottle", data / "bottle-detection.mp4", 1)
-    b = streams.StreamBuilder("bottle-clip", 29.8, "the bottle clip as it is", 0)
-    segments = [(a, e, "table " + s["bottles"]) for s in lab["table_state"] for a, e in [s["frames"]]]
-    for f in range(origin.count):
-        seg = next((s for s in segments if s[0] <= f < s[1]), None)
-        b.add(origin, f, seg[2] if seg else None, streams.Perturb())
-    s = b.build()
-    s.hand = np.array([any(a <= s.renders[k].frame < e for a, e in lab["hand_in_view"]) for k in s.keys.tolist()],
-                      bool)
-    return cb.Corpus(s, "states", "the clip as it is")
-
-
 def corpus_of(name: str, data: Path, seconds: float) -> cb.Corpus:
     if name == "clip:bottle":
-        return bottle_as_it_is(data)
+        return cb.Corpus(streams.bottle_clip(data), "states", "the clip as it is")
     if ":" in name:
         seed, fps, *looks = name.split(":")
         return cb.demo_corpus(seconds=seconds, seed=int(seed), fps=float(fps), split="traced", looks=tuple(looks))

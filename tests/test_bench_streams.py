@@ -176,6 +176,17 @@ def _bottle_clip(tmp_path, frames: int = 40) -> None:
         "table_state": [{"frames": [0, 15], "bottles": "LMR"}, {"frames": [25, frames], "bottles": "MR"}]}}))
 
 
+def test_the_bottle_clip_as_it_is_is_every_frame_once_unperturbed_with_its_labels_and_hands(tmp_path):
+    from benchmarks.streams import Perturb, bottle_clip
+
+    _bottle_clip(tmp_path)
+    s = bottle_clip(tmp_path)
+    assert [s.renders[int(k)].frame for k in s.keys] == list(range(40))
+    assert all(r.perturb == Perturb() for r in s.renders) and not s.static.any()
+    assert [n for n, hand in enumerate(s.hand) if hand] == list(range(15, 25))
+    assert s.state[14] == "table LMR" and s.state[15] is None and s.state[25] == "table MR"
+
+
 def test_the_bottle_stream_at_its_own_rate_marks_the_hand_and_holds_clear_of_it(tmp_path):
     from benchmarks.streams import bottle_stream
 
