@@ -478,7 +478,7 @@ def bottle_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, h
     lab = load_labels(data)["bottle-detection.mp4"]
     step = max(1, int(round(30.0 / fps)))
     origin = looked(VideoOrigin("bottle", Path(data) / "bottle-detection.mp4", step), looks)
-    segments = sorted([(a, e, "table " + s["bottles"]) for s in lab["table_state"] for a, e in [s["frames"]]])
+    segments = table_segments(lab)
     holds = hold_lengths(hold_s, spread, len(segments), seed)
     name = (f"bottle-seed{seed}" if spread <= 1.0 else f"bottle-irregular{seed}") + rate_suffix(fps) + look_suffix(looks)
     what = f"{hold_s:g} s hold per table state" if spread <= 1.0 else f"holds of {min(holds):.0f}-{max(holds):.0f} s"
@@ -495,8 +495,17 @@ def bottle_stream(data: Path, hold_s: float, fps: float = 10.0, seed: int = 0, h
             first = seg[0] + (hold_margin if seg[0] else 0)
             settled = [g for g in range(0, seg[1] - hold_margin, step) if g >= first]
             b.hold(origin, settled[-hold_frames:], holds[segments.index(seg)], state)
-    stream = b.build()
-    # A kept frame with a hand in view is no picture of a table state: the state it brings is the hand gone.
+    return with_hands(b.build(), lab)
+
+
+def table_segments(lab: dict) -> list[tuple[int, int, str]]:
+    """The bottle clip's labelled table states: (first frame, end frame, "table " + bottles), in clip order."""
+    return sorted([(a, e, "table " + s["bottles"]) for s in lab["table_state"] for a, e in [s["frames"]]])
+
+
+def with_hands(stream: Stream, lab: dict) -> Stream:
+    """The stream with its frames that show a hand marked (``Stream.hand``). A kept frame with a hand in view is no
+    picture of a table state: the state it brings is the hand gone."""
     stream.hand = np.array([any(a <= stream.renders[k].frame < e for a, e in lab["hand_in_view"])
                             for k in stream.keys.tolist()], bool)
     return stream
@@ -508,14 +517,11 @@ def bottle_clip(data: Path) -> Stream:
     lab = load_labels(data)["bottle-detection.mp4"]
     origin = VideoOrigin("bottle", Path(data) / "bottle-detection.mp4", 1)
     b = StreamBuilder("bottle-clip", 29.8, "the bottle clip as it is, 29.8 fps, no perturbation", 0)
-    segments = [(a, e, "table " + s["bottles"]) for s in lab["table_state"] for a, e in [s["frames"]]]
+    segments = table_segments(lab)
     for f in range(origin.count):
         seg = next((s for s in segments if s[0] <= f < s[1]), None)
         b.add(origin, f, seg[2] if seg else None, Perturb())
-    stream = b.build()
-    stream.hand = np.array([any(a <= stream.renders[k].frame < e for a, e in lab["hand_in_view"])
-                            for k in stream.keys.tolist()], bool)
-    return stream
+    return with_hands(b.build(), lab)
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -529,8 +529,10 @@ def known_in_event(cand: Candidate, known: Callable[[Held, bool], bool]) -> Call
         return answers[id(h), by_region]
 
     def known_here(h: Held, by_region: bool) -> bool:
-        if seen(h, by_region) or h.view is None:
-            return answers[id(h), by_region]
+        if seen(h, by_region):
+            return True
+        if h.view is None:
+            return False
         apart = [g for g in cand.frames if abs(g.ts - h.ts) >= SEEN_AFTER_S and g.view is not None]
         return any(views.change(h.view, g.view).pixels == 0 and seen(g, by_region) for g in spread(apart))
     return known_here
