@@ -203,3 +203,23 @@ def test_the_bottle_stream_at_its_own_rate_marks_the_hand_and_holds_clear_of_it(
     kept = [0, clip.index(20), clip.index(30)]
     sc = score(s.state, s.static, kept)
     assert (sc.recall, sc.redundant, int(s.hand[kept].sum())) == (1.0, 0, 1)
+
+
+def test_the_summary_names_each_target_a_row_misses_and_each_count_worse_than_naive():
+    from benchmarks.corpus_bench import NAIVE, misses, summary
+
+    naive = {"kept": 9, "recall": 0.75, "redundant": 1, "static_max": 0, "hand": 3}
+    good = {"kept": 5, "recall": 1.0, "redundant": 0, "static_max": 0, "hand": 0}
+    assert misses("states", good, naive) == []
+    worse = dict(good, recall=0.5, redundant=2, static_max=2, hand=4)
+    assert misses("states", worse, naive) == ["recall 0.50", "recall below naive", "redundant above naive",
+                                              "static max 2", "4 hands in view (above naive)"]
+    assert misses("objects", {"recall": 1.0, "redundant": 0, "best_view": 0.9}, None) == ["best view 0.90"]
+    assert misses("static", {"before_restart": 1, "after_restart": 1}, None) == ["1 kept, 1 after restart"]
+    assert misses("busy", {"max_gap_s": 9.0}, {"max_gap_s": 8.0}) == ["longest wait above naive"]
+    results = [{"stream": "s", "kind": "states", "split": "held out", "rows": {NAIVE: naive, "default": worse}},
+               {"stream": "t", "kind": "static", "split": "tuned",
+                "rows": {"default": {"before_restart": 1, "after_restart": 0}}}]
+    text = summary(results)
+    assert "| s | held out | 9 / 0.75 / 1 / 0 / 3 | 5 / 0.50 / 2 / 2 / 4 | recall 0.50, recall below naive," in text
+    assert "| t | tuned | - | 1 / 0 | none |" in text
