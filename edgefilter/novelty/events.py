@@ -583,9 +583,11 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
             # pixels tell apart within it is below what they call still, yet a remembered frame may differ from
             # one of them by a blob at the border and not from the next under another exposure fit (the bottle's
             # first state back, its last frame's embedding 8 frames old under the pre-gate, kept again: QUALITY
-            # finding 46). Then none of its frames is a picture of something new.
+            # finding 46). Then none of its frames is a picture of something new. Its frames are asked at no period
+            # (spread): a lamp flickering at a beat with the frame rate leaves the memory one phase of the scene, and a
+            # stride can fall on the other alone (finding 66).
             scene = still_run(cand, len(cand.frames) - 1)
-            asked = scene[::-(-len(scene) // SCENE_TRIES)]
+            asked = spread(scene)
             if asked[-1] is not last:
                 asked.append(last)
             if not any(seen_before(got, h, known) for h in asked):
