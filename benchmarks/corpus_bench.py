@@ -2,7 +2,8 @@
 
 `python benchmarks/corpus_bench.py [--data ../shared/data] [--out benchmarks/out/corpus] [--write-md FILE]`
 (`--summary OUT/corpus.json`: the targets a run's default misses, stream by stream, against its naive row; a run
-prints it after its tables)
+prints it after its tables. A rule against the commit before it, in one run: `--methods default finding --base REV`,
+then `--compare-rows OUT/corpus.json`: the streams where the two rows kept other frames)
 
 Every stream runs under camera realism (exposure steps and a slow daylight ramp, flicker, sensor noise,
 JPEG re-encoding, shake of 1-3 px; see streams.Nuisance). Rows, on every stream:
@@ -591,14 +592,16 @@ def chosen(m: Method, prefixes: list[str] | None) -> bool:
 NAIVE = "naive (greedy, whole image, 0.15)"  # the reference row every table has (see the module's doc)
 
 
-def methods() -> list[Method]:
+def methods(base: str = FINDING36) -> list[Method]:
+    """Every row; ``base``: the commit whose default is the "finding 36 default" row (``--base``: an A/B of a rule
+    against the commit before it, in one run)."""
     d = FilterConfig()
     return [
         Method(NAIVE, dataclasses.replace(d, mode="frame", regional=False, threshold=0.15), gate=False, views=False),
         Method("default", d),
         Method("default, no pre-gate", d, gate=False),
         Method("whole image only (regional off)", dataclasses.replace(d, regional=False)),
-        Method(f"finding 36 default ({FINDING36})", d, rev=FINDING36),
+        Method(f"finding 36 default ({base})", d, rev=base),
         Method(f"previous default ({PREVIOUS})", dataclasses.replace(d, regional=True), gate=False, rev=PREVIOUS,
                grey=True, old_items=True),
     ]
@@ -861,6 +864,24 @@ def summary(results: list[dict], method: str = "default") -> str:
     return "\n".join(out)
 
 
+def rows_differ(results: list[dict], base: str = "finding", new: str = "default") -> list[str]:
+    """The streams where a run's two rows (``new`` by name, ``base`` by prefix: the ``--base`` commit's default)
+    kept other frames, with each row's counts and frames, and how many kept the same: what a rule changed."""
+    lines, same = [], 0
+    for r in results:
+        b = next((row for m, row in r["rows"].items() if m.startswith(base)), None)
+        n = r["rows"].get(new)
+        if b is None or n is None:
+            continue
+        if b["kept_frames"] == n["kept_frames"]:
+            same += 1
+            continue
+        counts = [k for k in n if k not in ("kept_frames", "skipped", "missed") and n[k] != b.get(k)]
+        lines.append(f"{r['stream']}: " + (", ".join(f"{k} {b.get(k)} -> {n[k]}" for k in counts) or "the same counts")
+                     + f"; kept {b['kept_frames']} -> {n['kept_frames']}")
+    return lines + [f"{same} streams kept the same frames, {len(lines)} other frames"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -870,9 +891,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="*", help="method name prefixes")
     ap.add_argument("--write-md", type=Path)
     ap.add_argument("--kept-dir", type=Path, help="write the default's kept frames of object streams here")
+    ap.add_argument("--base", default=FINDING36, metavar="REV",
+                    help=f"the commit whose default is the 'finding 36 default' row (default {FINDING36})")
     ap.add_argument("--summary", type=Path, metavar="CORPUS_JSON",
                     help="print the targets, stream by stream, of a run's corpus.json, and run nothing")
+    ap.add_argument("--compare-rows", type=Path, metavar="CORPUS_JSON",
+                    help="the streams where a run's default and --base rows kept other frames, and run nothing")
     args = ap.parse_args(argv)
+    if args.compare_rows:
+        print("\n".join(rows_differ(json.loads(args.compare_rows.read_text())["results"])))
+        return 0
     if args.summary:
         print(summary(json.loads(args.summary.read_text())["results"]))
         return 0
@@ -887,7 +915,7 @@ def main(argv: list[str] | None = None) -> int:
         f = features(s, args.cache or args.out / "cache")
         res = {"stream": s.name, "kind": c.kind, "split": c.split, "description": s.description, "frames": len(s),
                "fps": s.fps, "things": ", ".join(t.name for t in c.things), "rows": {}}
-        for m in methods():
+        for m in methods(args.base):
             if not chosen(m, args.methods):
                 continue
             r = run_method(c, f, m)

@@ -46,6 +46,11 @@ Two more uses, to look at what a rule changed rather than at sums alone:
   then the keeps of the empty street;
 - ``--compare BASE NEW``: two saved outputs of this script, draw by draw: each draw whose counts differ, and per
   method how many draws miss fewer or more visitors, keep more or fewer redundant frames and more or fewer best views.
+
+An A/B of a rule against the commit before it, in one run: ``--methods default finding --base REV`` runs today's
+default beside commit REV's (from git: ``corpus_bench.filter_class_at``), and ``--compare-rows RUN...`` lists, per
+saved run, the draws whose counts differ between the two rows. ``bash benchmarks/ab_draws.sh OUT REV`` runs the 80
+draws the findings since 60 were checked on (night at 5, 10, 15, 25 and 30 fps, by day at 5, 15 and 25 fps) that way.
 """
 from __future__ import annotations
 
@@ -128,17 +133,31 @@ def compare(base: dict, new: dict) -> list[str]:
     return lines
 
 
-def rows_of(prefixes: list[str] | None) -> list[Method]:
-    """The methods ``--methods`` asks for (name prefixes; none: the default, finding 36's and the naive rule). The
-    default without the pre-gate is asked for by name only (``"default, no"``): whether the fast path keeps the same
-    events (finding 60)."""
-    rows = [Method("default", FilterConfig()), Method(f"finding 36 default ({FINDING36})", FilterConfig(),
-                                                      rev=FINDING36), methods()[0]]
+def rows_of(prefixes: list[str] | None, base: str = FINDING36) -> list[Method]:
+    """The methods ``--methods`` asks for (name prefixes; none: the default, the default of commit ``base`` and the
+    naive rule). The default without the pre-gate is asked for by name only (``"default, no"``): whether the fast
+    path keeps the same events (finding 60)."""
+    rows = [Method("default", FilterConfig()), Method(f"finding 36 default ({base})", FilterConfig(), rev=base),
+            methods()[0]]
     rows = [m for m in rows if chosen(m, prefixes)]
     ungated = "default, no pre-gate"
     if any(len(p) > len("default") and ungated.startswith(p) for p in prefixes or []):
         rows.insert(1, Method(ungated, FilterConfig(), gate=False))
     return rows
+
+
+def rows_compared(text: str, base: str = "finding", new: str = "default") -> list[str]:
+    """One saved run's two rows (name prefixes; the first row that starts with each), draw by draw, as
+    :func:`compare` compares two runs: what a rule changed against the commit before it (``--base``)."""
+    got = draws_of(text)
+    names = sorted({m for m, _ in got})
+    base_name = next((m for m in names if m.startswith(base)), None)
+    new_name = next((m for m in names if m == new), None) or next((m for m in names if m.startswith(new)), None)
+    if base_name is None or new_name is None:
+        return [f"no rows {base!r} and {new!r} to compare (rows: {', '.join(names) or 'none'})"]
+    def row(name: str) -> dict:  # keyed alike, so that compare() pairs the two rows' draws
+        return {(new_name, s): c for (m, s), c in got.items() if m == name}
+    return [f"{new_name} against {base_name}:"] + compare(row(base_name), row(new_name))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,15 +172,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="frames a second of each draw (default 5; a camera's own rate is often 25-30)")
     ap.add_argument("--list", type=int, metavar="SEED", help="one draw's visitors and the default's keeps")
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("BASE", "NEW"), help="two saved runs, draw by draw")
+    ap.add_argument("--base", default=FINDING36, metavar="REV",
+                    help=f"the commit whose default is the 'finding 36 default' row (default {FINDING36})")
+    ap.add_argument("--compare-rows", nargs="+", type=Path, metavar="RUN",
+                    help="saved runs with the default and the --base row: the draws whose counts differ")
     args = ap.parse_args(argv)
     if args.compare:
         print("\n".join(compare(*(draws_of(p.read_text()) for p in args.compare))))
+        return 0
+    if args.compare_rows:
+        for p in args.compare_rows:
+            print(f"{p}: " + "\n  ".join(rows_compared(p.read_text())))
         return 0
     if args.list is not None:
         c = demo_corpus(seed=args.list, fps=args.fps, split="listed", looks=tuple(args.looks))
         print("\n".join(listing(c, run_method(c, features(c.stream, args.cache), Method("default", FilterConfig())))))
         return 0
-    rows = rows_of(args.methods)
+    rows = rows_of(args.methods, args.base)
     t0 = time.perf_counter()
     print("| split | method | draws | visitors | kept | missed | of them repeats | of them alike to this camera | "
           "of them faint to this camera (of how many) | of them never whole | recall | recall of the others | "

@@ -223,3 +223,19 @@ def test_the_summary_names_each_target_a_row_misses_and_each_count_worse_than_na
     text = summary(results)
     assert "| s | held out | 9 / 0.75 / 1 / 0 / 3 | 5 / 0.50 / 2 / 2 / 4 | recall 0.50, recall below naive," in text
     assert "| t | tuned | - | 1 / 0 | none |" in text
+
+
+def test_a_runs_two_rows_are_compared_stream_by_stream_by_their_kept_frames():
+    from benchmarks.corpus_bench import rows_differ
+
+    def row(kept, redundant=0):
+        return {"kept": len(kept), "recall": 1.0, "redundant": redundant, "kept_frames": kept, "skipped": 0.5}
+
+    base = "finding 36 default (abc1234)"
+    results = [{"stream": "a", "rows": {"default": row([0, 5]), base: row([0, 5])}},
+               {"stream": "b", "rows": {"default": row([0, 7]), base: row([0, 7, 9], redundant=1)}},
+               {"stream": "c", "rows": {"default": row([0, 8]), base: row([0, 6])}},
+               {"stream": "d", "rows": {"default": row([0])}}]
+    assert rows_differ(results) == ["b: kept 3 -> 2, redundant 1 -> 0; kept [0, 7, 9] -> [0, 7]",
+                                    "c: the same counts; kept [0, 6] -> [0, 8]",
+                                    "1 streams kept the same frames, 2 other frames"]

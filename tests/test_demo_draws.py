@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.demo_draws import compare, draws_of, listing, rows_of
+from benchmarks.demo_draws import compare, draws_of, listing, rows_compared, rows_of
 
 
 def counts(missed: int, best: int, redundant: int = 0) -> dict:
@@ -78,3 +78,17 @@ def test_the_default_without_the_pre_gate_is_a_row_only_when_asked_for_by_name()
     both = rows_of(["default", "default, no"])
     assert [m.name for m in both] == ["default", "default, no pre-gate"]
     assert both[0].gate and not both[1].gate and both[1].cfg == both[0].cfg
+
+
+def test_a_run_with_a_rule_and_the_commit_before_it_is_compared_row_by_row():
+    # --methods default finding --base REV: one saved run holds both rows; --compare-rows lists the draws they differ on
+    base_row = "finding 36 default (abc1234)"
+    assert [m.rev for m in rows_of(["finding"], "abc1234")] == ["abc1234"]
+    assert [m.name for m in rows_of(["finding"], "abc1234")] == [base_row]
+    text = run_text({1: counts(1, 3), 2: counts(0, 4)}) + "\n" + "\n".join(
+        f"<!-- seed {seed} {base_row}: {c} -->" for seed, c in {1: counts(1, 3), 2: counts(1, 4, 2)}.items())
+    assert rows_compared(text) == [f"default against {base_row}:", "default seed 2: missed 1 -> 0, redundant 2 -> 0",
+                                   "default: 1 draws fewer missed, 0 draws more missed, 0 draws more redundant, "
+                                   "1 draws fewer redundant, 0 draws more best, 0 draws fewer best",
+                                   "2 draws in both, 1 differ"]
+    assert rows_compared(run_text({1: counts(1, 3)}))[0].startswith("no rows 'finding' and 'default' to compare")
