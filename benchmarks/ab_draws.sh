@@ -9,11 +9,13 @@ rev=${2:?usage: ab_draws.sh OUT REV}
 cd "$(dirname "$0")/.."
 cache=${CACHE:-benchmarks/out/corpus/cache}
 mkdir -p "$out"
+runs=()
 run() {
   local set=$1; shift
   python benchmarks/demo_draws.py --methods default finding --base "$rev" --cache "$cache" --tune "" "$@" \
     > "$out/$set.txt" 2> "$out/$set.err"
   echo "$set done $(date +%H:%M)" >> "$out/progress"
+  runs+=("$out/$set.txt")
 }
 run n30 --held-out 340-344,345-349 --looks night --fps 30
 run n15 --held-out 360-364,365-369 --looks night --fps 15
@@ -26,4 +28,4 @@ run d25 --held-out 370-374 --fps 25
 run fd15 --held-out 390-394 --fps 15
 run d5 --held-out 140-149 --fps 5
 run n5 --held-out 310-319 --looks night --fps 5
-python benchmarks/demo_draws.py --compare-rows "$out"/{n30,n15,n25,fn15,fn25,n10,d15,d25,fd15,d5,n5}.txt
+python benchmarks/demo_draws.py --compare-rows "${runs[@]}"

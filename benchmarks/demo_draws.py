@@ -64,8 +64,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.corpus_bench import (FINDING36, Method, chosen, demo_corpus, features, methods,  # noqa: E402
-                                     run_method, score_objects)
+from benchmarks.corpus_bench import (FINDING36, NAIVE, Method, chosen, demo_corpus, features,  # noqa: E402
+                                     methods, run_method, score_objects)
 from edgefilter.config import FilterConfig  # noqa: E402
 
 
@@ -137,12 +137,13 @@ def rows_of(prefixes: list[str] | None, base: str = FINDING36) -> list[Method]:
     """The methods ``--methods`` asks for (name prefixes; none: the default, the default of commit ``base`` and the
     naive rule). The default without the pre-gate is asked for by name only (``"default, no"``): whether the fast
     path keeps the same events (finding 60)."""
-    rows = [Method("default", FilterConfig()), Method(f"finding 36 default ({base})", FilterConfig(), rev=base),
-            methods()[0]]
-    rows = [m for m in rows if chosen(m, prefixes)]
-    ungated = "default, no pre-gate"
-    if any(len(p) > len("default") and ungated.startswith(p) for p in prefixes or []):
-        rows.insert(1, Method(ungated, FilterConfig(), gate=False))
+    every = methods(base)
+    named = {m.name: m for m in every}
+    finding = next(m for m in every if m.name.startswith("finding"))
+    rows = [m for m in (named["default"], finding, named[NAIVE]) if chosen(m, prefixes)]
+    ungated = named["default, no pre-gate"]
+    if any(len(p) > len("default") and ungated.name.startswith(p) for p in prefixes or []):
+        rows.insert(1, ungated)
     return rows
 
 

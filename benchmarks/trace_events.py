@@ -114,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     run = trace(c, cb.features(c.stream, args.cache), args.first, args.last, args.dump, not args.no_gate)
     print("kept", run.kept)
-    score = {"objects": cb.score_objects, "states": cb.score_states, "static": cb.score_static,
-             "busy": cb.score_busy}[c.kind]
-    print(score(c, run))
+    print(cb.SCORERS[c.kind](c, run))
     return 0
 
 
