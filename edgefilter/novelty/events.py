@@ -645,7 +645,9 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
     # cuts its bumper (an IR camera at night: benchmarks/QUALITY.md, finding 36), and what the border leaves of
     # a car the mask may split into more things than the one blob it sees it as whole, a view the order puts
     # first (finding 37). When every such frame was seen before, one of them is kept all the same if it shows at
-    # least as much as the view the border cuts (seen_whole_view, finding 48).
+    # least as much as the view the border cuts (seen_whole_view, finding 48), whether or not the mask sees a part of
+    # that view whole: a repeat red car, its rear past the border in one blob, was kept so a frame before its one whole
+    # view (demo seed 10, finding 71).
     pool = [h for h in cand.frames if h.score > settle_ratio]
     whole: tuple[Held, Exact, float] | None = None
     ranked = best_first(cand, pool)
@@ -658,6 +660,8 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
                 continue
             if not shown:
                 whole = whole or whole_view(cand, pool, settle_ratio, exact, known)
+                if whole is None and view_of(cand, h).edge >= KNOWN_PIXELS:
+                    whole = seen_whole_view(cand, view_of(cand, h), settle_ratio, exact)
                 if whole is not None:
                     return whole
             elif (cut := view_of(cand, h)).edge:
