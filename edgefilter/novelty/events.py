@@ -659,9 +659,8 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
             if seen_before(got, h, known):
                 continue
             if not shown:
-                whole = whole or whole_view(cand, pool, settle_ratio, exact, known)
-                if whole is None and view_of(cand, h).edge >= KNOWN_PIXELS:
-                    whole = seen_whole_view(cand, view_of(cand, h), settle_ratio, exact)
+                whole = (whole or whole_view(cand, pool, settle_ratio, exact, known)
+                         or seen_whole_view(cand, view_of(cand, h), settle_ratio, exact))  # nothing where a speck is cut
                 if whole is not None:
                     return whole
             elif (cut := view_of(cand, h)).edge:
