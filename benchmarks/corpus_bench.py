@@ -108,6 +108,7 @@ LOOKED_58 = "held out, the clip at its own frame rate, first run in finding 58; 
 TRACED_63 = "the clip at its own frame rate, first run in finding 58, traced in finding 63"
 AS_IT_IS_65 = "the clip as it is, what keep-check runs; traced in finding 65"
 FRESH_62 = "held out, fresh draws of the bottle clip's holds, first run after findings 61 and 62 were kept"
+FRESH_72 = "held out, another camera or rate, first run in finding 72"
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
 
@@ -302,7 +303,8 @@ def demo_corpus(seconds: float = 300.0, fps: float = 5.0, seed: int = 1, zoom: f
     if "small" in looks:
         raise ValueError("the demo's labels are drawn at 640x360: no 'small' look")
     origin = looked(DemoOrigin("demo", scene), looks)
-    b = StreamBuilder(("demo-visitors" if seed == 1 else f"demo-visitors-seed{seed}") + look_suffix(looks), fps,
+    name = ("demo-visitors" if seed == 1 else f"demo-visitors-seed{seed}") + ("" if fps == 5.0 else f"-{fps:g}fps")
+    b = StreamBuilder(name + look_suffix(looks), fps,
                       f"quick start demo camera (seed {seed}, zoom {zoom:g}), {fps:g} fps{look_words(looks)}", seed)
     rng = np.random.default_rng([seed, 5])
     shake = [Perturb(jpeg=int(rng.choice([0, 60, 80])), dx=int(rng.integers(-3, 4)), dy=int(rng.integers(-2, 3)))
@@ -361,14 +363,16 @@ def static_corpus(name: str, origin: Origin, frames: list[int], minutes: float, 
     return Corpus(s, "static", split, restart_at=len(s) // 2)
 
 
-def busy_corpus(data: Path, clip: str, fps: float, split: str = "held out") -> Corpus:
+def busy_corpus(data: Path, clip: str, fps: float, split: str = "held out", looks: tuple[str, ...] = (),
+                seed: int = 14) -> Corpus:
     src = data / "road" / clip
     cap = cv2.VideoCapture(str(src))
     native = cap.get(cv2.CAP_PROP_FPS) or 30.0
     cap.release()
     step = max(1, int(round(native / fps)))
-    origin = VideoOrigin(clip, src, step)
-    b = RampedBuilder(clip.rsplit(".", 1)[0], native / step, f"{clip}: vehicles always in view", seed=14)
+    origin = looked(VideoOrigin(clip, src, step), looks)
+    b = RampedBuilder(clip.rsplit(".", 1)[0] + look_suffix(looks), native / step,
+                      f"{clip}: vehicles always in view" + look_words(looks), seed=seed)
     for f in range(0, origin.count, step):
         b.add(origin, f, None)
     return Corpus(b.build(), "busy", split)
@@ -440,6 +444,19 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(Corpus(bottle_stream(data, 120.0, seed=9, spread=4.0), "states", FRESH_62))
         # the clip itself, as keep-check runs it (finding 65)
         out.append(Corpus(bottle_clip(data), "states", AS_IT_IS_65))
+    # Finding 72: each clip through a camera it was never seen through (the busy roads through none but their own),
+    # drawn and run once before anything was looked at
+    if data is not None and (data / "labels.json").is_file():
+        out.append(busy_corpus(data, "busy-highway-1.avi", 10.0, FRESH_72, looks=("night",), seed=61))
+        out.append(busy_corpus(data, "busy-highway-2.avi", 10.0, FRESH_72, looks=("mirror", "small"), seed=62))
+        out.append(road_corpus(data, fps=30.0, seed=63, name="road-transits-30fps-night", split=FRESH_72,
+                               looks=("night",)))
+        out.append(Corpus(bottle_stream(data, 120.0, seed=10, spread=4.0, looks=("mirror",)), "states", FRESH_72))
+        out.append(Corpus(bottle_stream(data, 60.0, seed=11, spread=4.0, looks=("mirror", "small"), **native),
+                          "states", FRESH_72))
+        out.append(Corpus(asl_stream(data, 60.0, seed=6, spread=4.0, looks=("night",)), "states", FRESH_72))
+    out.append(demo_corpus(seed=16, split=FRESH_72, looks=("mirror", "night")))
+    out.append(demo_corpus(seed=17, fps=15.0, split=FRESH_72))
     return out
 
 
