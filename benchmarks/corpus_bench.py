@@ -291,7 +291,7 @@ DEMO_ZOOM = 2.0  # as config.yaml's demo:// source
 
 
 def demo_corpus(seconds: float = 300.0, fps: float = 5.0, seed: int = 1, zoom: float = DEMO_ZOOM,
-                split: str = "tuned", looks: tuple[str, ...] = ()) -> Corpus:
+                split: str = "tuned", looks: tuple[str, ...] = (), name: str | None = None) -> Corpus:
     """The quick start's demo camera (a visitor slot every 8 s), visitors labelled from the scene: whole in
     view where every pixel drawn for the visitor (its shadow aside) is in the frame after the camera's shake,
     within a pixel (demo.drawn_box; the padded box that labelled it before counted a walker cut by padding
@@ -303,7 +303,8 @@ def demo_corpus(seconds: float = 300.0, fps: float = 5.0, seed: int = 1, zoom: f
     if "small" in looks:
         raise ValueError("the demo's labels are drawn at 640x360: no 'small' look")
     origin = looked(DemoOrigin("demo", scene), looks)
-    name = ("demo-visitors" if seed == 1 else f"demo-visitors-seed{seed}") + ("" if fps == 5.0 else f"-{fps:g}fps")
+    # the name keys the feature cache: demo_draws.py names its draws at every rate alike
+    name = name or ("demo-visitors" if seed == 1 else f"demo-visitors-seed{seed}")
     b = StreamBuilder(name + look_suffix(looks), fps,
                       f"quick start demo camera (seed {seed}, zoom {zoom:g}), {fps:g} fps{look_words(looks)}", seed)
     rng = np.random.default_rng([seed, 5])
@@ -456,7 +457,7 @@ def build_corpus(data: Path | None) -> list[Corpus]:
                           "states", FRESH_72))
         out.append(Corpus(asl_stream(data, 60.0, seed=6, spread=4.0, looks=("night",)), "states", FRESH_72))
     out.append(demo_corpus(seed=16, split=FRESH_72, looks=("mirror", "night")))
-    out.append(demo_corpus(seed=17, fps=15.0, split=FRESH_72))
+    out.append(demo_corpus(seed=17, fps=15.0, split=FRESH_72, name="demo-visitors-seed17-15fps"))
     return out
 
 
