@@ -383,7 +383,8 @@ def build_corpus(data: Path | None) -> list[Corpus]:
     out = [transit_corpus(), demo_corpus()]
     street = TransitOrigin("street")
     out.append(static_corpus("static-street", street, [0], 20.0, "tuned"))
-    if data is not None and (data / "labels.json").is_file():
+    labelled = data is not None and (data / "labels.json").is_file()  # the real clips and their labels are there
+    if labelled:
         out.insert(0, road_corpus(data))
         bottle = VideoOrigin("bottle-still", data / "bottle-detection.mp4", 1)
         out.append(static_corpus("static-room", bottle, [0, 3], 20.0, "held out"))
@@ -403,7 +404,7 @@ def build_corpus(data: Path | None) -> list[Corpus]:
     out.append(demo_corpus(seed=9, split=TRACED_20))
     out.append(demo_corpus(seed=10, split=TRACED_21))
     out.append(demo_corpus(seed=11, split=NEW_DRAW))
-    if data is not None and (data / "labels.json").is_file():
+    if labelled:
         out.append(road_corpus(data, fps=10.0, seed=31, name="road-transits-10fps", split=NEW_DRAW))
         out.append(Corpus(bottle_stream(data, 120.0, seed=1, spread=4.0), "states", TRACED))
         out.append(Corpus(asl_stream(data, 60.0, seed=1), "states", NEW_DRAW))
@@ -413,14 +414,14 @@ def build_corpus(data: Path | None) -> list[Corpus]:
     # road at 12 fps then showed two cars in one event (traced: TRACED_21 in QUALITY.md's split).
     out.append(demo_corpus(seed=12, split=FRESH_21))
     out.append(demo_corpus(seed=13, split=FRESH_21))
-    if data is not None and (data / "labels.json").is_file():
+    if labelled:
         out.append(road_corpus(data, fps=12.0, seed=33, name="road-transits-12fps", split=TRACED_21))
         out.append(Corpus(bottle_stream(data, 120.0, seed=3, spread=4.0), "states", LOOKED_37))
         out.append(Corpus(asl_stream(data, 60.0, seed=3, spread=4.0), "states", FRESH_21))
     # Finding 34: the footage through other cameras, first run with finding 33's rules (NEW_CAMERA)
     out.append(demo_corpus(seed=14, split=TRACED_36, looks=("night",)))
     out.append(demo_corpus(seed=15, split=NEW_CAMERA, looks=("mirror",)))
-    if data is not None and (data / "labels.json").is_file():
+    if labelled:
         out.append(road_corpus(data, seed=41, name="road-transits-reversed", split=TRACED_34, reverse=True))
         out.append(road_corpus(data, seed=43, name="road-transits-night", split=NEW_CAMERA, looks=("night",)))
         out.append(road_corpus(data, fps=10.0, seed=45, name="road-transits-10fps-mirror-small", split=NEW_CAMERA,
@@ -447,7 +448,7 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(Corpus(bottle_clip(data), "states", AS_IT_IS_65))
     # Finding 72: each clip through a camera it was never seen through (the busy roads through none but their own),
     # drawn and run once before anything was looked at
-    if data is not None and (data / "labels.json").is_file():
+    if labelled:
         out.append(busy_corpus(data, "busy-highway-1.avi", 10.0, FRESH_72, looks=("night",), seed=61))
         out.append(busy_corpus(data, "busy-highway-2.avi", 10.0, FRESH_72, looks=("mirror", "small"), seed=62))
         out.append(road_corpus(data, fps=30.0, seed=63, name="road-transits-30fps-night", split=FRESH_72,
