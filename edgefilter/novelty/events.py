@@ -72,7 +72,8 @@ RECENT_FRAMES = 32
 # without thumbnails, an event's frames fade at the threshold and only one past this renews it (distances
 # of a receding thing wander around the threshold).
 RENOVEL = 1.2
-# Frames of an event tried for its keep, best view first (each try: an exact search and the known test).
+# Frames of an event tried for its keep, best view first (each try: an exact search and the known test); as many
+# again of those that passed the threshold may follow (ranked_view).
 TRIES = 8
 SCENE_TRIES = 8  # frames of a settled still run asked whether its scene was seen before (each: up to 16 change tests)
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # steps of a spread that never falls into a period (see spread)
@@ -486,6 +487,14 @@ def adds_whole(shown: views.Change) -> bool:
     return shows_thing(shown) and not mostly_cut(shown)
 
 
+def adds_beyond(h: Held, seen: list[Held]) -> bool:
+    """Whether ``h`` shows a thing whole beyond each of ``seen`` (frames of its event found seen before): what it adds
+    to them is a picture of something new, not the scene they show. A table state kept before, an arm's shadow
+    swinging at its top right: a frame that passed the threshold by its region cells and was not found seen before
+    is the same to the mask as the best views that were (benchmarks/QUALITY.md, finding 74)."""
+    return h.view is not None and all(g.view is None or adds_whole(views.change(h.view, g.view)) for g in seen)
+
+
 def best_view_key(shown: views.Change, h: Held) -> tuple:
     """Sort key of an event's frames, best view first."""
     return shown.things, shown.framed, h.score
@@ -651,12 +660,25 @@ def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, flo
     pool = [h for h in cand.frames if h.score > settle_ratio]
     whole: tuple[Held, Exact, float] | None = None
     ranked = best_first(cand, pool)
-    for i, h in enumerate(ranked[:TRIES]):
+    # The best views first (TRIES of them), then up to as many of the frames that passed the threshold when seen: they
+    # made the event new. A brown walker at night, drawn like one kept before: the eight best views were frames of her
+    # coming in, seen before, and a later frame of her that had passed by its region cells was the tenth (demo draw
+    # 362 at night at 15 fps: benchmarks/QUALITY.md, finding 73). Only those that add a thing mostly clear of the
+    # border (a hand carrying a bottle, the arm cut by the border, is none: finding 61) and show one beyond each best
+    # view found seen before (adds_beyond: finding 74).
+    asked = [i for i, h in enumerate(ranked) if i < TRIES or (h.score > 1.0 and adds_whole(view_of(cand, h)))]
+    seen: list[Held] = []  # best views asked first and found seen before
+    for i in asked[:2 * TRIES]:
+        h = ranked[i]
+        if i >= TRIES and not adds_beyond(h, seen):
+            continue
         ratio = relaxed(cand, h, settle_ratio)
         got = exact(h, ratio)
         shown = shows_thing(view_of(cand, h))
         if got.score > ratio:
             if seen_before(got, h, known):
+                if i < TRIES:
+                    seen.append(h)
                 continue
             if not shown:
                 whole = (whole or whole_view(cand, pool, settle_ratio, exact, known)
