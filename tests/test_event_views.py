@@ -369,28 +369,23 @@ def test_the_frames_that_made_an_event_new_are_asked_after_its_best_views_when_t
     street = Street(21)
     coming_in = [[(60, 160, 70, 130)]] * 10
 
-    def pick(later: list[tuple[int, int, int, int]], known_too: int | None = None) -> int | None:
+    def pick(later: list[tuple[int, int, int, int]], known: Callable[[Held, bool], bool] = lambda h, by_region:
+             h.score < 1.0) -> int | None:
         cand = street.event(coming_in + [[later[0]], [later[1]]])
         for h in cand.frames[:10]:
             h.score = 0.8  # past settle_ratio, not the threshold
-        got = choose(cand, False, 0.5, lambda h, enough: Exact(h.score, 0.15 * h.score, None, None),
-                     known=lambda h, by_region: h.score < 1.0 or h.token == known_too)
+        got = choose(cand, False, 0.5, lambda h, enough: Exact(h.score, 0.15 * h.score, None, None), known=known)
         return None if got is None else got.frame.token
 
     walked_on = [(400, 170, 50, 110), (420, 170, 50, 112)]
     assert pick(walked_on) == 11  # the better view of the two that passed
-    assert pick(walked_on, known_too=11) == 10
+    assert pick(walked_on, known=lambda h, by_region: h.score < 1.0 or h.token == 11) == 10
     # A hand's shadow swinging over a table state kept before: the frames that passed (by their region cells) are the
     # same to the mask as the best views found seen before, though not found so themselves; nothing new to keep
     # (a fresh bottle stream kept its first table state again so: finding 74).
     assert pick([(61, 161, 68, 128), (61, 162, 68, 127)]) is None
     # Where a best view asked first is not seen before, it is the picture, as before.
-    cand = street.event(coming_in + [[walked_on[0]], [walked_on[1]]])
-    for h in cand.frames[:10]:
-        h.score = 0.8
-    got = choose(cand, False, 0.5, lambda h, enough: Exact(h.score, 0.15 * h.score, None, None),
-                 known=lambda h, by_region: h.score < 1.0 and h.token != 3)
-    assert got is not None and got.frame.token == 3
+    assert pick(walked_on, known=lambda h, by_region: h.score < 1.0 and h.token != 3) == 3
 
 
 def test_a_view_the_mask_sees_clear_of_the_border_next_to_a_cut_one_gives_way_to_one_between_clear_views():
