@@ -156,6 +156,11 @@ class SeaweedFS:
         """`weed server` with fresh ports and a fresh data folder (raft state remembers the master's port)."""
         (folder / "data").mkdir(parents=True)
         self.server_log = folder / "server.log"
+        # A bucket is a collection, and a new collection grows seven volumes by default; with the volume count left
+        # to `weed` (free disk over volume size) a CI machine with a few GB free ran out of them after ten buckets,
+        # and puts failed with InternalError. One volume per bucket and a fixed count do not depend on the disk.
+        # `weed` reads master.toml from its working folder.
+        (folder / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\n")
         master, master_grpc = free_port(), free_port()
         volume, volume_grpc = free_port(), free_port()
         self.filer, self.filer_grpc = free_port(), free_port()
@@ -167,9 +172,9 @@ class SeaweedFS:
             [self.weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={folder / 'data'}",
              f"-master.port={master}", f"-master.port.grpc={master_grpc}", f"-volume.port={volume}",
              f"-volume.port.grpc={volume_grpc}", "-filer", f"-filer.port={self.filer}",
-             f"-filer.port.grpc={self.filer_grpc}", "-master.volumeSizeLimitMB=64", "-volume.max=0",
+             f"-filer.port.grpc={self.filer_grpc}", "-master.volumeSizeLimitMB=64", "-volume.max=100",
              "-volume.preStopSeconds=0"],
-            stdout=open(self.server_log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=open(self.server_log, "ab"), stderr=subprocess.STDOUT, start_new_session=True, cwd=folder)
         _wait_port(self.filer, self.server, 60, self.server_log)
 
     @property
