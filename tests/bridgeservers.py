@@ -222,6 +222,16 @@ class SeaweedFS:
             out += [o["Key"] for o in page.get("Contents", [])]
         return out
 
+    def trouble(self, lines: int = 20) -> str:
+        """The latest warnings and errors of `weed` (glog lines W... and E..., and volume growth that failed), for an
+        assertion message: a put the bridge saw fail as InternalError says why only here."""
+        out = []
+        for log in (self.server_log, self.s3_log):
+            text = log.read_text(errors="replace").splitlines() if log.exists() else []
+            out += [f"{log.name}: {x}" for x in text
+                    if x[:1] in ("W", "E") or "created 0" in x or "No writable" in x][-lines:]
+        return "\n".join(out)
+
     def close(self) -> None:
         _terminate(self.s3, 3)
         _terminate(self.server, 1)  # test data: no need to wait for a clean shutdown

@@ -390,7 +390,8 @@ def test_bridge_killed_with_a_full_outbox_loses_nothing(tmp_path, broker, seawee
         broker.start()
         proc = start()
         expected = [object_key("plant-a", h) for h in headers]
-        assert wait_for(lambda: len(set(frame_keys(collector))) == 30, TIMEOUT), (tmp_path / "bridge.log").read_text()
+        assert wait_for(lambda: len(set(frame_keys(collector))) == 30, TIMEOUT), (tmp_path / "bridge.log").read_text() \
+            + seaweedfs.trouble()
         assert_delivered_once(seaweedfs, bucket, collector, expected)
         assert wait_for(lambda: outbox() == 0, 10)
         assert collector.raw("/status")[-1][0] == b"online"  # live, or retained if it came before our resubscribe

@@ -52,7 +52,7 @@ def test_daemon_and_bridge_deliver_every_kept_frame_to_mqtt_and_s3(tmp_path, sea
         assert len(kept) >= 2 and [m.seq for m in kept] == list(range(len(kept)))
 
         assert wait_for(lambda: len(collector.payloads("/frame")) >= len(kept), 60), \
-            (tmp_path / "bridge.log").read_text()
+            (tmp_path / "bridge.log").read_text() + seaweedfs.trouble()
         frames = collector.payloads("/frame")
         assert [f["seq"] for f in frames] == [m.seq for m in kept]
         assert sorted(seaweedfs.keys(bucket)) == sorted(f["key"] for f in frames)
