@@ -50,6 +50,7 @@ class Running:
     """A Bridge in this process plus a collector on its broker; closes both."""
 
     def __init__(self, tmp_path, broker, seaweedfs, bucket, publisher, **config):
+        self.seaweedfs = seaweedfs
         self.path = write_bridge_config(tmp_path, daemons=[("box1", publisher.endpoint)], mqtt_port=broker.port,
                                         s3_endpoint=seaweedfs.endpoint, bucket=bucket, **config)
         self.collector = MqttCollector(broker.port, "edgefilter/#")
@@ -60,6 +61,13 @@ class Running:
 
     def value(self, name: str, **labels) -> float:
         return self.bridge.metrics.value(name, **labels)
+
+    def why(self) -> str:
+        """What a failed wait's message shows: the bridge's links and outbox, and the store's own warnings (a put that
+        failed as InternalError says why only in weed's log)."""
+        links = {link: self.value("edgefilter_bridge_link_up", link=link) for link in ("mqtt", "s3")}
+        return (f"links up {links}, outbox {self.value('edgefilter_bridge_outbox_messages')} message(s), "
+                f"{len(self.collector.payloads('/frame'))} frame message(s) collected\n{self.seaweedfs.trouble()}")
 
     def close(self) -> None:
         if self.bridge is not None:
@@ -106,7 +114,8 @@ def test_frames_and_drift_reach_the_store_and_the_broker(running, publisher, bro
     headers = [publisher.frame("cam1", seq, embedding=vec) for seq in range(12)]
     publisher.drift("cam1")
     expected = [object_key("plant-a", h) for h in headers]
-    assert wait_for(lambda: len(r.collector.payloads("/frame")) == 12 and r.collector.payloads("/drift"), TIMEOUT)
+    assert wait_for(lambda: len(r.collector.payloads("/frame")) == 12 and r.collector.payloads("/drift"), TIMEOUT), \
+        r.why()
 
     frames = r.collector.payloads("/frame")
     assert [f["seq"] for f in frames] == list(range(12))  # in order, each once
@@ -149,7 +158,7 @@ def test_seq_gaps_and_malformed_messages_are_counted_and_survived(running, publi
             publisher.frame("cam1", seq)
         publisher.sock.send_multipart([b"frame/cam1", b"{not json", b"\xff\xd8"])
         publisher.frame("cam1", 6)
-        assert wait_for(lambda: len(r.collector.payloads("/frame")) == 4, TIMEOUT)
+        assert wait_for(lambda: len(r.collector.payloads("/frame")) == 4, TIMEOUT), r.why()
     assert r.value("edgefilter_bridge_seq_gaps_total", daemon="box1") == 3
     assert r.value("edgefilter_bridge_malformed_total", daemon="box1") == 1
     assert "box1/cam1: 3 kept frame(s) never reached the bridge: expected seq 2, received 5" in caplog.text
@@ -177,7 +186,7 @@ def test_two_daemons_one_with_curve(tmp_path, broker, seaweedfs, bucket, publish
         for seq in range(3):
             publisher.frame("cam1", seq)
             secure.frame("cam2", seq)
-        assert wait_for(lambda: len(collector.payloads("/frame")) == 6, TIMEOUT)
+        assert wait_for(lambda: len(collector.payloads("/frame")) == 6, TIMEOUT), seaweedfs.trouble()
         by_source = {s: [p["seq"] for p in collector.payloads("/frame") if p["source"] == s] for s in ("cam1", "cam2")}
         assert by_source == {"cam1": [0, 1, 2], "cam2": [0, 1, 2]}
         assert bridge.metrics.value("edgefilter_bridge_received_total", daemon="box2", kind="frame") == 3
@@ -192,18 +201,18 @@ def test_broker_stopped_and_restarted_mid_stream(running, publisher, broker, sea
     caplog.set_level(logging.INFO, logger="edgefilter.bridge")
     r = running()
     headers = [publisher.frame("cam1", seq) for seq in range(10)]
-    assert wait_for(lambda: len(r.collector.payloads("/frame")) == 10, TIMEOUT)
+    assert wait_for(lambda: len(r.collector.payloads("/frame")) == 10, TIMEOUT), r.why()
     broker.stop()
     assert wait_for(lambda: r.value("edgefilter_bridge_link_up", link="mqtt") == 0, 10)
     headers += [publisher.frame("cam1", seq) for seq in range(10, 25)]
     # the JPEGs still reach the store; the MQTT messages wait in the outbox
-    assert wait_for(lambda: r.value("edgefilter_bridge_objects_stored_total") == 25, TIMEOUT)
+    assert wait_for(lambda: r.value("edgefilter_bridge_objects_stored_total") == 25, TIMEOUT), r.why()
     assert wait_for(lambda: r.value("edgefilter_bridge_outbox_messages") == 15, 10)
     assert r.value("edgefilter_bridge_outbox_oldest_age_seconds") > 0
     broker.start()
     headers += [publisher.frame("cam1", seq) for seq in range(25, 30)]
     expected = [object_key("plant-a", h) for h in headers]
-    assert wait_for(lambda: len(set(frame_keys(r.collector))) == 30, TIMEOUT)
+    assert wait_for(lambda: len(set(frame_keys(r.collector))) == 30, TIMEOUT), r.why()
     assert_delivered_once(seaweedfs, bucket, r.collector, expected)
     assert r.value("edgefilter_bridge_retries_total", link="mqtt") >= 1
     assert r.value("edgefilter_bridge_link_up", link="mqtt") == 1
@@ -214,7 +223,7 @@ def test_broker_stopped_and_restarted_mid_stream(running, publisher, broker, sea
 def test_store_stopped_and_restarted_mid_stream(running, publisher, seaweedfs, bucket):
     r = running()
     headers = [publisher.frame("cam1", seq) for seq in range(5)]
-    assert wait_for(lambda: len(r.collector.payloads("/frame")) == 5, TIMEOUT)
+    assert wait_for(lambda: len(r.collector.payloads("/frame")) == 5, TIMEOUT), r.why()
     seaweedfs.stop_s3()
     try:
         headers += [publisher.frame("cam1", seq) for seq in range(5, 20)]
@@ -225,7 +234,7 @@ def test_store_stopped_and_restarted_mid_stream(running, publisher, seaweedfs, b
     finally:
         seaweedfs.start_s3()
     expected = [object_key("plant-a", h) for h in headers]
-    assert wait_for(lambda: len(r.collector.payloads("/drift")) == 1, TIMEOUT)
+    assert wait_for(lambda: len(r.collector.payloads("/drift")) == 1, TIMEOUT), r.why()
     assert_delivered_once(seaweedfs, bucket, r.collector, expected)
     kinds = [t.rsplit("/", 1)[1] for t, _, _ in r.collector.messages if not t.endswith("/status")]
     assert kinds[-1] == "drift"
@@ -245,12 +254,12 @@ def test_outbox_limit_drops_the_oldest_and_counts_them(running, publisher, broke
     # plus any message the MQTT client took before it noticed the broker had gone (pinned, at most a few)
     assert wait_for(lambda: r.value("edgefilter_bridge_outbox_bytes") <= 30000 + 4 * 4000, 5)
     broker.start()
-    assert wait_for(lambda: r.value("edgefilter_bridge_outbox_messages") == 0, TIMEOUT)
+    assert wait_for(lambda: r.value("edgefilter_bridge_outbox_messages") == 0, TIMEOUT), r.why()
 
     def delivered() -> list[int]:
         return sorted({p["seq"] for p in r.collector.payloads("/frame")})
     # an empty outbox means handed to the MQTT client, not yet at the subscriber: wait for them to arrive
-    assert wait_for(lambda: len(delivered()) >= 40 - dropped, TIMEOUT)
+    assert wait_for(lambda: len(delivered()) >= 40 - dropped, TIMEOUT), r.why()
     seqs = delivered()
     assert len(seqs) == 40 - dropped
     # the oldest were dropped: every frame after the last dropped one arrived; older survivors are only those
@@ -287,7 +296,7 @@ def test_wrong_mqtt_password_is_logged_without_the_password_and_nothing_is_lost(
         bridge = Bridge(load_bridge_config(cfg))
         bridge.start()
         try:
-            assert wait_for(lambda: len(collector.payloads("/frame")) == 1, TIMEOUT)
+            assert wait_for(lambda: len(collector.payloads("/frame")) == 1, TIMEOUT), seaweedfs.trouble()
         finally:
             bridge.stop(drain_s=0.5)
             collector.close()
@@ -332,7 +341,7 @@ def test_tls_and_password_to_the_broker(tmp_path, seaweedfs, bucket, publisher, 
         assert bridge.mqtt.where == f"mqtts://127.0.0.1:{broker.port}"
         publisher.wait_subscribed()
         publisher.frame("cam1", 0)
-        assert wait_for(lambda: len(collector.payloads("/frame")) == 1, TIMEOUT)
+        assert wait_for(lambda: len(collector.payloads("/frame")) == 1, TIMEOUT), seaweedfs.trouble()
     finally:
         bridge.stop(drain_s=0.5)
         collector.close()
