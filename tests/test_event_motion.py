@@ -1,0 +1,34 @@
+"""benchmarks/event_motion.py, the measure QUALITY.md's finding 77 is read with: how far the thing of a kept event
+moves against its size, how much of the event the border cuts, and which rule on them would drop which keeps."""
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks import event_motion
+from edgefilter.novelty import filter
+
+
+def box(x: int, y: int = 10, arm: bool = False) -> np.ndarray:
+    m = np.zeros((36, 64), bool)
+    m[y:y + 8, x:x + 8] = True
+    if arm:
+        m[:y, x + 3:x + 5] = True  # joined to the top border
+    return m
+
+
+def test_a_thing_that_stays_put_measures_near_nothing_and_one_that_crosses_the_view_far():
+    stays = [box(30, arm=n % 2 == 0) for n in range(6)]
+    got = event_motion.motion(stays, [30 if n % 2 == 0 else 0 for n in range(6)], at=1)
+    assert got["dmax"] < 0.3 and got["cut"] == 0.5 and got["pixels"] == 64
+    crosses = [box(4 + 10 * n) for n in range(6)]
+    far = event_motion.motion(crosses, [0] * 6, at=3)
+    assert far["dmax"] >= 2.0 and far["union"] == 6.0 and far["cut"] == 0.0
+    assert event_motion.motion([None, np.zeros((36, 64), bool)], [0, 0], at=1) is None  # nothing to measure
+
+
+def test_a_demo_draw_gives_a_row_per_best_view_and_the_filter_is_left_as_it_was(tmp_path):
+    rows = event_motion.run("3:5", tmp_path, tmp_path, seconds=24.0)  # 120 frames of the quick start's camera
+    assert rows and all(r["what"] == "thing" and r["frames"] >= 1 and r["pixels"] >= 1 for r in rows)
+    lines = event_motion.separation(rows + [{**rows[0], "what": "hand"}])
+    assert lines[0] == f"1 hands, {len(rows)} other best-view keeps" and len(lines) == 3 + 12
+    assert filter.NoveltyFilter._close.__name__ == "_close"
