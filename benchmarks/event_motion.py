@@ -8,10 +8,12 @@ Runs the default on corpus streams (names as `corpus_bench.py` gives them, or de
 frame an event kept as its best view (not a settled frame), measures the event's frames against the kept frame's
 change mask M: the farthest the centroid of a frame's change (of at least KNOWN_PIXELS) lies from M's, in units of
 sqrt(|M|) (``dmax``), the union of those changes over |M| (``union``), the share of the event's frames the border cuts
-at least KNOWN_PIXELS of (``cut``), and the event's length (``frames``, ``seconds``). It prints one row per keep
-(bottle keeps marked hand or table state by the labels) and then, for thresholds on ``dmax`` alone and with ``cut``,
-how many hands a rule "nothing kept of such an event" would drop against how many other keeps (a table state, a
-visitor, a car) it would drop with them (benchmarks/QUALITY.md, finding 77).
+at least KNOWN_PIXELS of (``cut``), the event's length (``frames``, ``seconds``), and the kept frame's whole-image
+distance over the threshold it was held to (``past``; under 1 where its region cells passed, or a whole view of a
+new event was kept). It prints one row per keep (bottle keeps marked hand or table state by the labels) and then how
+far past those thresholds the hands lay against the other keeps and, for thresholds on ``dmax`` alone and with
+``cut``, how many hands a rule "nothing kept of such an event" would drop against how many other keeps (a table
+state, a visitor, a car) it would drop with them (benchmarks/QUALITY.md, finding 77).
 """
 from __future__ import annotations
 
@@ -66,7 +68,8 @@ def run(name: str, data: Path, cache: Path, seconds: float = 300.0) -> list[dict
             if got is not None:
                 what = "thing" if c.stream.hand is None else ("hand" if c.stream.hand[token] else "table state")
                 rows.append({"stream": name, "token": int(token), "what": what, "frames": len(cand.frames),
-                             "seconds": round(cand.frames[-1].ts - cand.frames[0].ts, 2), **got})
+                             "seconds": round(cand.frames[-1].ts - cand.frames[0].ts, 2), **got,
+                             "past": None if d.distance is None else round(d.distance / d.threshold, 3)})
         return r
 
     F.NoveltyFilter._close = measured
@@ -80,8 +83,13 @@ def run(name: str, data: Path, cache: Path, seconds: float = 300.0) -> list[dict
 def separation(rows: list[dict]) -> list[str]:
     hands = [r for r in rows if r["what"] == "hand"]
     others = [r for r in rows if r["what"] != "hand"]
-    out = [f"{len(hands)} hands, {len(others)} other best-view keeps",
-           "| rule: nothing kept where | hands dropped | other keeps dropped |", "| --- | --- | --- |"]
+    out = [f"{len(hands)} hands, {len(others)} other best-view keeps"]
+    for what, some in (("hands", hands), ("other keeps", others)):
+        past = sorted(r["past"] for r in some if r.get("past") is not None)
+        if past:
+            out.append(f"{what}: past the threshold they had to pass {past[0]}-{past[-1]} times, median "
+                       f"{past[len(past) // 2]}")
+    out += ["| rule: nothing kept where | hands dropped | other keeps dropped |", "| --- | --- | --- |"]
     for cut in (0.0, 0.5):
         for t in (0.3, 0.4, 0.5, 0.6, 0.75, 1.0):
             def rule(r: dict) -> bool:

@@ -30,5 +30,6 @@ def test_a_demo_draw_gives_a_row_per_best_view_and_the_filter_is_left_as_it_was(
     rows = event_motion.run("3:5", tmp_path, tmp_path, seconds=24.0)  # 120 frames of the quick start's camera
     assert rows and all(r["what"] == "thing" and r["frames"] >= 1 and r["pixels"] >= 1 for r in rows)
     lines = event_motion.separation(rows + [{**rows[0], "what": "hand"}])
-    assert lines[0] == f"1 hands, {len(rows)} other best-view keeps" and len(lines) == 3 + 12
+    assert lines[0] == f"1 hands, {len(rows)} other best-view keeps" and len(lines) == 5 + 12
+    assert lines[1].startswith("hands: past the threshold they had to pass ") and lines[2].startswith("other keeps: ")
     assert filter.NoveltyFilter._close.__name__ == "_close"
