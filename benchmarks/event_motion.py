@@ -88,7 +88,13 @@ def separation(rows: list[dict]) -> list[str]:
         past = sorted(r["past"] for r in some if r.get("past") is not None)
         if past:
             out.append(f"{what}: past the threshold they had to pass {past[0]}-{past[-1]} times, median "
-                       f"{past[len(past) // 2]}")
+                       f"{median(past)}")
+    cut_most = [r for r in others if r["cut"] >= 0.5]
+    for what, some in (("hands", hands), ("other keeps the border cuts in half their frames or more", cut_most)):
+        if some:
+            out.append(f"{what} ({len(some)}): dmax median {median(r['dmax'] for r in some)} "
+                       f"({min(r['dmax'] for r in some)}-{max(r['dmax'] for r in some)}), "
+                       f"union median {median(r['union'] for r in some)}")
     out += ["| rule: nothing kept where | hands dropped | other keeps dropped |", "| --- | --- | --- |"]
     for cut in (0.0, 0.5):
         for t in (0.3, 0.4, 0.5, 0.6, 0.75, 1.0):
@@ -96,7 +102,21 @@ def separation(rows: list[dict]) -> list[str]:
                 return r["dmax"] <= t and r["cut"] >= cut
             out.append(f"| dmax <= {t}{f' and cut >= {cut}' if cut else ''} | {sum(map(rule, hands))} | "
                        f"{sum(map(rule, others))} |")
+    # the pair of thresholds on the event's length and dmax (each at a hand's value) that drops the most hands and no
+    # other keep: what a rule fitted to this sample would be
+    fits = [(sum(r["seconds"] >= s and r["dmax"] <= t for r in hands), s, t)
+            for s in {r["seconds"] for r in hands} for t in {r["dmax"] for r in hands}
+            if not any(r["seconds"] >= s and r["dmax"] <= t for r in others)]
+    if fits:
+        n, s, t = max(fits, key=lambda x: (x[0], -x[1], x[2]))
+        out.append(f"fitted to this sample: seconds >= {s} and dmax <= {t} drops {n} hands and no other keep")
     return out
+
+
+def median(values) -> float:
+    """The upper median (a list's middle element once sorted)."""
+    v = sorted(values)
+    return v[len(v) // 2]
 
 
 def main(argv: list[str] | None = None) -> int:
