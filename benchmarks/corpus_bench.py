@@ -109,6 +109,7 @@ TRACED_63 = "the clip at its own frame rate, first run in finding 58, traced in 
 AS_IT_IS_65 = "the clip as it is, what keep-check runs; traced in finding 65"
 FRESH_62 = "held out, fresh draws of the bottle clip's holds, first run after findings 61 and 62 were kept"
 FRESH_72 = "held out, another camera or rate, first run in finding 72"
+FRESH_78 = "held out, a camera in rain or haze, first run in finding 78"
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
 
@@ -249,11 +250,12 @@ class TransitOrigin(Origin):
         return img
 
 
-def transit_corpus(fps: float = 10.0, seed: int = 12, name: str = "synthetic-transits", split: str = "tuned"
-                   ) -> Corpus:
+def transit_corpus(fps: float = 10.0, seed: int = 12, name: str = "synthetic-transits", split: str = "tuned",
+                   looks: tuple[str, ...] = ()) -> Corpus:
     """Synthetic transits of large and small things over the demo street, empty street between. Another
-    ``seed`` draws another order, other speeds and holds, and other camera nuisance."""
-    origin = TransitOrigin("transits")
+    ``seed`` draws another order, other speeds and holds, and other camera nuisance; ``looks``: another camera
+    (streams.LookOrigin)."""
+    origin = looked(TransitOrigin("transits"), looks)
     crossings = [("car", 3.0, 1), ("walker", 9.0, -1), ("ball", 2.5, 1), ("truck", 4.0, -1), ("car", 3.5, -1)]
     holds = [40.0, 25.0, 60.0, 20.0, 45.0, 40.0]
     order = ", ".join(c[0] for c in crossings)
@@ -264,7 +266,7 @@ def transit_corpus(fps: float = 10.0, seed: int = 12, name: str = "synthetic-tra
         holds = [round(float(h), 0) for h in rng.uniform(15.0, 60.0, len(holds))]
         order = ", ".join(c[0] for c in crossings)
     b = RampedBuilder(name, fps, f"{order} cross the demo street; empty street held "
-                      f"{min(holds):.0f}-{max(holds):.0f} s between", seed=seed)
+                      f"{min(holds):.0f}-{max(holds):.0f} s between{look_words(looks)}", seed=seed)
     things: list[Thing] = []
     b.hold(origin, [0], holds[0], "empty")
     for (thing, seconds, direction), hold in zip(crossings, holds[1:]):
@@ -279,7 +281,7 @@ def transit_corpus(fps: float = 10.0, seed: int = 12, name: str = "synthetic-tra
             if 0 < x and x + w < 640:
                 first_whole = start + j if first_whole is None else first_whole
                 last_whole = start + j
-            b.add(origin, origin.add(thing, int(x)), None)
+            b.add(origin, getattr(origin, "inner", origin).add(thing, int(x)), None)
         things.append(Thing(thing, (start, len(b.keys)), (first_whole, last_whole + 1)))
         b.hold(origin, [0], hold, "empty")
     s = b.build()
@@ -459,6 +461,24 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(Corpus(asl_stream(data, 60.0, seed=6, spread=4.0, looks=("night",)), "states", FRESH_72))
     out.append(demo_corpus(seed=16, split=FRESH_72, looks=("mirror", "night")))
     out.append(demo_corpus(seed=17, fps=15.0, split=FRESH_72, name="demo-visitors-seed17-15fps"))
+    # Finding 78: weather no stream had, rain (streaks drawn anew in every frame, by day and lit by an IR lamp at
+    # night) and haze (a bright veil over half the contrast, soft edges), drawn and run once before any was looked at
+    out.append(static_corpus("static-street-rain", street, [0], 20.0, FRESH_78, seed=81, looks=("rain",)))
+    out.append(static_corpus("static-street-night-rain", street, [0], 20.0, FRESH_78, seed=82, looks=("night", "rain")))
+    out.append(transit_corpus(seed=83, name="synthetic-transits-seed83-rain", split=FRESH_78, looks=("rain",)))
+    out.append(demo_corpus(seed=18, split=FRESH_78, looks=("rain",)))
+    out.append(demo_corpus(seed=19, split=FRESH_78, looks=("haze",)))
+    out.append(demo_corpus(seed=20, split=FRESH_78, looks=("night", "rain")))
+    if labelled:
+        out.append(road_corpus(data, seed=84, name="road-transits-rain", split=FRESH_78, looks=("rain",)))
+        out.append(road_corpus(data, fps=10.0, seed=85, name="road-transits-10fps-haze", split=FRESH_78,
+                               looks=("haze",)))
+        bottle = VideoOrigin("bottle-still", data / "bottle-detection.mp4", 1)
+        out.append(static_corpus("static-room-haze", bottle, [0, 3], 20.0, FRESH_78, seed=86, looks=("haze",)))
+        out.append(Corpus(bottle_stream(data, 120.0, seed=12, spread=4.0, looks=("haze",)), "states", FRESH_78))
+        out.append(Corpus(asl_stream(data, 60.0, seed=7, spread=4.0, looks=("haze",)), "states", FRESH_78))
+        out.append(busy_corpus(data, "busy-highway-1.avi", 10.0, FRESH_78, looks=("rain",), seed=87))
+        out.append(busy_corpus(data, "busy-highway-2.avi", 10.0, FRESH_78, looks=("haze",), seed=88))
     return out
 
 

@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--held-out", default="140-159,160-179,180-199", help="seed ranges run once, to report (a row each)")
     ap.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "out" / "corpus" / "cache")
     ap.add_argument("--methods", nargs="*", help="method name prefixes (default: all three rows)")
-    ap.add_argument("--looks", nargs="*", default=[], choices=["mirror", "night"],
-                    help="the draws seen by another camera (streams.LookOrigin): mirrored, an IR camera at night")
+    ap.add_argument("--looks", nargs="*", default=[], choices=["mirror", "night", "rain", "haze"],
+                    help="the draws seen by another camera (streams.LookOrigin): mirrored, an IR camera at night, "
+                    "in the rain, through haze")
     ap.add_argument("--fps", type=float, default=5.0,
                     help="frames a second of each draw (default 5; a camera's own rate is often 25-30)")
     ap.add_argument("--list", type=int, metavar="SEED", help="one draw's visitors and the default's keeps")

@@ -164,14 +164,16 @@ class DemoOrigin(Origin):
         return self.scene.render(n)
 
 
-LOOKS = ("mirror", "night", "small")
+LOOKS = ("mirror", "night", "small", "rain", "haze")
 
 
 class LookOrigin(Origin):
     """Another camera's look at an origin's frames, in the order given: ``mirror`` (flipped left to right:
     things come in at the other border), ``night`` (an IR camera at night: grey, half the contrast, which
     auto-gain lifts off black, and more sensor noise), ``small`` (half the width and height: a 320x180
-    camera). For the streams first run in finding 34: the defaults met no such camera while they were made."""
+    camera), ``rain`` (an overcast day's light and streaks of falling drops, new ones in every frame: see
+    :func:`in_rain`), ``haze`` (fog or a milky dome cover: see :func:`in_haze`). For the streams first run in
+    findings 34 (mirror, night, small) and 78 (rain, haze): the defaults met no such camera while they were made."""
 
     NIGHT_CONTRAST, NIGHT_LIFT, NIGHT_NOISE = 0.5, 60.0, 5.0
 
@@ -190,9 +192,17 @@ class LookOrigin(Origin):
                 img = img[:, ::-1]
             elif look == "night":
                 img = at_night(img, n)
-            else:
+            elif look == "haze":
+                img = in_haze(img)
+            elif look == "small":
                 img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(img)
+
+    def weather(self, image: np.ndarray, n: int, seed: int) -> np.ndarray:
+        """What falls between the camera and frame ``n`` of the scene in the render with perturbation seed
+        ``seed`` (a held scene repeats its frames, its rain does not): rain when the look has it, after the
+        others (at night the IR lamp lights the drops)."""
+        return in_rain(image, n, seed) if "rain" in self.looks else image
 
     def release(self) -> None:
         if hasattr(self.inner, "release"):
@@ -205,6 +215,40 @@ def at_night(image: np.ndarray, n: int) -> np.ndarray:
     g = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32) * LookOrigin.NIGHT_CONTRAST + LookOrigin.NIGHT_LIFT
     g += np.random.default_rng([n, 17]).normal(0.0, LookOrigin.NIGHT_NOISE, g.shape).astype(np.float32)
     return cv2.cvtColor(np.clip(g, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+RAIN_DENSITY = 1.1e-3     # streaks per pixel: about 250 in a 640x360 frame, a steady rain close to the lens
+RAIN_LIGHT = 0.85         # an overcast day's light against a clear one
+
+
+def in_rain(image: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``image`` (BGR) with streaks of falling rain lit against it, 12-28 px long at 640 px wide and blown
+    a little off the vertical, drawn anew for frame ``n`` of the scene and perturbation seed ``seed``; by day
+    under an overcast sky (RAIN_LIGHT; at night the IR lamp's light is the same)."""
+    h, w = image.shape[:2]
+    scale = w / 640.0
+    rng = np.random.default_rng([n, seed, 23])
+    k = int(RAIN_DENSITY * w * h)
+    x0, y0 = rng.uniform(0, w, k), rng.uniform(-30 * scale, h, k)
+    length, angle = rng.uniform(12, 28, k) * scale, np.deg2rad(rng.normal(78.0, 3.0, k))
+    x1, y1 = x0 + length * np.cos(angle), y0 + length * np.sin(angle)
+    lit = rng.uniform(25, 60, k)
+    drops = np.zeros((h, w), np.float32)
+    for a, b, c, d, v in zip(x0.astype(int), y0.astype(int), x1.astype(int), y1.astype(int), lit):
+        cv2.line(drops, (int(a), int(b)), (int(c), int(d)), float(v), max(1, round(scale)), cv2.LINE_AA)
+    out = image.astype(np.float32) * RAIN_LIGHT + drops[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+HAZE_VEIL, HAZE_CLEAR = (205.0, 200.0, 196.0), 0.45   # BGR of the veil; the share of the scene's light let through
+
+
+def in_haze(image: np.ndarray) -> np.ndarray:
+    """``image`` (BGR) through fog or a dome cover gone milky: the veil's light over every pixel (a bright grey,
+    a little blue) leaves HAZE_CLEAR of the scene's contrast, and the scattered light softens its edges."""
+    out = image.astype(np.float32) * HAZE_CLEAR + np.float32(HAZE_VEIL) * (1.0 - HAZE_CLEAR)
+    out = cv2.GaussianBlur(out, (0, 0), 1.2 * image.shape[1] / 640.0)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def looked(origin: Origin, looks: Sequence[str]) -> Origin:
@@ -221,7 +265,8 @@ def rate_suffix(fps: float) -> str:
     return "" if fps == 10.0 else f"-{fps:g}fps"
 
 
-LOOK_WORDS = {"mirror": "mirrored", "night": "an IR camera at night", "small": "320x180"}
+LOOK_WORDS = {"mirror": "mirrored", "night": "an IR camera at night", "small": "320x180", "rain": "in the rain",
+              "haze": "through haze"}
 
 
 def look_words(looks: Sequence[str]) -> str:
@@ -295,8 +340,7 @@ class Stream:
 
     def image(self, i: int) -> np.ndarray:
         """The perturbed BGR image of frame ``i``."""
-        r = self.renders[int(self.keys[i])]
-        return r.perturb.apply(self.origins[r.origin].frame(r.frame))
+        return self.render_image(int(self.keys[i]))
 
     def release(self) -> None:
         """Free the decoded frames of video origins (they decode again on next use)."""
@@ -306,7 +350,11 @@ class Stream:
 
     def render_image(self, key: int) -> np.ndarray:
         r = self.renders[key]
-        return r.perturb.apply(self.origins[r.origin].frame(r.frame))
+        origin = self.origins[r.origin]
+        img = origin.frame(r.frame)
+        if isinstance(origin, LookOrigin):  # the weather before the camera: rain falls anew in every render
+            img = origin.weather(img, r.frame, r.perturb.seed)
+        return r.perturb.apply(img)
 
 
 def render_batches(stream: Stream, size: int = 16) -> Iterator[tuple[list[int], list[np.ndarray]]]:

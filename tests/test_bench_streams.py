@@ -73,6 +73,35 @@ def test_perturb_is_deterministic_and_keeps_the_shape():
     assert np.array_equal(Perturb().apply(img), img)
 
 
+def test_rain_falls_anew_in_each_render_of_a_held_frame_and_haze_halves_the_contrast():
+    from benchmarks.streams import LookOrigin
+
+    grey = _Const()
+    rain = LookOrigin(grey, ["rain"])
+    b = StreamBuilder("t", 10.0, "test", seed=3)
+    b.hold(rain, [2], 10.0, "x")
+    s = b.build()
+    first, second = s.render_image(int(s.keys[0])), s.render_image(int(s.keys[1]))
+    assert first.shape == (36, 64, 3)
+    assert not np.array_equal(first, second)                     # the same scene, other drops
+    assert np.array_equal(first, s.render_image(int(s.keys[0])))  # a render is the same image each time (cached)
+    dry = Perturb().apply(grey.frame(2)).astype(int)
+    streaks = rain.weather(np.full((360, 640, 3), 100, np.uint8), 2, 7).astype(int) - 85  # overcast: 0.85 of 100
+    assert 0.01 < (streaks > 10).mean() < 0.1 and streaks.min() >= 0        # drops only brighten, here and there
+    assert np.array_equal(LookOrigin(grey, ["night"]).weather(dry.astype(np.uint8), 2, 7), dry)  # no rain: as is
+    haze = LookOrigin(_Stripes(), ["haze"]).frame(0).astype(int)
+    assert 0.35 < np.ptp(haze[18, 20:44]) / 200 < 0.5 and haze.min() > 100    # a bright veil, half the contrast
+
+
+class _Stripes:
+    name = "stripes"
+
+    def frame(self, n):
+        img = np.zeros((36, 64, 3), np.uint8)
+        img[:, 32:] = 200
+        return img
+
+
 def test_objects_stream_ground_truth():
     s = objects_stream(2.0, fps=5.0)
     ev = events_of(s.state)
