@@ -28,6 +28,7 @@ KEPT_VIEWS = 64      # the latest keeps remembered (a state that comes back minu
 SEEN_EVERY_S = 0.5   # one ordinary (not novel) frame remembered per half second ...
 SEEN_VIEWS = 120     # ... over the last minute (a hold replaying a signer's last second)
 SEEN_AFTER_S = 2.0   # ... once they are this old
+SAVED_SEEN = 8       # the latest of them a restart remembers: the scene as the daemon last saw it
 NEAREST = 8          # frames of each memory compared per question, the nearest by signature
 SIGNATURE_SIZE = (32, 18)  # (w, h) of the thumbnail that picks them
 
@@ -77,6 +78,24 @@ class Known:
         keys = np.full(len(views), -1, np.int64) if keys is None or len(keys) != len(views) else keys
         for view, key in zip(views[-KEPT_VIEWS:], keys[-KEPT_VIEWS:]):
             self.kept(np.ascontiguousarray(view), int(key))
+
+    def seen_views(self) -> np.ndarray | None:
+        """(K, h, w) or (K, 3, h, w) uint8: the latest SAVED_SEEN frames remembered as seen, oldest first (what
+        persistence saves besides the keeps; None: none)."""
+        views = [w for _, _, w in list(self._seen)[-SAVED_SEEN:]]
+        if not views:
+            return None
+        if len({w.shape for w in views}) > 1:
+            views = [luma(w) for w in views]
+        return np.stack(views)
+
+    def restore_seen(self, views: np.ndarray) -> None:
+        """Remember frames seen before a restart, as seen before anything after it. The scene the daemon stopped
+        on may differ from its last keep by more than an exposure fit explains (a hazy room kept at dawn and left
+        running into a bright, clipped noon: benchmarks/QUALITY.md, finding 78); what it last saw does not."""
+        for view in views[-SAVED_SEEN:]:
+            view = np.ascontiguousarray(view)
+            self._seen.append((-np.inf, signature(view), view))
 
     def last_kept(self) -> np.ndarray | None:
         """The thumbnail of the latest keep (None before one with a thumbnail)."""

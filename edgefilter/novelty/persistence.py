@@ -29,13 +29,19 @@ def save(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> Path:
         for key, arr in filt._scopes[name].index.state().items():
             payload[f"scope{n}.{key}"] = arr
     # the thumbnails of each source's latest keeps: a scene that comes back after a restart under another
-    # exposure is still the one kept (known.py), not only what the embedding says
+    # exposure is still the one kept (known.py), not only what the embedding says; and of the frames it saw
+    # last: the scene it stopped on is no new one after the restart
     known_sources = []
     for s, st in filt._src.items():
-        kept = st.known.kept_views()
+        kept, seen = st.known.kept_views(), st.known.seen_views()
+        if kept is None and seen is None:
+            continue
+        n = len(known_sources)
         if kept is not None:
-            payload[f"known{len(known_sources)}.views"], payload[f"known{len(known_sources)}.keys"] = kept
-            known_sources.append(s)
+            payload[f"known{n}.views"], payload[f"known{n}.keys"] = kept
+        if seen is not None:
+            payload[f"known{n}.seen"] = seen
+        known_sources.append(s)
     payload["filter"] = {
         "version": STATE_VERSION, "dim": filt.dim, "scope": filt.cfg.scope, "scopes": scopes,
         "region_count": filt.region_count, "region_dim": filt.region_dim, "known_sources": known_sources,
@@ -71,18 +77,16 @@ def load(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> bool:
         filt._scopes[name] = _Scope(RollingIndex.from_state(filt.dim, window, part))
     filt._epoch += 1
     for n, s in enumerate(meta.get("known_sources", [])):
-        views = payload.get(f"known{n}.views")
         st = filt._src.get(s)
-        if st is None or not isinstance(views, np.ndarray):
+        if st is None:
             continue
-        # (K, 3, h, w) with colour; (K, h, w) grey, as saved before colour (compared by brightness alone)
-        if (views.dtype != np.uint8 or views.shape[-2:] != VIEW_SIZE[::-1] or views.ndim not in (3, 4)
-                or views.shape[1:-2] not in ((), (3,))):
-            log.warning("novelty state in %s: remembered thumbnails of %r have shape %s, not (K, [3, ]%d, %d); "
-                        "not restored", directory, s, views.shape, VIEW_SIZE[1], VIEW_SIZE[0])
-            continue
-        keys = payload.get(f"known{n}.keys")  # (files from before keys rode along have none)
-        st.known.restore(views, keys if isinstance(keys, np.ndarray) and keys.shape == (len(views),) else None)
+        views = _thumbnails(payload.get(f"known{n}.views"), directory, s)
+        if views is not None:
+            keys = payload.get(f"known{n}.keys")  # (files from before keys rode along have none)
+            st.known.restore(views, keys if isinstance(keys, np.ndarray) and keys.shape == (len(views),) else None)
+        seen = _thumbnails(payload.get(f"known{n}.seen"), directory, s)  # (none in files from before finding 78)
+        if seen is not None:
+            st.known.restore_seen(seen)
     for s, saved in meta["sources"].items():
         st = filt._src.get(s)
         if st is None:
@@ -95,3 +99,16 @@ def load(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> bool:
             count, weight, last_ts = saved["budget"]
             st.budget = Budget(float(count), float(weight), last_ts)
     return True
+
+
+def _thumbnails(views: Any, directory: str | Path, source: str) -> np.ndarray | None:
+    """Saved thumbnails as they can be compared: (K, 3, h, w) with colour; (K, h, w) grey, as saved before colour
+    (compared by brightness alone). None, with a warning when there were some, otherwise."""
+    if not isinstance(views, np.ndarray):
+        return None
+    if (views.dtype != np.uint8 or views.shape[-2:] != VIEW_SIZE[::-1] or views.ndim not in (3, 4)
+            or views.shape[1:-2] not in ((), (3,))):
+        log.warning("novelty state in %s: remembered thumbnails of %r have shape %s, not (K, [3, ]%d, %d); "
+                    "not restored", directory, source, views.shape, VIEW_SIZE[1], VIEW_SIZE[0])
+        return None
+    return views
