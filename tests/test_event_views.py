@@ -685,6 +685,23 @@ def test_a_restart_remembers_the_scene_it_stopped_on_not_only_its_keeps(tmp_path
     assert feed(again, after, start=300) == []
 
 
+def test_saved_thumbnails_of_another_shape_are_named_and_not_restored(caplog):
+    # a state file from another layout: its keeps' and its last frames' thumbnails are checked alike
+    import logging
+
+    from edgefilter.novelty.persistence import _thumbnails
+    from edgefilter.novelty.view import VIEW_SIZE
+
+    colour, grey = (np.zeros((2, 3, VIEW_SIZE[1], VIEW_SIZE[0]), np.uint8),
+                    np.zeros((2, VIEW_SIZE[1], VIEW_SIZE[0]), np.uint8))
+    assert _thumbnails(colour, "/state", "cam") is colour and _thumbnails(grey, "/state", "cam") is grey
+    assert _thumbnails(None, "/state", "cam") is None
+    with caplog.at_level(logging.WARNING, logger="edgefilter.novelty"):
+        assert _thumbnails(np.zeros((2, 90, 100), np.uint8), "/state", "cam") is None
+        assert _thumbnails(colour.astype(np.float32), "/state", "cam") is None
+    assert "'cam'" in caplog.text and "(2, 90, 100)" in caplog.text and "/state" in caplog.text
+
+
 def test_a_white_table_clipped_under_a_bright_exposure_is_no_change_under_a_darker_one():
     # The bottle streams: under a bright exposure the sensor clipped the white table at 255; under a darker
     # one it shows its true grey, brighter than the clipped 255 maps to. That is the table, not a change;
