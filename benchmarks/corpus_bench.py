@@ -255,7 +255,8 @@ def transit_corpus(fps: float = 10.0, seed: int = 12, name: str = "synthetic-tra
     """Synthetic transits of large and small things over the demo street, empty street between. Another
     ``seed`` draws another order, other speeds and holds, and other camera nuisance; ``looks``: another camera
     (streams.LookOrigin)."""
-    origin = looked(TransitOrigin("transits"), looks)
+    transits = TransitOrigin("transits")
+    origin = looked(transits, looks)
     crossings = [("car", 3.0, 1), ("walker", 9.0, -1), ("ball", 2.5, 1), ("truck", 4.0, -1), ("car", 3.5, -1)]
     holds = [40.0, 25.0, 60.0, 20.0, 45.0, 40.0]
     order = ", ".join(c[0] for c in crossings)
@@ -281,7 +282,7 @@ def transit_corpus(fps: float = 10.0, seed: int = 12, name: str = "synthetic-tra
             if 0 < x and x + w < 640:
                 first_whole = start + j if first_whole is None else first_whole
                 last_whole = start + j
-            b.add(origin, getattr(origin, "inner", origin).add(thing, int(x)), None)
+            b.add(origin, transits.add(thing, int(x)), None)
         things.append(Thing(thing, (start, len(b.keys)), (first_whole, last_whole + 1)))
         b.hold(origin, [0], hold, "empty")
     s = b.build()
@@ -473,7 +474,6 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(road_corpus(data, seed=84, name="road-transits-rain", split=FRESH_78, looks=("rain",)))
         out.append(road_corpus(data, fps=10.0, seed=85, name="road-transits-10fps-haze", split=FRESH_78,
                                looks=("haze",)))
-        bottle = VideoOrigin("bottle-still", data / "bottle-detection.mp4", 1)
         out.append(static_corpus("static-room-haze", bottle, [0, 3], 20.0, FRESH_78, seed=86, looks=("haze",)))
         out.append(Corpus(bottle_stream(data, 120.0, seed=12, spread=4.0, looks=("haze",)), "states", FRESH_78))
         out.append(Corpus(asl_stream(data, 60.0, seed=7, spread=4.0, looks=("haze",)), "states", FRESH_78))

@@ -66,6 +66,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.corpus_bench import (FINDING36, NAIVE, Method, chosen, demo_corpus, features,  # noqa: E402
                                      methods, run_method, score_objects)
+from benchmarks.streams import LOOKS  # noqa: E402
 from edgefilter.config import FilterConfig  # noqa: E402
 
 
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--held-out", default="140-159,160-179,180-199", help="seed ranges run once, to report (a row each)")
     ap.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "out" / "corpus" / "cache")
     ap.add_argument("--methods", nargs="*", help="method name prefixes (default: all three rows)")
-    ap.add_argument("--looks", nargs="*", default=[], choices=["mirror", "night", "rain", "haze"],
+    ap.add_argument("--looks", nargs="*", default=[], choices=[x for x in LOOKS if x != "small"],  # demo: 640x360
                     help="the draws seen by another camera (streams.LookOrigin): mirrored, an IR camera at night, "
                     "in the rain, through haze")
     ap.add_argument("--fps", type=float, default=5.0,

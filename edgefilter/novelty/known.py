@@ -50,6 +50,14 @@ def known_pixels(by_region: bool, view: np.ndarray | None, background: np.ndarra
     return min(KNOWN_PIXELS, change(view, background).pixels // 2)
 
 
+def _stacked(views: list[np.ndarray]) -> np.ndarray:
+    """Thumbnails as one array to save; all by brightness when grey ones restored from an older state are among
+    colour ones."""
+    if len({w.shape for w in views}) > 1:
+        views = [luma(w) for w in views]
+    return np.stack(views)
+
+
 class Known:
     """Per source: thumbnails (with their signatures) of the latest keeps and of frames seen lately."""
 
@@ -68,10 +76,7 @@ class Known:
         persistence saves)."""
         if not self._kept:
             return None
-        views = [w for _, w, _ in self._kept]
-        if len({w.shape for w in views}) > 1:  # grey ones restored from an older state among colour ones
-            views = [luma(w) for w in views]
-        return np.stack(views), np.array([k for _, _, k in self._kept], np.int64)
+        return _stacked([w for _, w, _ in self._kept]), np.array([k for _, _, k in self._kept], np.int64)
 
     def restore(self, views: np.ndarray, keys: np.ndarray | None = None) -> None:
         """Remember saved keeps' thumbnails (and their index keys) again after a restart, oldest first."""
@@ -83,11 +88,7 @@ class Known:
         """(K, h, w) or (K, 3, h, w) uint8: the latest SAVED_SEEN frames remembered as seen, oldest first (what
         persistence saves besides the keeps; None: none)."""
         views = [w for _, _, w in list(self._seen)[-SAVED_SEEN:]]
-        if not views:
-            return None
-        if len({w.shape for w in views}) > 1:
-            views = [luma(w) for w in views]
-        return np.stack(views)
+        return _stacked(views) if views else None
 
     def restore_seen(self, views: np.ndarray) -> None:
         """Remember frames seen before a restart, as seen before anything after it. The scene the daemon stopped
