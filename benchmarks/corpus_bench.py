@@ -75,7 +75,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.streams import (DemoOrigin, LookOrigin, Origin, Perturb, Stream, StreamBuilder, VideoOrigin,  # noqa: E402
                                 asl_stream, bottle_clip, bottle_stream, look_suffix, look_words, looked,
-                                render_batches, score)
+                                patrol_stream, render_batches, score)
 from edgefilter.clock import FakeClock  # noqa: E402
 from edgefilter.config import FilterConfig, GatesConfig  # noqa: E402
 from edgefilter.gates import ChangeGate, grey_thumbnail  # noqa: E402
@@ -110,6 +110,8 @@ AS_IT_IS_65 = "the clip as it is, what keep-check runs; traced in finding 65"
 FRESH_62 = "held out, fresh draws of the bottle clip's holds, first run after findings 61 and 62 were kept"
 FRESH_72 = "held out, another camera or rate, first run in finding 72"
 FRESH_78 = "held out, a camera in rain or haze, first run in finding 78"
+TRACED_79 = "a camera on a preset tour, first run in finding 79, then traced"
+FRESH_79 = "held out, a camera on a preset tour, first run in finding 79"
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
 
@@ -479,6 +481,13 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(Corpus(asl_stream(data, 60.0, seed=7, spread=4.0, looks=("haze",)), "states", FRESH_78))
         out.append(busy_corpus(data, "busy-highway-1.avi", 10.0, FRESH_78, looks=("rain",), seed=87))
         out.append(busy_corpus(data, "busy-highway-2.avi", 10.0, FRESH_78, looks=("haze",), seed=88))
+    # Finding 79: a camera that moves, a PTZ camera on a preset tour over still scenes (each view is new once; the
+    # pans between are no view), drawn and run once before the held-out three were looked at
+    if labelled:
+        out.append(Corpus(patrol_stream(data, seed=0), "states", TRACED_79))
+        out.append(Corpus(patrol_stream(data, seed=1, looks=("night",)), "states", FRESH_79))
+        out.append(Corpus(patrol_stream(data, seed=2, looks=("rain",)), "states", FRESH_79))
+        out.append(Corpus(patrol_stream(data, seed=3, fps=30.0), "states", FRESH_79))
     return out
 
 

@@ -572,6 +572,103 @@ def bottle_clip(data: Path) -> Stream:
     return with_hands(b.build(), lab)
 
 
+def fitted(image: np.ndarray, size: tuple[int, int] = (640, 360)) -> np.ndarray:
+    """``image`` cut to the aspect of ``size`` about its centre and scaled to it."""
+    h, w = image.shape[:2]
+    tw, th = size
+    if w * th > h * tw:
+        cw = h * tw // th
+        image = image[:, (w - cw) // 2:(w - cw) // 2 + cw]
+    else:
+        ch = w * th // tw
+        image = image[(h - ch) // 2:(h - ch) // 2 + ch]
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+class PanoramaOrigin(Origin):
+    """A wide scene that a PTZ camera patrols: 640x360 stills side by side. Frame ``n`` is the 640 px window
+    whose left edge is at ``n // BLUR`` px, smeared along the pan by the motion blur of ``n % BLUR`` px."""
+
+    BLUR = 64
+
+    def __init__(self, name: str, panels: Sequence[np.ndarray]):
+        self.name = name
+        self.panorama = np.ascontiguousarray(np.hstack([fitted(p) for p in panels]))
+
+    @classmethod
+    def frame_of(cls, x: int, blur: int = 0) -> int:
+        return int(x) * cls.BLUR + min(int(blur), cls.BLUR - 1)
+
+    def frame(self, n: int) -> np.ndarray:
+        x, blur = divmod(int(n), self.BLUR)
+        img = self.panorama[:, x:x + 640]
+        return cv2.blur(img, (blur, 1)) if blur > 1 else img.copy()
+
+
+# Stills a patrolling camera may look at, one of each kind of scene: (clip, frame). The road's frames are empty.
+PATROL_SCENES = {
+    "table": [("bottle-detection.mp4", 0), ("bottle-detection.mp4", 1100)],
+    "road": [("road/sparse-road.avi", 20), ("road/sparse-road.avi", 270)],
+    "highway": [("road/busy-highway-1.avi", 100), ("road/busy-highway-2.avi", 400)],
+    "room": [("asl/book.mkv", 0), ("asl/milk.mkv", 0), ("asl/school.mkv", 0)],
+}
+PATROL_SHUTTER = 0.25  # the share of a frame's time the shutter is open: a pan of 40 px a frame smears 10 px
+
+
+def still(path: Path, n: int) -> np.ndarray:
+    cap = cv2.VideoCapture(str(path))
+    for _ in range(n + 1):
+        ok, img = cap.read()
+    cap.release()
+    if not ok:
+        raise ValueError(f"{path}: no frame {n}")
+    return img
+
+
+def patrol_stream(data: Path, seed: int = 0, fps: float = 10.0, rounds: int = 3, looks: Sequence[str] = ()
+                  ) -> Stream:
+    """A PTZ camera on a preset tour over a still wide scene (:class:`PanoramaOrigin`: a table, a road, a highway
+    and a room, in an order drawn by ``seed``): it dwells 8-30 s at each preset (camera nuisance and its shake as in
+    any hold), pans to the next in 1.5-3 s with the motion blur of its speed, and after the last pans back over
+    the others to the first, ``rounds`` times. A frame within 32 px of a preset (95 % of it in view) is that view's
+    state; the others are the pan's mixed views, marked in ``Stream.hand`` (a keep there is no picture of a view).
+    Each view is new once: the later rounds repeat the first."""
+    rng = np.random.default_rng([seed, 79])
+    kinds = [str(k) for k in rng.permutation(sorted(PATROL_SCENES))]
+    picks = [PATROL_SCENES[k][int(rng.integers(len(PATROL_SCENES[k])))] for k in kinds]
+    origin = looked(PanoramaOrigin(f"patrol{seed}", [still(Path(data) / c, f) for c, f in picks]), looks)
+    presets = [640 * i for i in range(len(kinds))]
+    name = f"patrol-seed{seed}" + rate_suffix(fps) + look_suffix(looks)
+    b = StreamBuilder(name, fps, f"a PTZ camera's tour of {len(kinds)} presets ({', '.join(kinds)}), {rounds} rounds, "
+                      f"{fps:g} fps{look_words(looks)}", seed)
+
+    def label(x: float) -> str | None:
+        near = [i for i, p in enumerate(presets) if abs(x - p) <= 32]
+        return f"view {near[0]}: {kinds[near[0]]}" if near else None
+
+    def pan(a: int, z: int, seconds: float) -> None:
+        n = max(2, int(round(seconds * fps)))
+        speed = abs(z - a) / n
+        for i in range(1, n):
+            x = int(round(a + (z - a) * i / n))
+            b.add(origin, PanoramaOrigin.frame_of(x, speed * PATROL_SHUTTER), label(x))
+            moving.append(label(x) is None)
+
+    moving: list[bool] = []
+    for _ in range(rounds):
+        for i, p in enumerate(presets):
+            before = len(b.keys)
+            b.hold(origin, [PanoramaOrigin.frame_of(p)], float(np.exp(rng.uniform(np.log(8.0), np.log(30.0)))),
+                   label(p))
+            moving.extend([False] * (len(b.keys) - before))
+            if i + 1 < len(presets):
+                pan(p, presets[i + 1], float(rng.uniform(1.5, 3.0)))
+        pan(presets[-1], presets[0], float(rng.uniform(3.0, 5.0)))
+    s = b.build()
+    s.hand = np.asarray(moving, bool)
+    return s
+
+
 # ----------------------------------------------------------------------------- scoring
 
 
