@@ -97,6 +97,10 @@ FOLLOW_REACH = 3
 # as likely the next thing (busy highway 1: a truck taken for a car the mask had lost five frames before).
 LOST_STEPS = 1
 _REACH_KERNEL = np.ones((2 * FOLLOW_REACH + 1, 2 * FOLLOW_REACH + 1), np.uint8)
+# Seconds over which the camera's own move is looked for (see camera_moved): frame to frame, a PTZ camera panning at
+# 30 fps moves its view less than shake does, and a car on a bare road 4 px at 160 (the whole view's shift then is
+# the car's); over 0.3 s a pan moves it by tens of pixels and a car leaves the road's marks out of place.
+TURN_S = 0.3
 
 
 @dataclass
@@ -132,6 +136,9 @@ class Candidate:
                                                             # before it opened (its memory holds them: Recent)
     grew: bool = False             # a change cut by the border came in, past settle_ratio, just before it opened
                                    # (the source's coming_in frames: see on_its_way_in)
+    moved: bool = False            # the camera itself moved during it (see camera_moved)
+    asked_moved: int = 0           # its frames asked so far whether the camera moved
+    turned_from: int = -1          # the latest frame TURN_S before the one asked last (-1: the scene before)
 
 
 @dataclass
@@ -303,6 +310,33 @@ def on_its_way_in(cand: Candidate, settle_ratio: float) -> bool:
         return False
     return not any(shows_thing(v) and not mostly_cut(v) and v.whole >= HALF_VIEW * shown.pixels
                    for v in (view_of(cand, h) for h in cand.frames[:-1]))
+
+
+def camera_moved(cand: Candidate) -> bool:
+    """Whether the camera itself moved during the event: one of its frames is the frame TURN_S before it (the scene
+    before the event, for its first frames) shifted as a whole (:func:`view.moved`), a PTZ camera turning to its next
+    preset. Then the event is a new view, not a thing in the old one: the border cuts all of the old scene's change,
+    and the rules for things cut by it (a car half in view, on its way in) do not hold (see new_view). Frames are
+    asked once each, until one says so; still frames are not."""
+    frames = cand.frames
+    while not cand.moved and cand.asked_moved < len(frames):
+        h = frames[cand.asked_moved]
+        cand.asked_moved += 1
+        while cand.turned_from + 1 < len(frames) and frames[cand.turned_from + 1].ts <= h.ts - TURN_S:
+            cand.turned_from += 1
+        before = frames[cand.turned_from].view if cand.turned_from >= 0 else cand.background
+        if not h.still and h.view is not None and before is not None:
+            cand.moved = views.moved(h.view, before)
+    return cand.moved
+
+
+def at_rest(cand: Candidate) -> bool:
+    """Whether the event's newest frame shows the view of the frame TURN_S before it (:func:`view.unchanged`): a camera
+    that turned has come to rest, though not for long enough to settle when ``max_hold_s`` closed the event."""
+    last = cand.frames[-1]
+    before = [h for h in cand.frames if h.ts <= last.ts - TURN_S]
+    return last.view is not None and bool(before) and before[-1].view is not None and views.unchanged(
+        last.view, before[-1].view)
 
 
 def still_run(cand: Candidate, k: int) -> list[Held]:
@@ -572,6 +606,8 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     whatever its embedding says.
     """
     known = known_in_event(cand, known)
+    if camera_moved(cand):
+        return new_view(cand, settled, settle_ratio, exact, known)
 
     # A frame past settle_ratio that shows a whole thing is novel, whether it opened the event (Held.thing) or
     # joined it: a car whose entry barely passed the threshold is a picture to keep once it is whole.
@@ -634,6 +670,33 @@ def choose(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[
     else:
         got = ranked_view(cand, settle_ratio, exact, known)
     return away_from_cut(cand, got, settle_ratio, exact, known)
+
+
+def new_view(cand: Candidate, settled: bool, settle_ratio: float, exact: Callable[[Held, float], Exact],
+             known: Callable[[Held, bool], bool]) -> Pick | None:
+    """The picture of an event in which the camera moved (:func:`camera_moved`): the view it came to rest on (settled,
+    or :func:`at_rest` when ``max_hold_s`` closed the event), when it is farther than the threshold from every kept
+    frame, or than settle_ratio x the threshold and its pixels were not seen before; else none (a preset of a tour's
+    next round). Past the threshold the pixels are not asked: a turn changes the whole view, which the embedding tells
+    apart, and to the pixels an IR camera's bare road at night was the bare room seen before (the exposure fit
+    flattened either into the other). A frame taken while the camera moved shows two views in one, smeared: it is the
+    picture only of an event that closed while it still moved (a long pan, a camera on a vehicle that never stops),
+    and then as the whole-image rule takes it, the most novel past the threshold (one where it paused first). A PTZ
+    camera's tour kept its pans, and its presets again in the next round (benchmarks/QUALITY.md, finding 79)."""
+    last = cand.frames[-1]
+    if settled or at_rest(cand):
+        got = exact(last, settle_ratio)
+        if got.score <= settle_ratio or (got.score <= 1.0 and any(
+                seen_before(got, h, known) for h in spread(still_run(cand, len(cand.frames) - 1)) + [last])):
+            return None
+        return Pick(last, got, settle_ratio, "settled")
+    novel = [h for h in cand.frames if h.score > 1.0]
+    pool = [h for h in novel if h.still] or novel
+    for h in sorted(pool, key=lambda x: -x.score)[:TRIES]:
+        got = exact(h, 1.0)
+        if got.score > 1.0 and not seen_before(got, h, known):
+            return Pick(h, got, 1.0, "best view")
+    return None
 
 
 def ranked_view(cand: Candidate, settle_ratio: float, exact: Callable[[Held, float], Exact],

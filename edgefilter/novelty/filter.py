@@ -15,8 +15,8 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Recent, blank_since, choose,
-                     could_leave, fading, followed, gone, half_in_view, in_specks, latest_with, left, mostly_cut,
+from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Recent, blank_since, camera_moved,
+                     choose, could_leave, fading, followed, gone, half_in_view, in_specks, latest_with, left, mostly_cut,
                      on_its_way_in, returned, shows_thing, stays, track, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
@@ -386,9 +386,12 @@ class NoveltyFilter:
         # nor, until max_hold_s, a car stopped half in view on its way in, never whole yet
         still_run = lasted(cand.still, st.still_from, it.ts, cfg)
         waiting = (still_run and it.ts - cand.frames[0].ts < cfg.max_hold_s and on_its_way_in(cand, cfg.settle_ratio))
+        half = (still_run and not waiting and half_in_view(cand, cfg.settle_ratio)
+                and not st.known.saw(cand.frames[0].ts, it.view))
+        if (waiting or half) and camera_moved(cand):
+            waiting = half = False  # the camera turned: the border cuts the old scene, not a thing (events.new_view)
         cand.waited = cand.waited or waiting
-        settled = (still_run and not waiting
-                   and not (half_in_view(cand, cfg.settle_ratio) and not st.known.saw(cand.frames[0].ts, it.view)))
+        settled = still_run and not waiting and not half
         # the thing left, or shrank to a fraction of its best view (without thumbnails: the frames stopped being novel);
         # after waiting for a thing on its way in, a still frame of a scene not back as it was is a new state settling
         # (an arm came in from the border, rested and took a bottle away): the settle rule decides, else the arm's
@@ -397,6 +400,9 @@ class NoveltyFilter:
         # a frame that shows nothing of the event: its thing left, and the next one is another visit (a car that came
         # in one frame after a dog ran out was the dog's event, and its settled frame the event's only keep)
         faded = faded or gone(cand)
+        # against the scene before a turn of the camera, the new view shows little where it is bare (a road at night)
+        # and seemed to fade: the view the camera comes to rest on is the picture (events.new_view)
+        faded = faded and not camera_moved(cand)
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
             kept = self._close(it.source, st, it.ts, probes=probes, settled=settled)
             routed.add(it.source)
@@ -714,11 +720,12 @@ class NoveltyFilter:
         self._discarded.extend(x.token for x in cand.frames if pick is None or x is not pick.frame)
         if pick is not None:  # what follows and looks like it is still this event, until the scene is still
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
-            st.last_event = None if left(cand, pick.frame) else Recent(
+            # after a turn of the camera nothing that follows continues the event: it has no thing, only a view
+            st.last_event = None if left(cand, pick.frame) or cand.moved else Recent(
                 np.stack(cand.came_in + [h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background,
                 cand.frames[0].ts, *followed(cand, pick.frame), size=view_of(cand, pick.frame).pixels)
-        if settled and cand.frames[-1].view is not None:
-            self._new_background(st, cand.frames[-1].view)  # the scene as it is now
+        if (settled or cand.moved) and cand.frames[-1].view is not None:
+            self._new_background(st, cand.frames[-1].view)  # the scene as it is now (a turned camera's old one is gone)
         return pick is not None
 
     # -- scopes, budget

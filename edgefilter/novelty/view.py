@@ -71,6 +71,7 @@ EDGE_WEIGHT = 0.25  # a thing cut by the image border counts a quarter of its vi
 THING_SHARE = 0.25  # a blob this share of the largest is a thing of its own (a wheel, a lane mark: not)
 NEAR_WEIGHT = 0.5  # a thing a mask pixel (10 px of 640) from the border counts half: it may be cut just past it
 EDGE_LINK = 0.5     # share of the change level that, on the border beside a blob, means it is cut
+MOVE_PX = 5         # thumbnail pixels (20 of 640): a shift of the whole view past any shake and twice its range
 _KERNEL = np.ones((5, 5), np.uint8)
 
 
@@ -498,3 +499,29 @@ def unchanged(frame: np.ndarray, background: np.ndarray) -> bool:
     """Certainly the same scene: no blob of change beyond exposure, shake and noise (the mask alone: the
     pre-gate asks this of every frame, and needs no blob statistics)."""
     return _asked(("unchanged",), frame, background, lambda: change_mask(frame, background) is None)
+
+
+_WINDOWS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def moved(frame: np.ndarray, before: np.ndarray) -> bool:
+    """Whether the camera itself moved between two thumbnails: ``frame`` is ``before`` shifted as a whole by MOVE_PX
+    or more (a PTZ camera turning to its next preset, a camera knocked aside). The shift is the peak of their phase
+    correlation; it is taken as the camera's only when the shifted ``before`` leaves no change on the part both show
+    (the mask of :func:`unchanged`: exposure, shake and noise aside). A thing moving before a still scene shifts by
+    its own way and leaves the scene's marks out of place; a shift past half the view leaves too little to tell."""
+    a, b = luma(before), luma(frame)
+    if a.shape != b.shape or a.size == 0:
+        return False
+    h, w = a.shape
+    window = _WINDOWS.get((h, w))
+    if window is None:
+        window = _WINDOWS[(h, w)] = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32), window)
+    sx, sy = int(round(dx)), int(round(dy))
+    if max(abs(sx), abs(sy)) < MOVE_PX or abs(sx) > w // 2 or abs(sy) > h // 2:
+        return False
+    # frame[y, x] shows before[y - sy, x - sx]: the part both show
+    shown = frame[..., max(0, sy):h + min(0, sy), max(0, sx):w + min(0, sx)]
+    was = before[..., max(0, -sy):h + min(0, -sy), max(0, -sx):w + min(0, -sx)]
+    return change_mask(np.ascontiguousarray(shown), np.ascontiguousarray(was)) is None
