@@ -72,6 +72,8 @@ THING_SHARE = 0.25  # a blob this share of the largest is a thing of its own (a 
 NEAR_WEIGHT = 0.5  # a thing a mask pixel (10 px of 640) from the border counts half: it may be cut just past it
 EDGE_LINK = 0.5     # share of the change level that, on the border beside a blob, means it is cut
 MOVE_PX = 5         # thumbnail pixels (20 of 640): a shift of the whole view past any shake and twice its range
+MOVE_TEXTURE = 2.0  # grey levels: the least spread of a blurred thumbnail in which a shift can be seen (a bare road
+                    # at night at half contrast 4-5; a blank view's noise 0.2-0.3)
 _KERNEL = np.ones((5, 5), np.uint8)
 
 
@@ -504,14 +506,21 @@ def unchanged(frame: np.ndarray, background: np.ndarray) -> bool:
 _WINDOWS: dict[tuple[int, int], np.ndarray] = {}
 
 
+def textured(plane: np.ndarray) -> bool:
+    """Whether a thumbnail's plane shows more than noise: its spread, blurred, at least MOVE_TEXTURE."""
+    return float(cv2.GaussianBlur(plane.astype(np.float32), (5, 5), 0).std()) >= MOVE_TEXTURE
+
+
 def moved(frame: np.ndarray, before: np.ndarray) -> bool:
     """Whether the camera itself moved between two thumbnails: ``frame`` is ``before`` shifted as a whole by MOVE_PX
     or more (a PTZ camera turning to its next preset, a camera knocked aside). The shift is the peak of their phase
     correlation; it is taken as the camera's only when the shifted ``before`` leaves no change on the part both show
     (the mask of :func:`unchanged`: exposure, shake and noise aside). A thing moving before a still scene shifts by
-    its own way and leaves the scene's marks out of place; a shift past half the view leaves too little to tell."""
+    its own way and leaves the scene's marks out of place; a shift past half the view leaves too little to tell.
+    A view with nothing to see (a lens cap, a black night, fog) has no shift: the correlation of its noise peaks
+    anywhere, and nothing is left changed by it (benchmarks/QUALITY.md, finding 80)."""
     a, b = luma(before), luma(frame)
-    if a.shape != b.shape or a.size == 0:
+    if a.shape != b.shape or a.size == 0 or not (textured(a) and textured(b)):
         return False
     h, w = a.shape
     window = _WINDOWS.get((h, w))
