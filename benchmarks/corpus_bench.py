@@ -75,7 +75,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.streams import (DemoOrigin, LookOrigin, Origin, Perturb, Stream, StreamBuilder, VideoOrigin,  # noqa: E402
                                 asl_stream, bottle_clip, bottle_stream, look_suffix, look_words, looked,
-                                patrol_stream, render_batches, score)
+                                patrol_stream, render_batches, score, survey_stream)
 from edgefilter.clock import FakeClock  # noqa: E402
 from edgefilter.config import FilterConfig, GatesConfig  # noqa: E402
 from edgefilter.gates import ChangeGate, grey_thumbnail  # noqa: E402
@@ -112,6 +112,8 @@ FRESH_72 = "held out, another camera or rate, first run in finding 72"
 FRESH_78 = "held out, a camera in rain or haze, first run in finding 78"
 TRACED_79 = "a camera on a preset tour, first run in finding 79, then traced"
 FRESH_79 = "held out, a camera on a preset tour, first run in finding 79"
+TRACED_80 = "a camera that never stops, first run in finding 80, then traced"
+FRESH_80 = "held out, a camera that never stops, first run in finding 80"
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
 
@@ -488,6 +490,13 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(Corpus(patrol_stream(data, seed=1, looks=("night",)), "states", FRESH_79))
         out.append(Corpus(patrol_stream(data, seed=2, looks=("rain",)), "states", FRESH_79))
         out.append(Corpus(patrol_stream(data, seed=3, fps=30.0), "states", FRESH_79))
+    # Finding 80: a camera that never stops (a drone, a camera on a vehicle) over the tour's scenes, to and fro (each
+    # scene is new in the first leg); the held-out three drawn and run once before they were looked at
+    if labelled:
+        out.append(Corpus(survey_stream(data, seed=0), "states", TRACED_80))
+        out.append(Corpus(survey_stream(data, seed=1, looks=("night",)), "states", FRESH_80))
+        out.append(Corpus(survey_stream(data, seed=2, fps=30.0), "states", FRESH_80))
+        out.append(Corpus(survey_stream(data, seed=3, looks=("rain",)), "states", FRESH_80))
     return out
 
 

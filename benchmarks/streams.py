@@ -669,6 +669,36 @@ def patrol_stream(data: Path, seed: int = 0, fps: float = 10.0, rounds: int = 3,
     return s
 
 
+def survey_stream(data: Path, seed: int = 0, fps: float = 10.0, legs: int = 3, looks: Sequence[str] = ()
+                  ) -> Stream:
+    """A camera that never stops (a drone surveying a strip, a camera on a vehicle) over patrol_stream's wide scene
+    (four stills of the real clips, in an order drawn by ``seed``): it flies the strip end to end, ``legs`` times,
+    turning back at each end without a pause, each leg at a steady speed drawn between 60 and 240 px/s of 640 (a
+    view's width every 2.7-10.7 s), with the motion blur of its speed and camera nuisance in every frame. A frame's
+    state is the still that fills most of it; each still is new in the first leg, and a keep of it after its first
+    is redundant (the later legs fly over what was seen). No frame is still and no frame is marked: a frame in
+    motion is the only picture such a camera gives."""
+    rng = np.random.default_rng([seed, 80])
+    kinds = [str(k) for k in rng.permutation(sorted(PATROL_SCENES))]
+    picks = [PATROL_SCENES[k][int(rng.integers(len(PATROL_SCENES[k])))] for k in kinds]
+    origin = looked(PanoramaOrigin(f"survey{seed}", [still(Path(data) / c, f) for c, f in picks]), looks)
+    far = 640 * (len(kinds) - 1)
+    name = f"survey-seed{seed}" + rate_suffix(fps) + look_suffix(looks)
+    b = StreamBuilder(name, fps, f"a camera that never stops over {len(kinds)} scenes ({', '.join(kinds)}), {legs} "
+                      f"legs, {fps:g} fps{look_words(looks)}", seed)
+    x, ends = 0.0, [far, 0]
+    for leg in range(legs):
+        speed = float(rng.uniform(60.0, 240.0)) / fps  # px a frame
+        z = ends[leg % 2]
+        while True:
+            i = min(len(kinds) - 1, int((x + 320) // 640))
+            b.add(origin, PanoramaOrigin.frame_of(int(round(x)), speed * PATROL_SHUTTER), f"view {i}: {kinds[i]}")
+            if x == z:
+                break
+            x = min(x + speed, z) if z > x else max(x - speed, z)
+    return b.build()
+
+
 # ----------------------------------------------------------------------------- scoring
 
 
