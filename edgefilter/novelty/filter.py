@@ -16,8 +16,8 @@ from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
 from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Recent, blank_since, camera_moved,
-                     choose, could_leave, fading, followed, gone, half_in_view, in_specks, latest_with, left, mostly_cut,
-                     on_its_way_in, returned, shows_thing, stays, track, view_of)
+                     choose, could_leave, fading, followed, gone, half_in_view, in_specks, latest_with, left,
+                     mostly_cut, on_its_way_in, returned, shows_thing, stays, track, view_of)
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
