@@ -101,6 +101,7 @@ _REACH_KERNEL = np.ones((2 * FOLLOW_REACH + 1, 2 * FOLLOW_REACH + 1), np.uint8)
 # 30 fps moves its view less than shake does, and a car on a bare road 4 px at 160 (the whole view's shift then is
 # the car's); over 0.3 s a pan moves it by tens of pixels and a car leaves the road's marks out of place.
 TURN_S = 0.3
+MOVED_FRAMES = 2  # frames in a row that must say so (see camera_moved)
 
 
 @dataclass
@@ -139,6 +140,7 @@ class Candidate:
     moved: bool = False            # the camera itself moved during it (see camera_moved)
     asked_moved: int = 0           # its frames asked so far whether the camera moved
     turned_from: int = -1          # the latest frame TURN_S before the one asked last (-1: the scene before)
+    moving: int = 0                # frames asked in a row, the latest last, that said the camera moved
 
 
 @dataclass
@@ -316,8 +318,10 @@ def camera_moved(cand: Candidate) -> bool:
     """Whether the camera itself moved during the event: one of its frames is the frame TURN_S before it (the scene
     before the event, for its first frames) shifted as a whole (:func:`view.moved`), a PTZ camera turning to its next
     preset. Then the event is a new view, not a thing in the old one: the border cuts all of the old scene's change,
-    and the rules for things cut by it (a car half in view, on its way in) do not hold (see new_view). Frames are
-    asked once each, until one says so; still frames are not."""
+    and the rules for things cut by it (a car half in view, on its way in) do not hold (see new_view). Two frames in a
+    row must say so: a turn goes on, and a jolt of the camera that is back a frame later (a 320x180 view shaken by 3
+    px one way and then the other: benchmarks/QUALITY.md, finding 80) is shake. Frames are asked once each, until two
+    in a row say so; still frames are not."""
     frames = cand.frames
     while not cand.moved and cand.asked_moved < len(frames):
         h = frames[cand.asked_moved]
@@ -326,7 +330,8 @@ def camera_moved(cand: Candidate) -> bool:
             cand.turned_from += 1
         before = frames[cand.turned_from].view if cand.turned_from >= 0 else cand.background
         if not h.still and h.view is not None and before is not None:
-            cand.moved = views.moved(h.view, before)
+            cand.moving = cand.moving + 1 if views.moved(h.view, before) else 0
+            cand.moved = cand.moving >= MOVED_FRAMES
     return cand.moved
 
 
