@@ -625,6 +625,14 @@ def still(path: Path, n: int) -> np.ndarray:
     return img
 
 
+def panorama(data: Path, name: str, rng: np.random.Generator, looks: Sequence[str]) -> tuple[list[str], Origin]:
+    """One still of each kind in PATROL_SCENES, their order and which still drawn by ``rng``, side by side
+    (:class:`PanoramaOrigin` ``name``, seen through ``looks``); and the kinds in that order."""
+    kinds = [str(k) for k in rng.permutation(sorted(PATROL_SCENES))]
+    picks = [PATROL_SCENES[k][int(rng.integers(len(PATROL_SCENES[k])))] for k in kinds]
+    return kinds, looked(PanoramaOrigin(name, [still(Path(data) / c, f) for c, f in picks]), looks)
+
+
 def patrol_stream(data: Path, seed: int = 0, fps: float = 10.0, rounds: int = 3, looks: Sequence[str] = ()
                   ) -> Stream:
     """A PTZ camera on a preset tour over a still wide scene (:class:`PanoramaOrigin`: a table, a road, a highway
@@ -634,9 +642,7 @@ def patrol_stream(data: Path, seed: int = 0, fps: float = 10.0, rounds: int = 3,
     state; the others are the pan's mixed views, marked in ``Stream.hand`` (a keep there is no picture of a view).
     Each view is new once: the later rounds repeat the first."""
     rng = np.random.default_rng([seed, 79])
-    kinds = [str(k) for k in rng.permutation(sorted(PATROL_SCENES))]
-    picks = [PATROL_SCENES[k][int(rng.integers(len(PATROL_SCENES[k])))] for k in kinds]
-    origin = looked(PanoramaOrigin(f"patrol{seed}", [still(Path(data) / c, f) for c, f in picks]), looks)
+    kinds, origin = panorama(data, f"patrol{seed}", rng, looks)
     presets = [640 * i for i in range(len(kinds))]
     name = f"patrol-seed{seed}" + rate_suffix(fps) + look_suffix(looks)
     b = StreamBuilder(name, fps, f"a PTZ camera's tour of {len(kinds)} presets ({', '.join(kinds)}), {rounds} rounds, "
@@ -679,9 +685,7 @@ def survey_stream(data: Path, seed: int = 0, fps: float = 10.0, legs: int = 3, l
     is redundant (the later legs fly over what was seen). No frame is still and no frame is marked: a frame in
     motion is the only picture such a camera gives."""
     rng = np.random.default_rng([seed, 80])
-    kinds = [str(k) for k in rng.permutation(sorted(PATROL_SCENES))]
-    picks = [PATROL_SCENES[k][int(rng.integers(len(PATROL_SCENES[k])))] for k in kinds]
-    origin = looked(PanoramaOrigin(f"survey{seed}", [still(Path(data) / c, f) for c, f in picks]), looks)
+    kinds, origin = panorama(data, f"survey{seed}", rng, looks)
     far = 640 * (len(kinds) - 1)
     name = f"survey-seed{seed}" + rate_suffix(fps) + look_suffix(looks)
     b = StreamBuilder(name, fps, f"a camera that never stops over {len(kinds)} scenes ({', '.join(kinds)}), {legs} "

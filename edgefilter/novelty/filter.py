@@ -707,6 +707,7 @@ class NoveltyFilter:
             return st.known.knows(began, h.view, known_pixels(by_region, h.view, cand.background), shown=True)
 
         pick = choose(cand, settled, cfg.settle_ratio, exact, known)
+        turned = camera_moved(cand)  # asked by choose already: the answer it went by
         keeps = self._released if sink is None else sink
         if pick is not None:
             h, got = pick.frame, pick.exact
@@ -721,10 +722,10 @@ class NoveltyFilter:
         if pick is not None:  # what follows and looks like it is still this event, until the scene is still
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
             # after a turn of the camera nothing that follows continues the event: it has no thing, only a view
-            st.last_event = None if left(cand, pick.frame) or cand.moved else Recent(
+            st.last_event = None if left(cand, pick.frame) or turned else Recent(
                 np.stack(cand.came_in + [h.vector for h in latest]), now_ts + cfg.max_hold_s, cand.background,
                 cand.frames[0].ts, *followed(cand, pick.frame), size=view_of(cand, pick.frame).pixels)
-        if (settled or cand.moved) and cand.frames[-1].view is not None:
+        if (settled or turned) and cand.frames[-1].view is not None:
             self._new_background(st, cand.frames[-1].view)  # the scene as it is now (a turned camera's old one is gone)
         return pick is not None
 
