@@ -74,8 +74,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.streams import (DemoOrigin, LookOrigin, Origin, Perturb, Stream, StreamBuilder, VideoOrigin,  # noqa: E402
-                                asl_stream, bottle_clip, bottle_stream, look_suffix, look_words, looked,
-                                patrol_stream, render_batches, score, survey_stream)
+                                asl_stream, bottle_clip, bottle_stream, ground_shown, look_suffix, look_words,
+                                looked, patrol_stream, render_batches, score, survey_stream)
 from edgefilter.clock import FakeClock  # noqa: E402
 from edgefilter.config import FilterConfig, GatesConfig  # noqa: E402
 from edgefilter.gates import ChangeGate, grey_thumbnail  # noqa: E402
@@ -114,6 +114,9 @@ TRACED_79 = "a camera on a preset tour, first run in finding 79, then traced"
 FRESH_79 = "held out, a camera on a preset tour, first run in finding 79"
 TRACED_80 = "a camera that never stops, first run in finding 80, then traced"
 FRESH_80 = "held out, a camera that never stops, first run in finding 80"
+TRACED_81 = "a camera that never stops, fast, first run in finding 81, then traced"
+FRESH_81 = "held out, a camera that never stops, fast, first run in finding 81"
+FAST = (160.0, 240.0)  # px/s of 640: a view's width every 2.7-4 s, faster than max_hold_s shows it
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
 
@@ -497,6 +500,12 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(Corpus(survey_stream(data, seed=1, looks=("night",)), "states", FRESH_80))
         out.append(Corpus(survey_stream(data, seed=2, fps=30.0), "states", FRESH_80))
         out.append(Corpus(survey_stream(data, seed=3, looks=("rain",)), "states", FRESH_80))
+    # Finding 81: the same, fast: each keep per max_hold_s leaves ground between keeps unshown
+    if labelled:
+        out.append(Corpus(survey_stream(data, seed=4, speeds=FAST), "states", TRACED_81))
+        out.append(Corpus(survey_stream(data, seed=5, speeds=FAST, looks=("night",)), "states", FRESH_81))
+        out.append(Corpus(survey_stream(data, seed=6, speeds=FAST, fps=30.0), "states", FRESH_81))
+        out.append(Corpus(survey_stream(data, seed=7, speeds=FAST, looks=("rain",)), "states", FRESH_81))
     return out
 
 
@@ -800,6 +809,7 @@ def score_states(c: Corpus, r: Run) -> dict:
     return {"kept": len(r.kept), "recall": sc.recall, "redundant": sc.redundant,
             "static_max": sc.static_redundant_max,
             "hand": None if c.stream.hand is None else int(c.stream.hand[r.kept].sum()),
+            "ground": ground_shown(c.stream, r.kept),
             "delay_s": None if sc.delay_mean is None else sc.delay_mean / c.stream.fps, "missed": sc.missed}
 
 
@@ -834,7 +844,8 @@ COLUMNS = {
                 ("empty_keeps", "empty scene"), ("delay_s", "delay s"), ("max_delay_s", "max delay s"),
                 ("skipped", "pre-gate skipped")],
     "states": [("kept", "kept"), ("recall", "recall"), ("redundant", "redundant"), ("static_max", "static max"),
-               ("hand", "hand in view"), ("delay_s", "delay s"), ("skipped", "pre-gate skipped")],
+               ("hand", "hand in view"), ("ground", "ground shown"), ("delay_s", "delay s"),
+               ("skipped", "pre-gate skipped")],
     "static": [("kept", "kept"), ("before_restart", "first half"), ("after_restart", "after restart"),
                ("skipped", "pre-gate skipped")],
     "busy": [("kept", "kept"), ("per_minute", "per minute"), ("max_gap_s", "longest without a keep s"),
@@ -879,6 +890,9 @@ def misses(kind: str, row: dict, naive: dict | None) -> list[str]:
         if row.get("hand"):
             out.append(f"{row['hand']} hand{'s' if row['hand'] > 1 else ''} in view"
                        + (" (above naive)" if naive is not None and row["hand"] > (naive.get("hand") or 0) else ""))
+        if row.get("ground") is not None and row["ground"] < 1.0:
+            out.append(f"ground shown {row['ground']:.2f}" + (
+                " (below naive)" if naive is not None and row["ground"] < (naive.get("ground") or 0.0) else ""))
     if kind == "static" and (row["before_restart"] != 1 or row["after_restart"] != 0):
         out.append(f"{row['before_restart']} kept, {row['after_restart']} after restart")
     if kind == "busy" and naive is not None and row["max_gap_s"] > naive["max_gap_s"]:
@@ -892,14 +906,16 @@ def brief(kind: str, row: dict) -> str:
         return f"{row['kept']} / {row['recall']:.2f} / {row['best_view']:.2f} / {row['redundant']}"
     if kind == "states":
         hand = "-" if row.get("hand") is None else row["hand"]
-        return f"{row['kept']} / {row['recall']:.2f} / {row['redundant']} / {row['static_max']} / {hand}"
+        ground = "" if row.get("ground") is None else f" / {row['ground']:.2f}"
+        return f"{row['kept']} / {row['recall']:.2f} / {row['redundant']} / {row['static_max']} / {hand}{ground}"
     if kind == "static":
         return f"{row['before_restart']} / {row['after_restart']}"
     return f"{row['kept']} / {row['per_minute']:.1f} / {row['max_gap_s']:.1f}"
 
 
 SUMMARY_COUNTS = {"objects": "kept / recall / best view / redundant",
-                  "states": "kept / recall / redundant / static max / hands in view",
+                  "states": "kept / recall / redundant / static max / hands in view; a moving camera's streams: / "
+                            "ground shown",
                   "static": "kept before / after a restart", "busy": "kept / per minute / longest wait s"}
 
 

@@ -675,24 +675,25 @@ def patrol_stream(data: Path, seed: int = 0, fps: float = 10.0, rounds: int = 3,
     return s
 
 
-def survey_stream(data: Path, seed: int = 0, fps: float = 10.0, legs: int = 3, looks: Sequence[str] = ()
-                  ) -> Stream:
+def survey_stream(data: Path, seed: int = 0, fps: float = 10.0, legs: int = 3, looks: Sequence[str] = (),
+                  speeds: tuple[float, float] = (60.0, 240.0)) -> Stream:
     """A camera that never stops (a drone surveying a strip, a camera on a vehicle) over patrol_stream's wide scene
     (four stills of the real clips, in an order drawn by ``seed``): it flies the strip end to end, ``legs`` times,
-    turning back at each end without a pause, each leg at a steady speed drawn between 60 and 240 px/s of 640 (a
-    view's width every 2.7-10.7 s), with the motion blur of its speed and camera nuisance in every frame. A frame's
-    state is the still that fills most of it; each still is new in the first leg, and a keep of it after its first
-    is redundant (the later legs fly over what was seen). No frame is still and no frame is marked: a frame in
-    motion is the only picture such a camera gives."""
+    turning back at each end without a pause, each leg at a steady speed drawn from ``speeds`` (px/s of 640; 60-240: a
+    view's width every 2.7-10.7 s; other speeds name the stream ``-fast``), with the motion blur of its speed and
+    camera nuisance in every frame. A frame's state is the still that fills most of it; each still is new in the first
+    leg, and a keep of it after its first is redundant (the later legs fly over what was seen). No frame is still and
+    no frame is marked: a frame in motion is the only picture such a camera gives (:func:`ground_shown` scores how
+    much of the strip the keeps show)."""
     rng = np.random.default_rng([seed, 80])
     kinds, origin = panorama(data, f"survey{seed}", rng, looks)
     far = 640 * (len(kinds) - 1)
-    name = f"survey-seed{seed}" + rate_suffix(fps) + look_suffix(looks)
+    name = f"survey-seed{seed}" + ("-fast" if speeds != (60.0, 240.0) else "") + rate_suffix(fps) + look_suffix(looks)
     b = StreamBuilder(name, fps, f"a camera that never stops over {len(kinds)} scenes ({', '.join(kinds)}), {legs} "
                       f"legs, {fps:g} fps{look_words(looks)}", seed)
     x, ends = 0.0, [far, 0]
     for leg in range(legs):
-        speed = float(rng.uniform(60.0, 240.0)) / fps  # px a frame
+        speed = float(rng.uniform(*speeds)) / fps  # px a frame
         z = ends[leg % 2]
         while True:
             i = min(len(kinds) - 1, int((x + 320) // 640))
@@ -704,6 +705,25 @@ def survey_stream(data: Path, seed: int = 0, fps: float = 10.0, legs: int = 3, l
 
 
 # ----------------------------------------------------------------------------- scoring
+
+
+def ground_shown(stream: Stream, kept: Sequence[int]) -> float | None:
+    """The share of a panorama's ground (:class:`PanoramaOrigin`, seen through any look) that the ``kept`` frames'
+    640 px windows show between them: what a camera that moves over it leaves unshown is a gap in the data. None for
+    a stream that is no walk over a panorama."""
+    def panorama_of(o: Origin) -> Origin:
+        return panorama_of(o.inner) if isinstance(o, LookOrigin) else o
+    wide = {n: panorama_of(o) for n, o in stream.origins.items()}
+    if not wide or not all(isinstance(o, PanoramaOrigin) for o in wide.values()) or len(wide) != 1:
+        return None
+    (name, origin), = wide.items()
+    shown = np.zeros(origin.panorama.shape[1], bool)
+    for k in kept:
+        r = stream.renders[int(stream.keys[k])]
+        x = r.frame // PanoramaOrigin.BLUR
+        shown[x:x + 640] = True
+    return float(shown.mean())
+
 
 
 @dataclass(frozen=True)

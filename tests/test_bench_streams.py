@@ -268,3 +268,28 @@ def test_a_runs_two_rows_are_compared_stream_by_stream_by_their_kept_frames():
     assert rows_differ(results) == ["b: kept 3 -> 2, redundant 1 -> 0; kept [0, 7, 9] -> [0, 7]",
                                     "c: the same counts; kept [0, 6] -> [0, 8]",
                                     "1 streams kept the same frames, 2 other frames"]
+
+
+def test_the_ground_a_moving_cameras_keeps_show_is_the_union_of_their_windows_over_the_panorama():
+    from benchmarks.streams import LookOrigin, PanoramaOrigin, ground_shown
+
+    panels = [np.full((360, 640, 3), 40 * i, np.uint8) for i in range(3)]  # a strip 1920 px wide
+    b = StreamBuilder("walk", 10.0, "a walk over three panels", seed=1)
+    wide = LookOrigin(PanoramaOrigin("strip", panels), ("night",))
+    for x in range(0, 1281, 160):
+        b.add(wide, PanoramaOrigin.frame_of(x, blur=12), None)
+    s = b.build()
+    assert ground_shown(s, []) == 0.0
+    assert ground_shown(s, [0]) == pytest.approx(640 / 1920)
+    assert ground_shown(s, [0, 4]) == pytest.approx(1280 / 1920)  # x 0 and 640: side by side
+    assert ground_shown(s, [0, 1, 8]) == pytest.approx((800 + 640) / 1920)  # 640..1280 left unshown less 160
+    still = StreamBuilder("still", 10.0, "one still", seed=1)
+    still.add(_Const(), 0, "a")
+    assert ground_shown(still.build(), [0]) is None  # no walk over a panorama
+    from benchmarks.corpus_bench import brief, misses
+
+    naive = {"kept": 17, "recall": 1.0, "redundant": 13, "static_max": 0, "hand": None, "ground": 1.0}
+    row = dict(naive, kept=5, redundant=2, ground=0.86)
+    assert misses("states", row, naive) == ["ground shown 0.86 (below naive)"]
+    assert brief("states", row) == "5 / 1.00 / 2 / 0 / - / 0.86"
+    assert brief("states", dict(row, ground=None)) == "5 / 1.00 / 2 / 0 / -"
