@@ -16,6 +16,8 @@ One rule per module:
   frame whose pixels match one is not new, whatever an exposure step did to its embedding;
 - ``events``: which frame of an event is kept (the settled new state, or the best view of a thing that
   passed through);
+- ``ground``: where a moving camera's frames lie on the ground it shows, and what of it no kept frame shows (a
+  camera that moves keeps a frame as such ground leaves its view, none over ground kept before);
 - ``budget``: the keep-rate controller; ``persistence``: saving and restoring;
 - ``filter``: :class:`NoveltyFilter`, which wires them into one :class:`Decision` per frame.
 

@@ -64,6 +64,7 @@ import cv2
 import numpy as np
 
 from . import view as views
+from .ground import Spot
 from .known import KNOWN_PIXELS, SEEN_AFTER_S
 
 # Frames of the last decided event remembered per source (see Recent).
@@ -121,6 +122,7 @@ class Held:
     thing: bool = False            # it opened its event by a whole thing's pixels, past settle_ratio only
     cut: bool = False              # ... at any novelty, after a large change cut by the border (CUT_PIXELS)
     still: bool = False            # no blob of pixels moved since the frame that began its still run (see still_run)
+    spot: Spot | None = None       # where it lies on a moving camera's ground (ground.Ground.step)
 
 
 @dataclass
@@ -180,7 +182,7 @@ class Pick:
     frame: Held
     exact: Exact
     ratio: float     # the share of the threshold the frame had to pass (settle_ratio for a settled frame)
-    how: str         # "settled" | "best view"
+    how: str         # "settled" | "best view" | "ground" (a moving camera: ground.py)
 
 
 def latest_with(vectors: list[np.ndarray], v: np.ndarray) -> list[np.ndarray]:

@@ -15,9 +15,10 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import FilterConfig
 from . import persistence
 from .budget import Budget
-from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Recent, blank_since, camera_moved,
-                     choose, could_leave, fading, followed, gone, half_in_view, in_specks, latest_with, left,
-                     mostly_cut, on_its_way_in, returned, shows_thing, stays, track, view_of)
+from .events import (CUT_PIXELS, RECENT_FRAMES, RENOVEL, Candidate, Exact, Held, Pick, Recent, blank_since,
+                     camera_moved, choose, could_leave, fading, followed, gone, half_in_view, in_specks, latest_with,
+                     left, mostly_cut, on_its_way_in, returned, shows_thing, stays, track, view_of)
+from .ground import Ground, Spot
 from .index import Probe, RollingIndex, unit
 from .known import KNOWN_PIXELS, Known, known_pixels
 from .regional import CELL_STILL, CellNoise, cell_novelty, cell_novelty_per_kept, cell_novelty_where_needed
@@ -51,7 +52,7 @@ class Decision:
     region: int | None = None        # the region cell that made the frame novel, when a region did
     held: bool = False               # event mode: held as (part of) an open candidate; see released()/discarded()
     region_score: float | None = None  # regional: the most changed cell's change, in units of its noise
-    pick: str | None = None          # event mode, kept frames: "settled" or "best view"
+    pick: str | None = None          # event mode, kept frames: "settled", "best view" or "ground" (a moving camera)
 
 
 class _Item(NamedTuple):
@@ -88,10 +89,12 @@ class _SourceState:
     cells: CellNoise = dataclasses.field(default_factory=CellNoise)
     known: Known = dataclasses.field(default_factory=Known)
     last_arrival: float = 0.0                # the filter clock's monotonic time of its latest frame
+    last_vector: np.ndarray | None = None    # the embedding of its latest frame
     cells_memo: tuple | None = None          # the last regional answer outside events (see _cells_outside)
     # embeddings of the frames since the last event or still scene that showed a large change cut by the border,
     # novel past settle_ratio (something coming in; see _decide_one): the memory of the event it opens
     coming_in: list[np.ndarray] = dataclasses.field(default_factory=list)
+    ground: Ground = dataclasses.field(default_factory=Ground)  # where its frames lie, while its camera moves
 
 
 class NoveltyFilter:
@@ -140,7 +143,7 @@ class NoveltyFilter:
             routed: set[str] = set()  # sources whose keeps in this call go through released(), in order
             for name, st in self._src.items():
                 if st.candidate is not None and self.cfg_of(name).mode != "event":
-                    self._close(name, st, st.candidate.frames[-1].ts)  # switched to frame mode
+                    self._close(name, st, st.candidate.frames[-1].ts, ending=True)  # switched to frame mode
                     routed.add(name)
             rows, probes = self._probes(batch)
             out = [self._decide_one(it, row, probes, routed) for it, row in zip(batch, rows)]
@@ -153,7 +156,7 @@ class NoveltyFilter:
             for name, st in self._src.items():
                 if (name not in present and st.candidate is not None
                         and now - st.last_arrival >= self.cfg_of(name).max_hold_s):
-                    self._close(name, st, st.candidate.frames[-1].ts, probes=probes)
+                    self._close(name, st, st.candidate.frames[-1].ts, probes=probes, ending=True)
             return out
 
     def released(self) -> list[tuple[Any, Decision]]:
@@ -184,7 +187,7 @@ class NoveltyFilter:
             out: list[tuple[Any, Decision]] = []
             for name, st in self._src.items():
                 if (source is None or name == source) and st.candidate is not None:
-                    self._close(name, st, st.candidate.frames[-1].ts, sink=out)
+                    self._close(name, st, st.candidate.frames[-1].ts, sink=out, ending=True)
             return out
 
     def holding(self, source: str | None = None) -> int:
@@ -282,9 +285,12 @@ class NoveltyFilter:
         threshold = st.threshold
         dist = probes[scope_name].nearest(row, it.vector, threshold)
         st.last_distance = dist
+        # a frame that carries the embedding of the one before: the pre-gate found it unchanged (daemon.py)
+        spot = st.ground.step(it.view, st.last_vector is not None and np.array_equal(st.last_vector, it.vector))
+        st.last_vector = it.vector
         event = cfg.mode == "event"
         if event and st.candidate is not None:
-            return self._join(it, cfg, st, scope, dist, probes, routed)
+            return self._join(it, cfg, st, scope, dist, probes, routed, spot)
         still_scene = self._still(st, it)
 
         worst = self._cells_outside(scope, st, it) if it.regions is not None else None
@@ -329,7 +335,7 @@ class NoveltyFilter:
         region_score = worst[1] if worst is not None else None
         if event and novel:  # open a candidate instead of keeping at once
             held = self._held(it, dist, worst, threshold, cfg)
-            held.thing, held.cut = thing, cut
+            held.thing, held.cut, held.spot = thing, cut, spot
             # an event its pixels opened (its thing whole, the embedding not past the threshold) remembers the
             # thing's frames coming in: half a car at one border is half a car at the other to the embedding, and
             # the car driving out was kept again (with every event, busy highway 2 kept 3 frames for 5). ``cut`` is
@@ -349,6 +355,7 @@ class NoveltyFilter:
             self._new_background(st, it.view)
         if keep:
             st.known.kept(it.view, self._add(scope_name, it.vector, it.regions, it.ts, it.source, probes))
+            st.ground.kept(spot)
             st.last_keep_ts = it.ts
         self._adapt(st, cfg, it.ts, keep)
         decision = Decision(keep, dist, reason, threshold, region, region_score=region_score)
@@ -358,7 +365,7 @@ class NoveltyFilter:
         return decision
 
     def _join(self, it: _Item, cfg: FilterConfig, st: _SourceState, scope: _Scope, dist: float | None,
-              probes: dict[str, Probe], routed: set[str]) -> Decision:
+              probes: dict[str, Probe], routed: set[str], spot: Spot | None) -> Decision:
         """A frame of an open event: held with it; the event closes when the scene is still or the hold ends."""
         cand = st.candidate
         assert cand is not None
@@ -368,6 +375,7 @@ class NoveltyFilter:
         cells_moved = st.cells.step(it.regions, learn=False) if it.regions is not None else None
         worst = self._cells(scope, st, it, cand.background) if it.regions is not None else None
         cand.frames.append(self._held(it, dist, worst, st.threshold, cfg))
+        cand.frames[-1].spot = spot
         if it.view is not None and st.previous_view is not None:
             # no blob of pixels moved since the still run began (a camera's noise moves an embedding as much
             # as a car crossing does; a far car moves too little between two frames to show)
@@ -403,8 +411,14 @@ class NoveltyFilter:
         # against the scene before a turn of the camera, the new view shows little where it is bare (a road at night)
         # and seemed to fade: the view the camera comes to rest on is the picture (events.new_view)
         faded = faded and not camera_moved(cand)
+        if camera_moved(cand):
+            # the camera moves on: its newest frame no longer shows ground that none kept shows (ground.py)
+            lost = st.ground.lost([h.spot for h in cand.frames])
+            if lost is not None:
+                kept = self._keep_ground(it.source, st, cand, lost, it.ts, probes)
+                routed.add(it.source)
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
-            kept = self._close(it.source, st, it.ts, probes=probes, settled=settled)
+            kept = self._close(it.source, st, it.ts, probes=probes, settled=settled) or kept
             routed.add(it.source)
         self._adapt(st, cfg, it.ts, kept)
         return Decision(False, dist, None, st.threshold, held=True,
@@ -680,8 +694,9 @@ class NoveltyFilter:
             self._rate(h, threshold, cfg)
 
     def _close(self, source: str, st: _SourceState, now_ts: float, probes: dict | None = None,
-               sink: list | None = None, settled: bool = False) -> bool:
-        """Decide an open candidate (see events.choose): keep one of its frames (True) or none (False)."""
+               sink: list | None = None, settled: bool = False, ending: bool = False) -> bool:
+        """Decide an open candidate (see events.choose): keep one of its frames (True) or none (False). ``ending``:
+        its source ended or stopped sending, and no frame that follows will show what its frames show."""
         cand, st.candidate = st.candidate, None
         assert cand is not None
         cfg = self.cfg_of(source)
@@ -708,16 +723,16 @@ class NoveltyFilter:
 
         pick = choose(cand, settled, cfg.settle_ratio, exact, known)
         turned = camera_moved(cand)  # asked by choose already: the answer it went by
+        spots = [h.spot for h in cand.frames]
+        if turned and (pick is None or pick.how != "settled") and st.ground.tracked(spots):
+            # the camera still moves: what its frames show that no keep shows is still in view, and a later frame
+            # keeps it as it leaves (ground.lost), unless none follows
+            unshown = st.ground.unshown(spots) if ending else None
+            pick = None if unshown is None else Pick(cand.frames[unshown], exact(cand.frames[unshown], 1.0), 1.0,
+                                                     "ground")
         keeps = self._released if sink is None else sink
         if pick is not None:
-            h, got = pick.frame, pick.exact
-            st.known.kept(h.view, self._add(scope_name, h.vector, h.regions if cfg.regional else None, h.ts,
-                                            source, probes))
-            st.last_keep_ts = max(now_ts, st.last_keep_ts if st.last_keep_ts is not None else -math.inf)
-            region = got.region if got.distance is not None and got.distance <= threshold * pick.ratio else None
-            keeps.append((h.token, Decision(True, got.distance, "first" if got.distance is None else "novel",
-                                            threshold * pick.ratio, region, region_score=got.region_score,
-                                            pick=pick.how)))
+            self._keep(source, st, pick, now_ts, probes, keeps)
         self._discarded.extend(x.token for x in cand.frames if pick is None or x is not pick.frame)
         if pick is not None:  # what follows and looks like it is still this event, until the scene is still
             latest = cand.frames[-RECENT_FRAMES:]  # the latest, contiguous: a stride could alias a flicker away
@@ -728,6 +743,35 @@ class NoveltyFilter:
         if (settled or turned) and cand.frames[-1].view is not None:
             self._new_background(st, cand.frames[-1].view)  # the scene as it is now (a turned camera's old one is gone)
         return pick is not None
+
+    def _keep(self, source: str, st: _SourceState, pick: Pick, now_ts: float, probes: dict | None, keeps: list
+              ) -> None:
+        """Keep a held frame (an event's pick) into its scope's index; its Decision goes to ``keeps``."""
+        cfg = self.cfg_of(source)
+        scope_name = self._scope_of(source)
+        h, got, threshold = pick.frame, pick.exact, st.threshold
+        st.known.kept(h.view, self._add(scope_name, h.vector, h.regions if cfg.regional else None, h.ts,
+                                        source, probes))
+        st.ground.kept(h.spot)
+        st.last_keep_ts = max(now_ts, st.last_keep_ts if st.last_keep_ts is not None else -math.inf)
+        region = got.region if got.distance is not None and got.distance <= threshold * pick.ratio else None
+        keeps.append((h.token, Decision(True, got.distance, "first" if got.distance is None else "novel",
+                                        threshold * pick.ratio, region, region_score=got.region_score,
+                                        pick=pick.how)))
+
+    def _keep_ground(self, source: str, st: _SourceState, cand: Candidate, i: int, now_ts: float,
+                     probes: dict | None) -> bool:
+        """Keep the ``i``-th frame of a moving camera's open event, which shows ground that its newest frame no
+        longer shows (ground.lost); the event goes on from the frame after it."""
+        cfg = self.cfg_of(source)
+        h = cand.frames[i]
+        got = self._exact(self._scopes[self._scope_of(source)], st, cfg, h, st.threshold, 1.0)
+        self._keep(source, st, Pick(h, got, 1.0, "ground"), now_ts, probes, self._released)
+        self._discarded.extend(x.token for x in cand.frames[:i])
+        del cand.frames[:i + 1]
+        cand.asked_moved = max(0, cand.asked_moved - (i + 1))
+        cand.turned_from = max(-1, cand.turned_from - (i + 1))
+        return True
 
     # -- scopes, budget
     def _scope_names(self, scope: str) -> list[str]:

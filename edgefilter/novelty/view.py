@@ -511,26 +511,47 @@ def textured(plane: np.ndarray) -> bool:
     return float(cv2.GaussianBlur(plane.astype(np.float32), (5, 5), 0).std()) >= MOVE_TEXTURE
 
 
-def moved(frame: np.ndarray, before: np.ndarray) -> bool:
-    """Whether the camera itself moved between two thumbnails: ``frame`` is ``before`` shifted as a whole by MOVE_PX
-    or more (a PTZ camera turning to its next preset, a camera knocked aside). The shift is the peak of their phase
-    correlation; it is taken as the camera's only when the shifted ``before`` leaves no change on the part both show
-    (the mask of :func:`unchanged`: exposure, shake and noise aside). A thing moving before a still scene shifts by
-    its own way and leaves the scene's marks out of place; a shift past half the view leaves too little to tell.
-    A view with nothing to see (a lens cap, a black night, fog) has no shift: the correlation of its noise peaks
-    anywhere, and nothing is left changed by it (benchmarks/QUALITY.md, finding 80)."""
+def phase_shift(frame: np.ndarray, before: np.ndarray) -> tuple[float, float] | None:
+    """How far ``before`` shifted to show as ``frame`` (x, y, thumbnail pixels, to a fraction): the peak of their
+    phase correlation, unverified. None for a view with nothing to see (a lens cap, a black night, fog): the
+    correlation of its noise peaks anywhere (benchmarks/QUALITY.md, finding 80)."""
     a, b = luma(before), luma(frame)
     if a.shape != b.shape or a.size == 0 or not (textured(a) and textured(b)):
-        return False
+        return None
     h, w = a.shape
     window = _WINDOWS.get((h, w))
     if window is None:
         window = _WINDOWS[(h, w)] = cv2.createHanningWindow((w, h), cv2.CV_32F)
     (dx, dy), _ = cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32), window)
-    sx, sy = int(round(dx)), int(round(dy))
-    if max(abs(sx), abs(sy)) < MOVE_PX or abs(sx) > w // 2 or abs(sy) > h // 2:
+    return float(dx), float(dy)
+
+
+def shift_of(frame: np.ndarray, before: np.ndarray, least: int = 0, pixels: int = 0
+             ) -> tuple[float, float] | None:
+    """Where ``before`` shows in ``frame``: its :func:`phase_shift`, where it :func:`holds`; else None."""
+    got = phase_shift(frame, before)
+    return got if got is not None and holds(frame, before, got, least, pixels) else None
+
+
+def holds(frame: np.ndarray, before: np.ndarray, shift: tuple[float, float], least: int = 0, pixels: int = 0
+          ) -> bool:
+    """Whether ``before`` shifted by ``shift`` (to the pixel) shows as ``frame``: it leaves at most ``pixels`` mask
+    pixels changed on the part both show (the mask of :func:`unchanged`: exposure, shake and noise aside), and the
+    shift is at least ``least`` in one direction and at most half the view in both (past it, too little is left to
+    tell). A thing moving before a still scene shifts by its own way and leaves the scene's marks out of place."""
+    h, w = luma(frame).shape
+    sx, sy = int(round(shift[0])), int(round(shift[1]))
+    if max(abs(sx), abs(sy)) < least or abs(sx) > w // 2 or abs(sy) > h // 2:
         return False
     # frame[y, x] shows before[y - sy, x - sx]: the part both show
     shown = frame[..., max(0, sy):h + min(0, sy), max(0, sx):w + min(0, sx)]
     was = before[..., max(0, -sy):h + min(0, -sy), max(0, -sx):w + min(0, -sx)]
-    return change_mask(np.ascontiguousarray(shown), np.ascontiguousarray(was)) is None
+    mask = change_mask(np.ascontiguousarray(shown), np.ascontiguousarray(was))
+    return mask is None or int(np.count_nonzero(mask)) <= pixels
+
+
+def moved(frame: np.ndarray, before: np.ndarray) -> bool:
+    """Whether the camera itself moved between two thumbnails: ``frame`` is ``before`` shifted as a whole by MOVE_PX
+    or more (:func:`shift_of`, nothing left changed: a PTZ camera turning to its next preset, a camera knocked
+    aside)."""
+    return shift_of(frame, before, least=MOVE_PX) is not None

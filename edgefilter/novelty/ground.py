@@ -1,0 +1,185 @@
+"""Ground: where a moving camera's frames lie on what it shows, and what of it no kept frame shows.
+
+A camera that moves (a PTZ camera panning, a drone or a camera on a vehicle that never stops) shows ground, not a
+scene with things in it: each frame is a window on it, and a window no kept frame shows is a part of the ground the
+kept pictures leave out. :class:`Ground` places every frame of a source on its ground by the shift of its thumbnail
+against a *key* frame (:func:`view.shift_of`: the phase correlation's peak, taken when it leaves the scene's marks in
+place; the key moves on every KEY_STEP, so the error of a long flight grows per key, not per frame), and remembers
+where the kept frames lie. An event in which the camera moved then keeps, each time its newest frame no longer shows
+ground that its frames showed and no kept frame shows, the latest frame that shows all of it (:meth:`lost`): one
+frame about every view's width of travel, none over ground kept before (a drone's next leg, a PTZ camera's pan back).
+Kept once per ``max_hold_s`` instead, a camera flying at 160-240 px/s of 640 showed 0.86 of its ground and missed a
+scene in the view, and its next legs kept views that mixed those it kept (benchmarks/QUALITY.md, finding 81).
+
+Ground is measured in thumbnail pixels, counted in cells of CELL; what is left unshown counts where it is SOLID
+cells thick (shake leaves slivers of a cell). Where no shift can be found (a view with nothing to see, a jump
+past half the view) the camera is lost: the next frame begins a new *segment*, and kept frames of earlier
+segments no longer count (the embedding still knows them).
+"""
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from . import view as views
+from .known import KNOWN_PIXELS
+
+CELL = 4        # thumbnail pixels (16 of 640) a side of a cell of ground
+SOLID = 3       # cells: ground left unshown counts only where it is this thick (shake leaves slivers)
+KEY_STEP = 24   # thumbnail pixels (96 of 640): a frame this far from the key becomes the next key
+KEPT_SPOTS = 256  # kept frames remembered per source
+RESTING = 10    # frames in a row within REST_PX of the key: the camera rests (see Ground.step)
+REST_PX = 2.0   # thumbnail pixels (8 of 640): shake moves a view about its key by up to 1.7
+_SOLID_KERNEL = np.ones((SOLID, SOLID), np.uint8)
+_AROUND_KERNEL = np.ones((2 * SOLID + 1, 2 * SOLID + 1), np.uint8)
+
+
+@dataclass(frozen=True)
+class Spot:
+    """Where a frame lies on its source's ground: its top-left corner, in thumbnail pixels of ``segment``."""
+
+    segment: int
+    x: float
+    y: float
+
+
+class Ground:
+    """One source's ground: where its frames lie (:meth:`step`, every frame) and its kept frames (:meth:`kept`)."""
+
+    def __init__(self) -> None:
+        self.segment = 0
+        self.size: tuple[int, int] | None = None   # (w, h) of the thumbnails
+        self._key: np.ndarray | None = None
+        self._key_at: Spot | None = None
+        self._last: tuple[np.ndarray, Spot] | None = None
+        self._resting = 0       # frames in a row, the latest last, that lay within REST_PX of the same key
+        self._kept: collections.deque[Spot] = collections.deque(maxlen=KEPT_SPOTS)
+
+    def step(self, view: np.ndarray | None, unchanged: bool = False) -> Spot | None:
+        """Place the newest frame (its view thumbnail); None without one. ``unchanged``: the pre-gate found it the
+        same as the frame embedded last, shake aside (it carries that frame's embedding): while the camera rests
+        (RESTING frames in a row lay within REST_PX of the key) it lies where the frame before did, and costs nothing
+        (a fixed camera's frames mostly are; placing one costs 0.4-0.5 ms). A camera that pans slowly moves as little
+        as shake between two frames, and is placed frame by frame: at 30 fps a flight's picks moved by up to 14
+        frames when its unchanged frames were taken to lie where the frame before did."""
+        if view is None:
+            return None
+        h, w = views.luma(view).shape
+        if self._key is None or self.size != (w, h):
+            return self._begin(view, (w, h))
+        if unchanged and self._resting >= RESTING:
+            return self._last[1]
+        key_at = self._key_at
+        got = views.phase_shift(view, self._key)
+        if got is not None and (max(abs(got[0]), abs(got[1])) < 1.0
+                                or views.holds(view, self._key, got, pixels=KNOWN_PIXELS)):
+            spot = Spot(key_at.segment, key_at.x - got[0], key_at.y - got[1])  # under a pixel: shake, nothing to tell
+        elif got is not None and max(abs(got[0]), abs(got[1])) < views.MOVE_PX:
+            spot = key_at  # a thing moved before the scene, and the camera did not
+        else:
+            # the camera moved on too far from the key (through a change of the scene, or past half the view): the
+            # frame before, shifted, may show where; else it is lost
+            last_view, last_at = self._last
+            near = views.shift_of(view, last_view, pixels=KNOWN_PIXELS)
+            if near is None:
+                return self._begin(view, (w, h))
+            spot = Spot(last_at.segment, last_at.x - near[0], last_at.y - near[1])
+            self._key, self._key_at = view, spot
+        if math.hypot(spot.x - self._key_at.x, spot.y - self._key_at.y) >= KEY_STEP:
+            self._key, self._key_at = view, spot
+        near_key = spot.segment == self._key_at.segment and math.hypot(spot.x - self._key_at.x,
+                                                                       spot.y - self._key_at.y) < REST_PX
+        self._resting = self._resting + 1 if near_key and self._key_at is key_at else 0
+        self._last = (view, spot)
+        return spot
+
+    def _begin(self, view: np.ndarray, size: tuple[int, int]) -> Spot:
+        if self._key is not None:
+            self.segment += 1
+        self.size = size
+        spot = Spot(self.segment, 0.0, 0.0)
+        self._key, self._key_at, self._last, self._resting = view, spot, (view, spot), 0
+        return spot
+
+    def kept(self, spot: Spot | None) -> None:
+        """A frame placed at ``spot`` was kept."""
+        if spot is not None:
+            self._kept.append(spot)
+
+    def tracked(self, spots: list[Spot | None]) -> bool:
+        """Whether frames placed at ``spots`` all lie on the ground of the current segment (the camera was not lost
+        among them): what they show is known."""
+        return bool(spots) and all(s is not None and s.segment == self.segment for s in spots)
+
+    def lost(self, spots: list[Spot | None]) -> int | None:
+        """For an event's frames placed at ``spots`` (oldest first): when the newest no longer shows ground that
+        the others showed and no kept frame shows (SOLID cells of it), the index of the latest frame that shows
+        all of that ground and SOLID cells around it (else all of it, else the most); else None."""
+        newest = spots[-1] if spots else None
+        if newest is None:
+            return None
+        return self._showing(spots[:-1], newest.segment, newest)
+
+    def unshown(self, spots: list[Spot | None]) -> int | None:
+        """The index of the latest of the frames placed at ``spots`` that shows the most of the ground that they
+        show and no kept frame shows (SOLID cells of it); None where they show none (or were not placed)."""
+        newest = spots[-1] if spots else None
+        return None if newest is None else self._showing(spots, newest.segment)
+
+    def _showing(self, spots: list[Spot | None], segment: int, newest: Spot | None = None) -> int | None:
+        mine = [(i, s) for i, s in enumerate(spots) if s is not None and s.segment == segment]
+        if not mine or self.size is None:
+            return None
+        grid, box = self._grid([s for _, s in mine] + ([newest] if newest is not None else []))
+        for _, s in mine:
+            grid[self._cells(s, box)] = 1
+        for s in self._kept:
+            if s.segment == segment:
+                grid[self._cells(s, box)] = 0
+        if newest is not None:
+            grid[self._cells(newest, box)] = 0
+        left = cv2.morphologyEx(grid, cv2.MORPH_OPEN, _SOLID_KERNEL)
+        count = int(left.sum())
+        if count == 0:
+            return None
+        # the latest frame that shows it and SOLID cells around it (where the frames showed them): keeps overlap by
+        # what is too thin to count, and leave no strip between them that never would (a leg's end a sliver past
+        # the last keep left 10 px of 640 unshown)
+        shown = np.zeros_like(grid)
+        for _, s in mine:
+            shown[self._cells(s, box)] = 1
+        around = cv2.dilate(left, _AROUND_KERNEL) & shown
+        whole = int(around.sum())
+        for i, s in reversed(mine):
+            if int(around[self._cells(s, box)].sum()) == whole:
+                return i
+        best, most = None, 0
+        for i, s in reversed(mine):
+            shows = int(left[self._cells(s, box)].sum())
+            if shows == count:
+                return i
+            if shows > most:
+                best, most = i, shows
+        return best
+
+    def _grid(self, spots: list[Spot]) -> tuple[np.ndarray, tuple[int, int]]:
+        """A grid of cells (zeros) over the windows at ``spots``, with its top-left cell."""
+        w, h = self.size
+        x0 = min(math.floor(s.x / CELL) for s in spots)
+        y0 = min(math.floor(s.y / CELL) for s in spots)
+        x1 = max(math.ceil((s.x + w) / CELL) for s in spots)
+        y1 = max(math.ceil((s.y + h) / CELL) for s in spots)
+        return np.zeros((y1 - y0, x1 - x0), np.uint8), (x0, y0)
+
+    def _cells(self, s: Spot, box: tuple[int, int]) -> tuple[slice, slice]:
+        """The cells of a grid (top-left cell ``box``) whose centres the window at ``s`` shows."""
+        w, h = self.size
+        x0, y0 = box
+        i0, i1 = math.ceil(s.x / CELL - 0.5), math.ceil((s.x + w) / CELL - 0.5)
+        j0, j1 = math.ceil(s.y / CELL - 0.5), math.ceil((s.y + h) / CELL - 0.5)
+        return slice(max(0, j0 - y0), max(0, j1 - y0)), slice(max(0, i0 - x0), max(0, i1 - x0))
+
