@@ -116,6 +116,7 @@ TRACED_80 = "a camera that never stops, first run in finding 80, then traced"
 FRESH_80 = "held out, a camera that never stops, first run in finding 80"
 TRACED_81 = "a camera that never stops, fast, first run in finding 81, then traced"
 FRESH_81 = "held out, a camera that never stops, fast, first run in finding 81"
+DRAWN_81 = "held out, a moving camera drawn after the rule of finding 81 was fixed"
 FAST = (160.0, 240.0)  # px/s of 640: a view's width every 2.7-4 s, faster than max_hold_s shows it
 FEATURES_VERSION = 1
 VIEWS_VERSION = 3  # 3: luma and colour planes (finding 22); 1 (grey) rode in the features file
@@ -506,6 +507,10 @@ def build_corpus(data: Path | None) -> list[Corpus]:
         out.append(Corpus(survey_stream(data, seed=5, speeds=FAST, looks=("night",)), "states", FRESH_81))
         out.append(Corpus(survey_stream(data, seed=6, speeds=FAST, fps=30.0), "states", FRESH_81))
         out.append(Corpus(survey_stream(data, seed=7, speeds=FAST, looks=("rain",)), "states", FRESH_81))
+        out.append(Corpus(survey_stream(data, seed=8, looks=("haze",)), "states", DRAWN_81))
+        out.append(Corpus(survey_stream(data, seed=9, speeds=FAST, looks=("small",)), "states", DRAWN_81))
+        out.append(Corpus(patrol_stream(data, seed=4, looks=("haze",)), "states", DRAWN_81))
+        out.append(Corpus(patrol_stream(data, seed=5, fps=30.0, looks=("night",)), "states", DRAWN_81))
     return out
 
 
@@ -891,7 +896,7 @@ def misses(kind: str, row: dict, naive: dict | None) -> list[str]:
             out.append(f"{row['hand']} hand{'s' if row['hand'] > 1 else ''} in view"
                        + (" (above naive)" if naive is not None and row["hand"] > (naive.get("hand") or 0) else ""))
         if row.get("ground") is not None and row["ground"] < 1.0:
-            out.append(f"ground shown {row['ground']:.2f}" + (
+            out.append(f"ground shown {row['ground']:.3f}" + (
                 " (below naive)" if naive is not None and row["ground"] < (naive.get("ground") or 0.0) else ""))
     if kind == "static" and (row["before_restart"] != 1 or row["after_restart"] != 0):
         out.append(f"{row['before_restart']} kept, {row['after_restart']} after restart")
@@ -906,7 +911,7 @@ def brief(kind: str, row: dict) -> str:
         return f"{row['kept']} / {row['recall']:.2f} / {row['best_view']:.2f} / {row['redundant']}"
     if kind == "states":
         hand = "-" if row.get("hand") is None else row["hand"]
-        ground = "" if row.get("ground") is None else f" / {row['ground']:.2f}"
+        ground = "" if row.get("ground") is None else f" / {row['ground']:.3f}"
         return f"{row['kept']} / {row['recall']:.2f} / {row['redundant']} / {row['static_max']} / {hand}{ground}"
     if kind == "static":
         return f"{row['before_restart']} / {row['after_restart']}"

@@ -290,6 +290,6 @@ def test_the_ground_a_moving_cameras_keeps_show_is_the_union_of_their_windows_ov
 
     naive = {"kept": 17, "recall": 1.0, "redundant": 13, "static_max": 0, "hand": None, "ground": 1.0}
     row = dict(naive, kept=5, redundant=2, ground=0.86)
-    assert misses("states", row, naive) == ["ground shown 0.86 (below naive)"]
-    assert brief("states", row) == "5 / 1.00 / 2 / 0 / - / 0.86"
+    assert misses("states", row, naive) == ["ground shown 0.860 (below naive)"]
+    assert brief("states", row) == "5 / 1.00 / 2 / 0 / - / 0.860"
     assert brief("states", dict(row, ground=None)) == "5 / 1.00 / 2 / 0 / -"
