@@ -12,8 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
+from edgefilter.clock import FakeClock
 from edgefilter.config import FilterConfig
 from edgefilter.model import Embedder
+from edgefilter.novelty import NoveltyFilter
 from edgefilter.novelty.events import Candidate, Held, camera_moved
 from edgefilter.novelty.ground import CELL, RESTING, Ground, Spot
 from edgefilter.novelty.view import moved, view_thumbnail
@@ -212,3 +214,20 @@ def test_a_camera_that_never_stops_keeps_all_of_its_ground_once(regions_embedder
     assert shown([xs[k] for k in kept]) == 1.0, [(k, xs[k]) for k in kept]
     assert all(k <= turn for k in kept), [(k, xs[k]) for k in kept]  # the way back shows nothing new
     assert len(kept) <= 4, [(k, xs[k]) for k in kept]  # 1920 px: three views' widths, and the last one's end
+
+
+def test_an_event_that_goes_on_after_a_ground_keep_forgets_the_views_of_the_frames_it_let_go():
+    # an event's frames' changes are cached by the frames' ids; a frame made later may get the id of one let go
+    frames, _ = flight(240.0, np.random.default_rng(7), legs=1)
+    rng = np.random.default_rng(8)
+    filt = NoveltyFilter(FilterConfig(), 16, ["cam"], FakeClock())
+    ground_keeps = 0
+    for n, img in enumerate(frames):
+        v = rng.normal(size=16).astype(np.float32)  # every frame far from every other: the camera moves on
+        filt.decide([("cam", n / 10.0, v, None, n, view_thumbnail(img))])
+        ground_keeps += sum(d.pick == "ground" for _, d in filt.released())
+        filt.discarded()
+        cand = filt._src["cam"].candidate
+        if cand is not None:
+            assert set(cand.views) <= {id(h) for h in cand.frames}
+    assert ground_keeps >= 2

@@ -768,6 +768,8 @@ class NoveltyFilter:
         got = self._exact(self._scopes[self._scope_of(source)], st, cfg, h, st.threshold, 1.0)
         self._keep(source, st, Pick(h, got, 1.0, "ground"), now_ts, probes, self._released)
         self._discarded.extend(x.token for x in cand.frames[:i])
+        for x in cand.frames[:i + 1]:
+            cand.views.pop(id(x), None)  # keyed by id: a frame made later may get the id of one let go
         del cand.frames[:i + 1]
         cand.asked_moved = max(0, cand.asked_moved - (i + 1))
         cand.turned_from = max(-1, cand.turned_from - (i + 1))
