@@ -3,13 +3,14 @@
 A camera that moves (a PTZ camera panning, a drone or a camera on a vehicle that never stops) shows ground, not a
 scene with things in it: each frame is a window on it, and a window no kept frame shows is a part of the ground the
 kept pictures leave out. :class:`Ground` places every frame of a source on its ground by the shift of its thumbnail
-against a *key* frame (:func:`view.shift_of`: the phase correlation's peak, taken when it leaves the scene's marks in
-place; the key moves on every KEY_STEP, so the error of a long flight grows per key, not per frame), and remembers
-where the kept frames lie. An event in which the camera moved then keeps, each time its newest frame no longer shows
-ground that its frames showed and no kept frame shows, the latest frame that shows all of it (:meth:`lost`): one
-frame about every view's width of travel, none over ground kept before (a drone's next leg, a PTZ camera's pan back).
-Kept once per ``max_hold_s`` instead, a camera flying at 160-240 px/s of 640 showed 0.86 of its ground and missed a
-scene in the view, and its next legs kept views that mixed those it kept (benchmarks/QUALITY.md, finding 81).
+against a *key* frame (:func:`view.phase_shift`, the phase correlation's peak, taken where :func:`view.holds`: it
+leaves the scene's marks in place; the key moves on every KEY_STEP, so the error of a long flight grows per key, not
+per frame), and remembers where the kept frames lie. An event in which the camera moved then keeps, each time its
+newest frame no longer shows ground that its frames showed and no kept frame shows, the latest frame that shows all
+of it and SOLID cells around it (:meth:`lost`): one frame about every view's width of travel, keeps overlapping by a
+sliver, none over ground kept before (a drone's next leg, a PTZ camera's pan back). Kept once per ``max_hold_s``
+instead, a camera flying at 160-240 px/s of 640 showed 0.86 of its ground and missed a scene in the view, and its
+next legs kept views that mixed those it kept (benchmarks/QUALITY.md, finding 81).
 
 Ground is measured in thumbnail pixels, counted in cells of CELL; what is left unshown counts where it is SOLID
 cells thick (shake leaves slivers of a cell). Where no shift can be found (a view with nothing to see, a jump
