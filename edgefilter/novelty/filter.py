@@ -285,10 +285,12 @@ class NoveltyFilter:
         threshold = st.threshold
         dist = probes[scope_name].nearest(row, it.vector, threshold)
         st.last_distance = dist
-        # a frame that carries the embedding of the one before: the pre-gate found it unchanged (daemon.py)
-        spot = st.ground.step(it.view, st.last_vector is not None and np.array_equal(st.last_vector, it.vector))
-        st.last_vector = it.vector
         event = cfg.mode == "event"
+        spot = None
+        if event:  # only an event's rules ask where a frame lies (frame mode keeps by the embedding alone)
+            # a frame that carries the embedding of the one before: the pre-gate found it unchanged (daemon.py)
+            spot = st.ground.step(it.view, st.last_vector is not None and np.array_equal(st.last_vector, it.vector))
+            st.last_vector = it.vector
         if event and st.candidate is not None:
             return self._join(it, cfg, st, scope, dist, probes, routed, spot)
         still_scene = self._still(st, it)
@@ -415,7 +417,8 @@ class NoveltyFilter:
             # the camera moves on: its newest frame no longer shows ground that none kept shows (ground.py)
             lost = st.ground.lost([h.spot for h in cand.frames])
             if lost is not None:
-                kept = self._keep_ground(it.source, st, cand, lost, it.ts, probes)
+                self._keep_ground(it.source, st, cand, lost, it.ts, probes)
+                kept = True
                 routed.add(it.source)
         if settled or faded or it.ts - cand.frames[0].ts >= cfg.max_hold_s:
             kept = self._close(it.source, st, it.ts, probes=probes, settled=settled) or kept
@@ -760,7 +763,7 @@ class NoveltyFilter:
                                         pick=pick.how)))
 
     def _keep_ground(self, source: str, st: _SourceState, cand: Candidate, i: int, now_ts: float,
-                     probes: dict | None) -> bool:
+                     probes: dict | None) -> None:
         """Keep the ``i``-th frame of a moving camera's open event, which shows ground that its newest frame no
         longer shows (ground.lost); the event goes on from the frame after it."""
         cfg = self.cfg_of(source)
@@ -773,7 +776,6 @@ class NoveltyFilter:
         del cand.frames[:i + 1]
         cand.asked_moved = max(0, cand.asked_moved - (i + 1))
         cand.turned_from = max(-1, cand.turned_from - (i + 1))
-        return True
 
     # -- scopes, budget
     def _scope_names(self, scope: str) -> list[str]:

@@ -76,10 +76,10 @@ class Ground:
             return self._last[1]
         key_at = self._key_at
         got = views.phase_shift(view, self._key)
-        if got is not None and (max(abs(got[0]), abs(got[1])) < 1.0
-                                or views.holds(view, self._key, got, pixels=KNOWN_PIXELS)):
+        far = max(abs(got[0]), abs(got[1])) if got is not None else math.inf
+        if far < 1.0 or (got is not None and views.holds(view, self._key, got, pixels=KNOWN_PIXELS)):
             spot = Spot(key_at.segment, key_at.x - got[0], key_at.y - got[1])  # under a pixel: shake, nothing to tell
-        elif got is not None and max(abs(got[0]), abs(got[1])) < views.MOVE_PX:
+        elif far < views.MOVE_PX:
             spot = key_at  # a thing moved before the scene, and the camera did not
         else:
             # the camera moved on too far from the key (through a change of the scene, or past half the view): the
@@ -92,9 +92,8 @@ class Ground:
             self._key, self._key_at = view, spot
         if math.hypot(spot.x - self._key_at.x, spot.y - self._key_at.y) >= KEY_STEP:
             self._key, self._key_at = view, spot
-        near_key = spot.segment == self._key_at.segment and math.hypot(spot.x - self._key_at.x,
-                                                                       spot.y - self._key_at.y) < REST_PX
-        self._resting = self._resting + 1 if near_key and self._key_at is key_at else 0
+        near_key = self._key_at is key_at and math.hypot(spot.x - key_at.x, spot.y - key_at.y) < REST_PX
+        self._resting = self._resting + 1 if near_key else 0
         self._last = (view, spot)
         return spot
 
@@ -138,6 +137,7 @@ class Ground:
         grid, box = self._grid([s for _, s in mine] + ([newest] if newest is not None else []))
         for _, s in mine:
             grid[self._cells(s, box)] = 1
+        shown = grid.copy()  # what the frames show, kept or not
         for s in self._kept:
             if s.segment == segment:
                 grid[self._cells(s, box)] = 0
@@ -150,9 +150,6 @@ class Ground:
         # the latest frame that shows it and SOLID cells around it (where the frames showed them): keeps overlap by
         # what is too thin to count, and leave no strip between them that never would (a leg's end a sliver past
         # the last keep left 10 px of 640 unshown)
-        shown = np.zeros_like(grid)
-        for _, s in mine:
-            shown[self._cells(s, box)] = 1
         around = cv2.dilate(left, _AROUND_KERNEL) & shown
         whole = int(around.sum())
         for i, s in reversed(mine):
