@@ -47,7 +47,7 @@ def trace(c: cb.Corpus, f: cb.Features, first: int, last: int, dump: bool = Fals
     close, decide_one = F.NoveltyFilter._close, F.NoveltyFilter._decide_one
     wrapped = {nm: getattr(E, nm) for nm in CHOICES}
 
-    def traced_close(self, source, st, now_ts, probes=None, sink=None, settled=False):
+    def traced_close(self, source, st, now_ts, probes=None, sink=None, settled=False, ending=False):
         cand = st.candidate
         tokens = [h.token for h in cand.frames]
         near = first - 200 <= tokens[-1] <= last
@@ -58,9 +58,10 @@ def trace(c: cb.Corpus, f: cb.Features, first: int, last: int, dump: bool = Fals
                     f"whole={v.whole} edge={v.edge} view={v.view:.0f} shows={E.shows_thing(v)}")
         keeps = self._released if sink is None else sink
         before = len(keeps)
-        r = close(self, source, st, now_ts, probes, sink, settled)
+        r = close(self, source, st, now_ts, probes, sink, settled, ending)
         if near:
-            out(f"  CLOSE at {tokens[-1]}: frames {tokens[0]}..{tokens[-1]} ({len(tokens)}) settled={settled} -> "
+            out(f"  CLOSE at {tokens[-1]}: frames {tokens[0]}..{tokens[-1]} ({len(tokens)}) settled={settled}"
+                f"{' ending' if ending else ''} -> "
                 f"{[(t, d.pick, round(d.distance or 0, 3)) for t, d in keeps[before:]]}")
         return r
 
