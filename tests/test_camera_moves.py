@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 from edgefilter.clock import FakeClock
-from edgefilter.config import FilterConfig
+from edgefilter.config import FilterConfig, GatesConfig
+from edgefilter.gates import ChangeGate
 from edgefilter.model import Embedder
 from edgefilter.novelty import NoveltyFilter
 from edgefilter.novelty.events import Candidate, Held, camera_moved
 from edgefilter.novelty.ground import CELL, RESTING, Ground, Spot
 from edgefilter.novelty.view import moved, view_thumbnail
-from pipeline import camera, run_with_cells
+from pipeline import camera, run, run_with_cells
 from scenes import H, W, park, shelves, street
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +190,7 @@ def test_ground_places_a_frame_the_pre_gate_found_unchanged_where_the_one_before
 def test_ground_lost_keeps_the_latest_frame_that_shows_what_leaves_the_view_and_never_for_shake():
     ground = Ground()
     ground.size = (160, 90)
-    ground.kept(Spot(0, 0.0, 0.0))
+    ground.kept(Spot(0, 0.0, 0.0), np.zeros((90, 160), np.uint8))
     # shake of a pixel about the kept view: nothing leaves the view that no keep shows
     jitter = [Spot(0, dx, dy) for dx, dy in [(1, 0), (-1, 1), (0, -1), (1, 1), (-1, -1)]]
     assert ground.lost(jitter) is None
@@ -231,3 +232,81 @@ def test_an_event_that_goes_on_after_a_ground_keep_forgets_the_views_of_the_fram
         if cand is not None:
             assert set(cand.views) <= {id(h) for h in cand.frames}
     assert ground_keeps >= 2
+
+
+def restarted(embedder: Embedder, frames: list[np.ndarray], at: int, directory: Path) -> tuple[list[int], list[int]]:
+    """run_with_cells at the defaults, with the daemon restarted at frame ``at`` (open events flushed, the state
+    saved, a new filter and pre-gate from it): the frames kept before the restart, and after it."""
+    def started() -> NoveltyFilter:
+        return NoveltyFilter(FilterConfig(), embedder.dim, ["cam"], FakeClock(), region_count=embedder.region_count,
+                             region_dim=embedder.region_dim)
+    filt = started()
+    before = run(filt, embedder, frames[:at], gate=ChangeGate(GatesConfig())) + [t for t, _ in filt.flush()]
+    filt.save(directory, "model")
+    filt = started()
+    assert filt.load(directory, "model")
+    after = run(filt, embedder, frames[at:], start=at, gate=ChangeGate(GatesConfig())) + [t for t, _ in filt.flush()]
+    return before, after
+
+
+def test_a_restart_keeps_no_preset_of_a_ptz_tour_again(regions_embedder, tmp_path):
+    # Before finding 82 the kept frames' places were not saved: restarted in its second round, the tour kept each
+    # preset again as the camera left it (the ground no keep showed, to the new process)
+    frames, where = tour(2, np.random.default_rng(2))
+    first_round = (len(frames) - 30) // 2
+    before, after = restarted(regions_embedder, frames, first_round + 10, tmp_path)
+    assert sorted(where[k] for k in before) == [0, 1, 2], [(k, where[k]) for k in before]
+    assert after == [], [(k, where[k]) for k in after]
+
+
+def test_a_restart_keeps_no_ground_of_a_flight_again(regions_embedder, tmp_path):
+    # restarted as it turns back at the far end, a camera that never stops flies back over ground it kept
+    frames, xs = flight(160.0, np.random.default_rng(4))
+    turn = max(i for i, x in enumerate(xs) if x == PANORAMA.shape[1] - W)
+    before, after = restarted(regions_embedder, frames, turn + 3, tmp_path)
+    assert shown([xs[k] for k in before]) == 1.0, [(k, xs[k]) for k in before]
+    assert after == [], [(k, xs[k]) for k in after]
+
+
+def test_ground_ties_a_new_segment_to_kept_ground_and_restores_saved_keeps():
+    frames, xs = flight(240.0, np.random.default_rng(3))
+    turn = max(i for i, x in enumerate(xs) if x == PANORAMA.shape[1] - W)
+    out, back = [view_thumbnail(f) for f in frames[:turn + 1]], [view_thumbnail(f) for f in frames[turn + 1:]]
+    ground = Ground()
+    spots = [ground.step(v) for v in out]
+    for i in range(0, len(out), 4):  # keeps a view's width apart at most: the way out is all kept
+        ground.kept(spots[i], out[i])
+    ground.kept(spots[-1], out[-1])
+    # lost over a blank view, the camera flies back over what it kept: the new segment is tied to the first, and
+    # what its frames show was kept
+    ground.step(view_thumbnail(np.full((H, W, 3), 128, np.uint8)))
+    again = [ground.step(v) for v in back]
+    assert {s.segment for s in again} == {ground.segment} and ground.segment > 0
+    assert ground.unshown(again) is None
+    # the same keeps saved and restored (a restart): a new Ground knows them once its first frame shows one
+    saved = ground.state()
+    assert saved["spots"].shape == (len(saved["viewed"]), 3) and saved["views"].dtype == np.uint8
+    assert len(saved["views"]) == saved["viewed"].sum() > 1
+    restored = Ground()
+    restored.restore(saved["spots"], saved["viewed"], saved["views"])
+    after = [restored.step(v) for v in back]
+    assert restored.unshown(after) is None
+    fresh = Ground()
+    assert fresh.unshown([fresh.step(v) for v in back]) is not None  # without them all of it is unshown
+
+
+def test_kept_places_that_do_not_match_their_thumbnails_are_not_restored_and_the_rest_is(tmp_path, caplog):
+    from edgefilter.state import load_state, save_state
+    rng = np.random.default_rng(9)
+    filt = NoveltyFilter(FilterConfig(), 16, ["cam"], FakeClock())
+    for n in range(3):
+        filt.decide([("cam", n / 10.0, np.ones(16, np.float32), None, n, view_thumbnail(view_at(300, 0, rng)))])
+    filt.save(tmp_path, "m")
+    payload = load_state(tmp_path, "novelty", "m")
+    assert payload["ground0.spots"].shape == (1, 3) and payload["ground0.views"].shape == (1, 90, 160)
+    payload["ground0.viewed"] = np.zeros(1, bool)  # says no thumbnail, and one came
+    save_state(tmp_path, "novelty", payload, "m")
+    again = NoveltyFilter(FilterConfig(), 16, ["cam"], FakeClock())
+    assert again.load(tmp_path, "m")
+    assert "kept places of 'cam' do not match their 1 thumbnails" in caplog.text
+    assert again._src["cam"].ground.state() == {} and again.index_size("cam") == 1

@@ -357,7 +357,7 @@ class NoveltyFilter:
             self._new_background(st, it.view)
         if keep:
             st.known.kept(it.view, self._add(scope_name, it.vector, it.regions, it.ts, it.source, probes))
-            st.ground.kept(spot)
+            st.ground.kept(spot, it.view)
             st.last_keep_ts = it.ts
         self._adapt(st, cfg, it.ts, keep)
         decision = Decision(keep, dist, reason, threshold, region, region_score=region_score)
@@ -755,7 +755,7 @@ class NoveltyFilter:
         h, got, threshold = pick.frame, pick.exact, st.threshold
         st.known.kept(h.view, self._add(scope_name, h.vector, h.regions if cfg.regional else None, h.ts,
                                         source, probes))
-        st.ground.kept(h.spot)
+        st.ground.kept(h.spot, h.view)
         st.last_keep_ts = max(now_ts, st.last_keep_ts if st.last_keep_ts is not None else -math.inf)
         region = got.region if got.distance is not None and got.distance <= threshold * pick.ratio else None
         keeps.append((h.token, Decision(True, got.distance, "first" if got.distance is None else "novel",

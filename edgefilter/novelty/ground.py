@@ -14,8 +14,11 @@ next legs kept views that mixed those it kept (benchmarks/QUALITY.md, finding 81
 
 Ground is measured in thumbnail pixels, counted in cells of CELL; what is left unshown counts where it is SOLID
 cells thick (shake leaves slivers of a cell). Where no shift can be found (a view with nothing to see, a jump
-past half the view) the camera is lost: the next frame begins a new *segment*, and kept frames of earlier
-segments no longer count (the embedding still knows them).
+past half the view) the camera is lost: the next frame begins a new *segment*. A segment is tied to an earlier one
+where one of its frames shows where a frame kept on that one lies (:meth:`Ground._tie`, tried as the segment
+begins and each time its key moves): the earlier keeps are placed on it and count again. So are the keeps saved
+before a restart (:meth:`Ground.state`, :meth:`Ground.restore`): without them a PTZ camera restarted in its tour kept
+every preset again, and a flight all of its ground (3-6 frames a restart; benchmarks/QUALITY.md, finding 82).
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ CELL = 4        # thumbnail pixels (16 of 640) a side of a cell of ground
 SOLID = 3       # cells: ground left unshown counts only where it is this thick (shake leaves slivers)
 KEY_STEP = 24   # thumbnail pixels (96 of 640): a frame this far from the key becomes the next key
 KEPT_SPOTS = 256  # kept frames remembered per source
+TIE_TRIES = 8   # kept frames of other segments a segment is tried against each time (0.3 ms each)
+TIE_LIKE = 0.8  # the least correlation of the part two views both show, shifted, that ties them (see Ground._tie)
 RESTING = 10    # frames in a row within REST_PX of the key: the camera rests (see Ground.step)
 REST_PX = 2.0   # thumbnail pixels (8 of 640): shake moves a view about its key by up to 1.7
 _SOLID_KERNEL = np.ones((SOLID, SOLID), np.uint8)
@@ -58,7 +63,9 @@ class Ground:
         self._key_at: Spot | None = None
         self._last: tuple[np.ndarray, Spot] | None = None
         self._resting = 0       # frames in a row, the latest last, that lay within REST_PX of the same key
-        self._kept: collections.deque[Spot] = collections.deque(maxlen=KEPT_SPOTS)
+        # kept frames: where they lie, and their brightness thumbnail (to tie a later segment to theirs)
+        self._kept: collections.deque[tuple[Spot, np.ndarray | None]] = collections.deque(maxlen=KEPT_SPOTS)
+        self._tie_next = 0      # where the next tries begin among the kept frames of other segments
 
     def step(self, view: np.ndarray | None, unchanged: bool = False) -> Spot | None:
         """Place the newest frame (its view thumbnail); None without one. ``unchanged``: the pre-gate found it the
@@ -92,6 +99,8 @@ class Ground:
             self._key, self._key_at = view, spot
         if math.hypot(spot.x - self._key_at.x, spot.y - self._key_at.y) >= KEY_STEP:
             self._key, self._key_at = view, spot
+        if self._key_at is not key_at:
+            self._tie(view, spot)
         near_key = self._key_at is key_at and math.hypot(spot.x - key_at.x, spot.y - key_at.y) < REST_PX
         self._resting = self._resting + 1 if near_key else 0
         self._last = (view, spot)
@@ -103,12 +112,62 @@ class Ground:
         self.size = size
         spot = Spot(self.segment, 0.0, 0.0)
         self._key, self._key_at, self._last, self._resting = view, spot, (view, spot), 0
+        self._tie(view, spot)
         return spot
 
-    def kept(self, spot: Spot | None) -> None:
-        """A frame placed at ``spot`` was kept."""
-        if spot is not None:
-            self._kept.append(spot)
+    def _tie(self, view: np.ndarray, at: Spot) -> None:
+        """Tie the current segment to an earlier one where ``view`` (placed at ``at``) shows where a frame kept on
+        that one lies: that segment's keeps are placed on this one. TIE_TRIES kept frames a call, taken in turn."""
+        others = [(s, v) for s, v in self._kept if s.segment != at.segment and v is not None]
+        if not others:
+            return
+        first = self._tie_next % len(others)
+        frame = views.luma(view)
+        h, w = frame.shape
+        for j in range(min(TIE_TRIES, len(others))):
+            spot, kept_view = others[(first + j) % len(others)]
+            got = views.phase_shift(frame, kept_view)
+            # the parts both show, shifted, must look alike; the change mask (view.holds) cannot say so: a flight's
+            # views at two speeds differ by their blur, and it saw change where the two correlated at 0.98; through haze
+            # (45 % of the contrast left) it saw none between two presets of a PTZ tour whose parts correlated at 0.28.
+            # The same ground, at any speed, night or haze, 0.85-1.00; other ground at most 0.42 (finding 82)
+            if (got is not None and abs(got[0]) <= w // 2 and abs(got[1]) <= h // 2
+                    and _correlation(frame, kept_view, got) >= TIE_LIKE):
+                # the view lies at the kept frame's place less the shift, on that segment: the same ground
+                dx, dy = at.x - (spot.x - got[0]), at.y - (spot.y - got[1])
+                self._kept = collections.deque(
+                    ((Spot(at.segment, s.x + dx, s.y + dy), v) if s.segment == spot.segment else (s, v)
+                     for s, v in self._kept), maxlen=KEPT_SPOTS)
+                return
+        self._tie_next = first + TIE_TRIES
+
+    def kept(self, spot: Spot | None, view: np.ndarray | None) -> None:
+        """A frame placed at ``spot`` (its view thumbnail ``view``) was kept. Its brightness thumbnail is what a later
+        segment is tied by; a keep within KEY_STEP of an earlier one of its segment takes that one's place in this (a
+        fixed camera's keeps all lie at one place: one thumbnail, not 256)."""
+        if spot is None or view is None:
+            return
+        self._kept = collections.deque(
+            ((s, None) if v is not None and s.segment == spot.segment and math.hypot(s.x - spot.x, s.y - spot.y)
+             < KEY_STEP else (s, v) for s, v in self._kept), maxlen=KEPT_SPOTS)
+        self._kept.append((spot, np.ascontiguousarray(views.luma(view))))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What :meth:`restore` takes, to save (empty when nothing was kept): the kept frames' places (segment, x, y),
+        which of them hold a thumbnail, and those thumbnails."""
+        if not self._kept:
+            return {}
+        return {"spots": np.array([(s.segment, s.x, s.y) for s, _ in self._kept], np.float64),
+                "viewed": np.array([v is not None for _, v in self._kept]),
+                "views": np.stack([v for _, v in self._kept if v is not None])}
+
+    def restore(self, spots: np.ndarray, viewed: np.ndarray, thumbnails: np.ndarray) -> None:
+        """Kept frames saved by :meth:`state` (before a restart): each saved segment becomes one below every segment
+        of this run, tied to it where a frame shows one of its keeps."""
+        ids = {seg: -1 - i for i, seg in enumerate(sorted({int(s) for s in spots[:, 0]}))}
+        shown = iter(thumbnails)
+        for (seg, x, y), has in zip(spots, viewed):
+            self._kept.append((Spot(ids[int(seg)], float(x), float(y)), next(shown) if has else None))
 
     def tracked(self, spots: list[Spot | None]) -> bool:
         """Whether frames placed at ``spots`` all lie on the ground of the current segment (the camera was not lost
@@ -138,7 +197,7 @@ class Ground:
         for _, s in mine:
             grid[self._cells(s, box)] = 1
         shown = grid.copy()  # what the frames show, kept or not
-        for s in self._kept:
+        for s, _ in self._kept:
             if s.segment == segment:
                 grid[self._cells(s, box)] = 0
         if newest is not None:
@@ -181,3 +240,16 @@ class Ground:
         j0, j1 = math.ceil(s.y / CELL - 0.5), math.ceil((s.y + h) / CELL - 0.5)
         return slice(max(0, j0 - y0), max(0, j1 - y0)), slice(max(0, i0 - x0), max(0, i1 - x0))
 
+
+
+def _correlation(frame: np.ndarray, before: np.ndarray, shift: tuple[float, float]) -> float:
+    """The correlation of the part two brightness thumbnails both show, ``before`` shifted by ``shift`` (to the pixel)
+    as in :func:`view.holds`: 1 for the same view under any exposure, near 0 for unrelated ones."""
+    h, w = frame.shape
+    sx, sy = int(round(shift[0])), int(round(shift[1]))
+    a = frame[max(0, sy):h + min(0, sy), max(0, sx):w + min(0, sx)].astype(np.float64)
+    b = before[max(0, -sy):h + min(0, -sy), max(0, -sx):w + min(0, -sx)].astype(np.float64)
+    a -= a.mean()
+    b -= b.mean()
+    spread = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum()) / spread if spread > 0 else 0.0

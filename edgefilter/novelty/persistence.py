@@ -42,9 +42,20 @@ def save(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> Path:
         if seen is not None:
             payload[f"known{n}.seen"] = seen
         known_sources.append(s)
+    # where a moving camera's keeps lie on its ground (ground.py): without them a restarted PTZ tour or flight
+    # kept all of its ground again
+    ground_sources = []
+    for s, st in filt._src.items():
+        ground = st.ground.state()
+        if ground:
+            n = len(ground_sources)
+            for key, arr in ground.items():
+                payload[f"ground{n}.{key}"] = arr
+            ground_sources.append(s)
     payload["filter"] = {
         "version": STATE_VERSION, "dim": filt.dim, "scope": filt.cfg.scope, "scopes": scopes,
         "region_count": filt.region_count, "region_dim": filt.region_dim, "known_sources": known_sources,
+        "ground_sources": ground_sources,
         "sources": {s: {"threshold": st.threshold, "last_keep_ts": st.last_keep_ts, "first_ts": st.first_ts,
                         "budget": [st.budget.count, st.budget.weight, st.budget.last_ts],
                         "budget_on": filt.cfg_of(s).budget_per_minute is not None}
@@ -87,6 +98,19 @@ def load(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> bool:
         seen = _thumbnails(payload.get(f"known{n}.seen"), directory, s)  # (none in files from before finding 78)
         if seen is not None:
             st.known.restore_seen(seen)
+    for n, s in enumerate(meta.get("ground_sources", [])):  # (none in files from before finding 82)
+        st = filt._src.get(s)
+        spots, viewed = payload.get(f"ground{n}.spots"), payload.get(f"ground{n}.viewed")
+        views = _thumbnails(payload.get(f"ground{n}.views"), directory, s)
+        if st is None or views is None or views.ndim != 3:
+            continue
+        if (not isinstance(spots, np.ndarray) or spots.ndim != 2 or spots.shape[1] != 3
+                or not isinstance(viewed, np.ndarray) or viewed.shape != (len(spots),)
+                or int(viewed.astype(bool).sum()) != len(views)):
+            log.warning("novelty state in %s: the kept places of %r do not match their %d thumbnails; not restored",
+                        directory, s, len(views))
+            continue
+        st.ground.restore(spots, viewed.astype(bool), views)
     for s, saved in meta["sources"].items():
         st = filt._src.get(s)
         if st is None:
