@@ -12,7 +12,12 @@ kept again; a sliver at the border is no picture to label (finding 20).
 
 Only the NEAREST remembered frames of each memory are compared (each comparison, a change test, costs
 ~0.15 ms), the nearest by a small exposure-normalised thumbnail: nearest by embedding were the frames
-under the same exposure, and a shadow seen a hundred times before was not among them.
+under the same exposure, and a shadow seen a hundred times before was not among them. Of those, only the ones
+whose exposure-normalised thumbnail correlates with the frame's at SAME_SCENE or more: at night in the rain the
+change mask (half the contrast, a noise level lifted by the drops) found no change between a PTZ camera's table and
+the road it panned to, whose thumbnails correlated at 0.32 and less, and the road was never kept while the camera
+rested on it; every match on the 62 fixed-camera streams of the corpus correlated at 0.65 or more (a room through
+haze), most at 0.83 or more (benchmarks/QUALITY.md, finding 82).
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import collections
 import cv2
 import numpy as np
 
-from .view import change, luma
+from .view import change, luma, textured
 
 KNOWN_PIXELS = 23    # 1 % of the 64x36 change mask: a thing smaller than that is not a picture to label
 KEPT_VIEWS = 64      # the latest keeps remembered (a state that comes back minutes later)
@@ -30,6 +35,7 @@ SEEN_VIEWS = 120     # ... over the last minute (a hold replaying a signer's las
 SEEN_AFTER_S = 2.0   # ... once they are this old
 SAVED_SEEN = 8       # the latest of them a restart remembers: the scene as the daemon last saw it
 NEAREST = 8          # frames of each memory compared per question, the nearest by signature
+SAME_SCENE = 0.5     # the least signature correlation of a remembered frame that may know a frame (see above)
 SIGNATURE_SIZE = (32, 18)  # (w, h) of the thumbnail that picks them
 
 
@@ -144,8 +150,12 @@ class Known:
     def _matches(memory, sig: np.ndarray, view: np.ndarray, pixels: int, shown: bool) -> bool:
         if not memory:
             return False
-        near = np.argsort(-np.stack([m[0] for m in memory]) @ sig)[:NEAREST]
-        for i in near:
+        alike = np.stack([m[0] for m in memory]) @ sig
+        for i in np.argsort(-alike)[:NEAREST]:
+            if alike[i] < SAME_SCENE and textured(luma(view)):
+                # and so are the rest, nearest first: another scene, whatever the mask says (a view with nothing to
+                # see, a lens cap or a black night, has a signature of noise: the mask alone tells it)
+                return False
             ch = change(view, memory[i][1])
             if (ch.view if shown else ch.pixels) <= pixels:
                 return True
