@@ -293,3 +293,11 @@ def test_the_ground_a_moving_cameras_keeps_show_is_the_union_of_their_windows_ov
     assert misses("states", row, naive) == ["ground shown 0.860 (below naive)"]
     assert brief("states", row) == "5 / 1.00 / 2 / 0 / - / 0.860"
     assert brief("states", dict(row, ground=None)) == "5 / 1.00 / 2 / 0 / -"
+
+
+def test_the_restart_table_prints_what_each_row_run_with_restarts_keeps_more():
+    from benchmarks.corpus_bench import RESTART_AT, restart_table
+    results = [{"stream": "s", "rows": {"default": {"kept": 4, "restarts": [0, 1, -1]}, "naive": {"kept": 9}}}]
+    text = restart_table(results)
+    assert "| s | default | 4 | +0 / +1 / -1 |" in text and "naive" not in text
+    assert len(RESTART_AT) == 3 and restart_table([{"stream": "s", "rows": {"naive": {"kept": 9}}}]) == ""
