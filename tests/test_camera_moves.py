@@ -310,3 +310,6 @@ def test_kept_places_that_do_not_match_their_thumbnails_are_not_restored_and_the
     assert again.load(tmp_path, "m")
     assert "kept places of 'cam' do not match their 1 thumbnails" in caplog.text
     assert again._src["cam"].ground.state() == {} and again.index_size("cam") == 1
+    payload["ground0.viewed"], payload["ground0.spots"] = np.ones(1, bool), np.full((1, 3), np.nan)  # no place
+    save_state(tmp_path, "novelty", payload, "m")
+    assert again.load(tmp_path, "m") and again._src["cam"].ground.state() == {}

@@ -105,6 +105,7 @@ def load(filt: "NoveltyFilter", directory: str | Path, model_id: str) -> bool:
         if st is None or views is None or views.ndim != 3:
             continue
         if (not isinstance(spots, np.ndarray) or spots.ndim != 2 or spots.shape[1] != 3
+                or spots.dtype.kind != "f" or not np.isfinite(spots).all()
                 or not isinstance(viewed, np.ndarray) or viewed.shape != (len(spots),)
                 or int(viewed.astype(bool).sum()) != len(views)):
             log.warning("novelty state in %s: the kept places of %r do not match their %d thumbnails; not restored",
