@@ -243,12 +243,9 @@ class Ground:
 
 
 def _correlation(frame: np.ndarray, before: np.ndarray, shift: tuple[float, float]) -> float:
-    """The correlation of the part two brightness thumbnails both show, ``before`` shifted by ``shift`` (to the pixel)
-    as in :func:`view.holds`: 1 for the same view under any exposure, near 0 for unrelated ones."""
-    h, w = frame.shape
-    sx, sy = int(round(shift[0])), int(round(shift[1]))
-    a = frame[max(0, sy):h + min(0, sy), max(0, sx):w + min(0, sx)].astype(np.float64)
-    b = before[max(0, -sy):h + min(0, -sy), max(0, -sx):w + min(0, -sx)].astype(np.float64)
+    """The correlation of the part two brightness thumbnails both show, ``before`` shifted by ``shift``
+    (:func:`view.overlap`): 1 for the same view under any exposure, near 0 for unrelated ones."""
+    a, b = (x.astype(np.float64) for x in views.overlap(frame, before, shift))
     a -= a.mean()
     b -= b.mean()
     spread = math.sqrt(float((a * a).sum()) * float((b * b).sum()))

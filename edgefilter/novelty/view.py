@@ -543,11 +543,19 @@ def holds(frame: np.ndarray, before: np.ndarray, shift: tuple[float, float], lea
     sx, sy = int(round(shift[0])), int(round(shift[1]))
     if max(abs(sx), abs(sy)) < least or abs(sx) > w // 2 or abs(sy) > h // 2:
         return False
-    # frame[y, x] shows before[y - sy, x - sx]: the part both show
-    shown = frame[..., max(0, sy):h + min(0, sy), max(0, sx):w + min(0, sx)]
-    was = before[..., max(0, -sy):h + min(0, -sy), max(0, -sx):w + min(0, -sx)]
+    shown, was = overlap(frame, before, shift)
     mask = change_mask(np.ascontiguousarray(shown), np.ascontiguousarray(was))
     return mask is None or int(np.count_nonzero(mask)) <= pixels
+
+
+def overlap(frame: np.ndarray, before: np.ndarray, shift: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The part of two thumbnails both show, ``before`` shifted by ``shift`` (to the pixel): (of ``frame``, of
+    ``before``), views of them."""
+    h, w = luma(frame).shape
+    sx, sy = int(round(shift[0])), int(round(shift[1]))
+    # frame[y, x] shows before[y - sy, x - sx]
+    return (frame[..., max(0, sy):h + min(0, sy), max(0, sx):w + min(0, sx)],
+            before[..., max(0, -sy):h + min(0, -sy), max(0, -sx):w + min(0, -sx)])
 
 
 def moved(frame: np.ndarray, before: np.ndarray) -> bool:
